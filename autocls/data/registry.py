@@ -1,0 +1,89 @@
+"""Datasets by name, the way timm registers models.
+
+A dataset loader is a function ``(data_dir, download) -> RawDataset``.  Any
+name that is not registered but is an existing folder is read as an
+ImageFolder (``class_name/image.jpg``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from autocls.errors import UserError
+
+
+@dataclass
+class RawDataset:
+    """Images as uint8 ``(N, C, H, W)`` tensors, held in memory.
+
+    Holding decoded uint8 pixels (CIFAR-100 train is 150 MB) lets the trainer
+    slice batches on the device instead of decoding per sample.
+    ``test_images`` is the official test set where the dataset has one.
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    test_images: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.images) != len(self.labels):
+            raise ValueError("images and labels differ in length")
+
+
+_REGISTRY: dict[str, Callable[[Path, bool], RawDataset]] = {}
+
+
+def register_dataset(name: str):
+    """Decorator adding a loader to the registry.
+
+    Example:
+        >>> @register_dataset("my-data")
+        ... def _load(data_dir, download):
+        ...     ...
+    """
+
+    def wrap(fn):
+        _REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names (any folder path is accepted too)."""
+    return sorted(_REGISTRY)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("AUTOCLS_DATA", "data"))
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> RawDataset:
+    """Load a registered dataset, or an ImageFolder when ``name`` is a folder path.
+
+    Example:
+        >>> ds = load_dataset("digits")
+        >>> ds.images.shape[1:], len(ds.classes)
+        (torch.Size([1, 8, 8]), 10)
+    """
+    from autocls.data import sources  # noqa: F401  (registers the built-in loaders)
+
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    if name in _REGISTRY:
+        return _REGISTRY[name](data_dir, download)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return sources.load_image_folder(path)
+    looks_like_path = os.sep in name or name.startswith(".")
+    if looks_like_path:
+        raise UserError(f"dataset folder '{name}' does not exist")
+    raise UserError(f"unknown dataset '{name}'; known: {', '.join(list_datasets())}, or a folder path (ImageFolder layout)")

@@ -1,0 +1,114 @@
+"""Seeded, stratified train/val/test splits, saved so every trial sees the same one."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from autocls.data.registry import RawDataset, load_dataset
+from autocls.errors import UserError
+
+
+@dataclass
+class DataSplits:
+    """Train, val and test tensors (uint8 images, int64 labels) plus normalisation."""
+
+    name: str
+    classes: list[str]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)`` with ``fraction`` of each class held out."""
+    idx = np.arange(len(labels))
+    keep, held = train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels)
+    return np.sort(keep), np.sort(held)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images, in the 0..1 range."""
+    x = images.double().div_(255.0).transpose(0, 1).reshape(images.shape[1], -1)
+    return tuple(x.mean(1).tolist()), tuple(x.std(1).clamp_min(1e-3).tolist())
+
+
+def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+                split_file: str | Path | None = None) -> DataSplits:
+    """Split ``raw`` and compute its train mean/std.
+
+    The official test set is the test split where one exists; otherwise
+    ``test_fraction`` of the data is held out, stratified.  Val is carved from
+    train.  With ``split_file`` the indices and statistics are written once and
+    read back on every later call, so all trials of a study share them even if
+    the data loader's order or scikit-learn's RNG were to change.
+
+    Example:
+        >>> from autocls.data import load_dataset
+        >>> s = make_splits(load_dataset("digits"), seed=0)
+        >>> len(s.train_y) + len(s.val_y) + len(s.test_y)
+        1797
+    """
+    if not 0 < val_fraction < 1:
+        raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    labels = raw.labels.numpy()
+    counts = np.bincount(labels, minlength=len(raw.classes))
+    if (counts < 3).any():
+        empty = [raw.classes[i] for i in np.flatnonzero(counts < 3)]
+        raise UserError(f"{raw.name}: class(es) {empty[:5]} have fewer than 3 images; cannot split train/val/test")
+    split_file = Path(split_file) if split_file else None
+    if split_file and split_file.exists():
+        with np.load(split_file) as z:
+            pool, test_idx, train_idx, val_idx = (z[k] for k in ("pool", "test", "train", "val"))
+            stats = json.loads(str(z["stats"]))
+        if pool.max(initial=-1) >= len(labels) or int(z["n"]) != len(labels):
+            raise UserError(f"split file '{split_file}' was made for a different copy of {raw.name}; delete it to re-split")
+    else:
+        if raw.test_images is not None:
+            pool, test_idx = np.arange(len(labels)), np.empty(0, dtype=np.int64)
+        else:
+            pool, test_idx = stratified_split(labels, test_fraction, seed)
+        tr, va = stratified_split(labels[pool], val_fraction, seed)
+        train_idx, val_idx = pool[tr], pool[va]
+        mean, std = channel_stats(raw.images[torch.from_numpy(train_idx)])
+        stats = {"mean": mean, "std": std}
+        if split_file:
+            split_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = split_file.with_suffix(".tmp.npz")
+            np.savez(tmp, pool=pool, test=test_idx, train=train_idx, val=val_idx, n=len(labels), stats=json.dumps(stats))
+            tmp.replace(split_file)  # atomic: a crash never leaves half a split file
+    t = torch.from_numpy
+    if raw.test_images is not None:
+        test_x, test_y = raw.test_images, raw.test_labels
+    else:
+        test_x, test_y = raw.images[t(test_idx)], raw.labels[t(test_idx)]
+    return DataSplits(
+        name=raw.name, classes=raw.classes,
+        train_x=raw.images[t(train_idx)], train_y=raw.labels[t(train_idx)],
+        val_x=raw.images[t(val_idx)], val_y=raw.labels[t(val_idx)],
+        test_x=test_x, test_y=test_y,
+        mean=tuple(stats["mean"]), std=tuple(stats["std"]),
+    )
+
+
+def prepare_data(dataset: str, data_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
+                 split_file: str | Path | None = None) -> DataSplits:
+    """Load a dataset by name or folder and split it (see :func:`make_splits`)."""
+    return make_splits(load_dataset(dataset, data_dir), val_fraction=val_fraction, seed=seed, split_file=split_file)

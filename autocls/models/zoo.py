@@ -1,0 +1,321 @@
+"""CIFAR-adapted architectures.
+
+Written here because timm's (and torchvision's) versions of these nets are the
+ImageNet ones: a 7x7 stride-2 stem plus max-pool throws away 15/16 of a 32x32
+image before the first block.  The CIFAR variants use a 3x3 stride-1 stem and
+no max-pool (He et al. 2016, Zagoruyko & Komodakis 2016, Huang et al. 2017).
+Every net ends in adaptive pooling so 8x8 (digits) to 64x64 inputs all work.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from autocls.models.registry import register_model
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+# --- ResNet / PreAct-ResNet / ResNeXt ------------------------------------------------
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, planes: int, stride: int = 1, **_):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64):
+        super().__init__()
+        width = int(planes * base_width / 64) * groups
+        out = planes * self.expansion
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out),
+        )
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != out:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+class PreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, planes: int, stride: int = 1, **_):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or cin != planes:
+            self.shortcut = nn.Conv2d(cin, planes, 1, stride, bias=False)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        return self.conv2(F.relu(self.bn2(out))) + shortcut
+
+
+class CifarResNet(nn.Module):
+    """ResNet with a 3x3 stem; ``widths`` per stage, ``blocks`` per stage."""
+
+    def __init__(self, block, blocks, num_classes: int, in_chans: int = 3, widths=(64, 128, 256, 512),
+                 groups: int = 1, base_width: int = 64, preact: bool = False):
+        super().__init__()
+        self.stem = nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False) if preact else conv_bn(in_chans, widths[0])
+        layers, cin = [], widths[0]
+        for i, (width, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                layers.append(block(cin, width, stride, groups=groups, base_width=base_width))
+                cin = width * block.expansion
+        self.layers = nn.Sequential(*layers)
+        self.final = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True)) if preact else nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        x = self.final(self.layers(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+@register_model
+def resnet18(num_classes: int, in_chans: int = 3, **kw):
+    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, **kw)
+
+
+@register_model
+def resnet34(num_classes: int, in_chans: int = 3, **kw):
+    return CifarResNet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, **kw)
+
+
+@register_model
+def resnet50(num_classes: int, in_chans: int = 3, **kw):
+    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, **kw)
+
+
+@register_model
+def preact_resnet18(num_classes: int, in_chans: int = 3, **kw):
+    return CifarResNet(PreActBlock, (2, 2, 2, 2), num_classes, in_chans, preact=True, **kw)
+
+
+@register_model
+def resnext29_32x4d(num_classes: int, in_chans: int = 3, **kw):
+    """ResNeXt-29, cardinality 32, bottleneck width 4 (Xie et al. 2017), 3 stages of 3 blocks."""
+    return CifarResNet(Bottleneck, (3, 3, 3), num_classes, in_chans, widths=(64, 128, 256), groups=32, base_width=4, **kw)
+
+
+@register_model
+def resnext29_8x64d(num_classes: int, in_chans: int = 3, **kw):
+    """The paper's CIFAR ResNeXt-29 (8x64d, 34M parameters)."""
+    return CifarResNet(Bottleneck, (3, 3, 3), num_classes, in_chans, widths=(64, 128, 256), groups=8, base_width=64, **kw)
+
+
+# --- Wide ResNet ---------------------------------------------------------------------
+
+
+class WideBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, dropout: float):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if (stride != 1 or cin != cout) else None
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv2(self.dropout(F.relu(self.bn2(self.conv1(out)))))
+        return out + shortcut
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-k (Zagoruyko & Komodakis 2016): depth = 6n + 4."""
+
+    def __init__(self, depth: int, widen: int, num_classes: int, in_chans: int = 3, dropout: float = 0.0):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"WRN depth must be 6n+4, got {depth}")
+        n = (depth - 4) // 6
+        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        layers, cin = [nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False)], widths[0]
+        for stage, width in enumerate(widths[1:]):
+            for j in range(n):
+                layers.append(WideBlock(cin, width, 2 if (stage > 0 and j == 0) else 1, dropout))
+                cin = width
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+@register_model
+def wrn16_4(num_classes: int, in_chans: int = 3, **kw):
+    return WideResNet(16, 4, num_classes, in_chans, **kw)
+
+
+@register_model
+def wrn16_8(num_classes: int, in_chans: int = 3, **kw):
+    return WideResNet(16, 8, num_classes, in_chans, **kw)
+
+
+@register_model
+def wrn28_2(num_classes: int, in_chans: int = 3, **kw):
+    return WideResNet(28, 2, num_classes, in_chans, **kw)
+
+
+@register_model
+def wrn28_10(num_classes: int, in_chans: int = 3, **kw):
+    return WideResNet(28, 10, num_classes, in_chans, **kw)
+
+
+# --- DenseNet-BC ---------------------------------------------------------------------
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin: int, growth: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, 4 * growth, 1, bias=False),
+            nn.BatchNorm2d(4 * growth), nn.ReLU(inplace=True), nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
+        )
+
+    def forward(self, x):
+        return torch.cat([x, self.body(x)], 1)
+
+
+class DenseNetBC(nn.Module):
+    """DenseNet-BC for CIFAR (Huang et al. 2017): 3 dense blocks, compression 0.5."""
+
+    def __init__(self, depth: int, growth: int, num_classes: int, in_chans: int = 3, compression: float = 0.5):
+        super().__init__()
+        n = (depth - 4) // 6
+        cin = 2 * growth
+        layers = [nn.Conv2d(in_chans, cin, 3, 1, 1, bias=False)]
+        for block in range(3):
+            for _ in range(n):
+                layers.append(DenseLayer(cin, growth))
+                cin += growth
+            if block < 2:
+                cout = int(cin * compression)
+                layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1, bias=False),
+                           nn.AvgPool2d(2, ceil_mode=True)]
+                cin = cout
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+@register_model
+def densenet_bc_100(num_classes: int, in_chans: int = 3, **kw):
+    """DenseNet-BC-100, growth 12 (0.8M parameters)."""
+    return DenseNetBC(100, 12, num_classes, in_chans, **kw)
+
+
+@register_model
+def densenet_bc_40(num_classes: int, in_chans: int = 3, **kw):
+    """A small DenseNet-BC (depth 40, growth 12) for quick trials."""
+    return DenseNetBC(40, 12, num_classes, in_chans, **kw)
+
+
+# --- VGG, LeNet, ResNet-9 ------------------------------------------------------------
+
+VGG_CONFIGS = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+}
+
+
+class VGG(nn.Module):
+    def __init__(self, depth: int, num_classes: int, in_chans: int = 3):
+        super().__init__()
+        layers, cin = [], in_chans
+        for v in VGG_CONFIGS[depth]:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))  # ceil: small inputs stay >= 1 pixel
+            else:
+                layers.append(conv_bn(cin, v))
+                cin = v
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+@register_model
+def vgg11_bn(num_classes: int, in_chans: int = 3):
+    return VGG(11, num_classes, in_chans)
+
+
+@register_model
+def vgg16_bn(num_classes: int, in_chans: int = 3):
+    return VGG(16, num_classes, in_chans)
+
+
+@register_model
+def lenet(num_classes: int, in_chans: int = 3, width: int = 1):
+    """LeNet-5 with ReLU and max-pool; padded convs so 8x8 inputs fit."""
+    c1, c2 = 6 * width, 16 * width
+    return nn.Sequential(
+        nn.Conv2d(in_chans, c1, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
+        nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
+        nn.AdaptiveAvgPool2d(5), nn.Flatten(),
+        nn.Linear(c2 * 25, 120), nn.ReLU(inplace=True), nn.Linear(120, 84), nn.ReLU(inplace=True),
+        nn.Linear(84, num_classes),
+    )
+
+
+class Residual(nn.Module):
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return x + self.inner(x)
+
+
+@register_model
+def resnet9(num_classes: int, in_chans: int = 3, width: int = 64):
+    """The DAWNBench ResNet-9 (Page 2018): 94% on CIFAR-10 in a few minutes of GPU."""
+    w = [width, 2 * width, 4 * width, 8 * width]
+
+    def pool_block(cin, cout):
+        return nn.Sequential(conv_bn(cin, cout), nn.MaxPool2d(2, ceil_mode=True))
+
+    return nn.Sequential(
+        conv_bn(in_chans, w[0]),
+        pool_block(w[0], w[1]), Residual(nn.Sequential(conv_bn(w[1], w[1]), conv_bn(w[1], w[1]))),
+        pool_block(w[1], w[2]),
+        pool_block(w[2], w[3]), Residual(nn.Sequential(conv_bn(w[3], w[3]), conv_bn(w[3], w[3]))),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w[3], num_classes, bias=False),
+    )

@@ -1,0 +1,168 @@
+"""One training run's recipe as plain data.
+
+Flat on purpose: every field is one hyperparameter that a search space can
+sample, a YAML file can set and ``autocls train --field value`` can override.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from autocls.errors import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULERS = ("cosine", "multistep", "step", "onecycle", "cyclic", "plateau", "constant")
+LOSSES = ("ce", "focal")
+CLASS_WEIGHTINGS = ("none", "inverse", "class_balanced")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one trial needs; defaults are a sound small-image recipe.
+
+    Example:
+        >>> cfg = TrainConfig.from_dict({"dataset": "digits", "model": "lenet", "epochs": 3})
+        >>> cfg.optimizer, cfg.lr
+        ('sgd', 0.05)
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    val_fraction: float = 0.1
+    model: str = "resnet18"
+    pretrained: bool = False
+    image_size: int | None = None  # resize on the device, e.g. 224 for ImageNet backbones
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of `epochs`
+    gamma: float = 0.1
+    step_size: int = 30
+    crop_padding: int = 4
+    flip: bool = True
+    cutout: int = 0
+    auto_augment: str = "none"
+    randaugment_magnitude: int = 9
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mixup_prob: float = 1.0
+    label_smoothing: float = 0.0
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    class_weighting: str = "none"
+    class_balanced_beta: float = 0.9999
+    weighted_sampling: bool = False
+    amp: bool = True  # bf16 autocast; used on CUDA only
+    channels_last: bool = True  # used on CUDA only
+    compile: bool = False
+    eval_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`UserError` naming the first field that is out of range."""
+        choices = {"optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "loss": LOSSES, "class_weighting": CLASS_WEIGHTINGS,
+                   "auto_augment": ("none", "randaugment", "trivialaugment", "autoaugment")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise UserError(f"{key}: '{getattr(self, key)}' is not one of {', '.join(allowed)}")
+        positive = ("epochs", "batch_size", "lr", "eval_every")
+        for key in positive:
+            if not getattr(self, key) > 0:
+                raise UserError(f"{key} must be > 0, got {getattr(self, key)}")
+        for key in ("weight_decay", "mixup_alpha", "cutmix_alpha", "cutout", "crop_padding", "warmup_epochs"):
+            if getattr(self, key) < 0:
+                raise UserError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("label_smoothing", "mixup_prob", "momentum"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise UserError(f"{key} must be in [0, 1], got {getattr(self, key)}")
+        if not 0 < self.class_balanced_beta < 1:
+            raise UserError(f"class_balanced_beta must be in (0, 1), got {self.class_balanced_beta}")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a mapping, refusing unknown keys and wrong types with one clear line."""
+        known = set(cls.field_names())
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown config key(s) {unknown}; known keys: {', '.join(sorted(known))}")
+        defaults = cls()
+        coerced = {}
+        for key, value in values.items():
+            default = getattr(defaults, key)
+            if default is None:  # optional fields: coerce to the type they take when set
+                default = {"image_size": 0, "data_dir": ""}[key]
+            coerced[key] = _coerce(key, value, default)
+        return cls(**coerced)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> "TrainConfig":
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"config file '{path}' does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+        return cls.from_dict({**values, **(overrides or {})})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(key: str, value, default):
+    """Accept YAML/CLI values of the right type; ints where floats are expected."""
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and not isinstance(default, str)):
+        return None
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, list):
+        if isinstance(value, (list, tuple)):
+            return [float(v) for v in value]
+        if isinstance(value, str):
+            try:
+                return [float(v) for v in value.split(",") if v.strip()]
+            except ValueError:
+                pass
+    raise UserError(f"{key}: expected {type(default).__name__}, got {value!r}")
