@@ -77,8 +77,8 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
     if split_file and split_file.exists():
         with np.load(split_file) as z:
             pool, test_idx, train_idx, val_idx = (z[k] for k in ("pool", "test", "train", "val"))
-            stats = json.loads(str(z["stats"]))
-        if pool.max(initial=-1) >= len(labels) or int(z["n"]) != len(labels):
+            stats, saved_n = json.loads(str(z["stats"])), int(z["n"])
+        if pool.max(initial=-1) >= len(labels) or saved_n != len(labels):
             raise UserError(f"split file '{split_file}' was made for a different copy of {raw.name}; delete it to re-split")
     else:
         if raw.test_images is not None:

@@ -5,7 +5,10 @@ for any timm model (``pretrained=True`` fine-tunes its ImageNet weights).
 """
 from __future__ import annotations
 
+import os
+import socket
 from typing import Callable
+from urllib.parse import urlparse
 
 import torch.nn as nn
 
@@ -34,22 +37,37 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: boo
         >>> m = create_model("resnet18", num_classes=10)
         >>> m = create_model("timm/resnet18", num_classes=10)  # timm's ImageNet ResNet-18
     """
-    from autocls.models import zoo  # noqa: F401
-
+    check_model_name(name)
     if name.startswith("timm/"):
         return _create_timm(name[len("timm/"):], num_classes, in_chans, pretrained, **kwargs)
-    if name not in _REGISTRY:
-        raise UserError(f"unknown model '{name}'; known: {', '.join(sorted(_REGISTRY))}, or timm/<any timm model>")
     if pretrained:
         raise UserError(f"model '{name}' has no pretrained weights; use a timm model (timm/<name>) to fine-tune")
     return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
+def check_model_name(name: str) -> None:
+    """Raise :class:`UserError` unless ``name`` is a registered model or ``timm/<a timm model>``."""
+    from autocls.models import zoo  # noqa: F401
+
+    if name.startswith("timm/"):
+        import timm
+
+        if not timm.is_model(name[len("timm/"):]):
+            raise UserError(f"unknown timm model '{name[len('timm/'):]}'; see timm.list_models()")
+    elif name not in _REGISTRY:
+        raise UserError(f"unknown model '{name}'; known: {', '.join(sorted(_REGISTRY))}, or timm/<any timm model>")
+
+
 def _create_timm(name: str, num_classes: int, in_chans: int, pretrained: bool, **kwargs) -> nn.Module:
     import timm
 
-    if not timm.list_models(name) and name not in timm.list_models(pretrained=False):
-        raise UserError(f"unknown timm model '{name}'; see timm.list_models()")
+    if pretrained and not _hub_reachable():
+        # huggingface_hub would retry for a minute before failing; offline mode
+        # still finds weights already in the local cache.
+        import huggingface_hub.constants
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        huggingface_hub.constants.HF_HUB_OFFLINE = True  # read at import time, so set it there too
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
     except Exception as exc:
@@ -59,3 +77,12 @@ def _create_timm(name: str, num_classes: int, in_chans: int, pretrained: bool, *
                 f"offline machines need the weights in the Hugging Face cache (HF_HOME) first"
             ) from None
         raise
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False

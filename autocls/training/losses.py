@@ -12,7 +12,7 @@ def class_balanced_weights(counts, beta: float = 0.9999) -> torch.Tensor:
 
     Example:
         >>> class_balanced_weights([100, 10], beta=0.9).round(decimals=3)
-        tensor([0.6970, 1.3030])
+        tensor([0.7890, 1.2110])
     """
     counts = np.asarray(counts, dtype=np.float64)
     effective = (1.0 - np.power(beta, counts)) / (1.0 - beta)

@@ -37,7 +37,8 @@ def build_scheduler(cfg, optimizer, steps_per_epoch: int):
     if cfg.scheduler == "plateau":
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.gamma, patience=2)
     if cfg.scheduler == "onecycle":  # has its own warm-up
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=max(0.05, warmup / total))
+        pct_start = min(0.9, max(warmup / total, 0.3, 2.5 / total))  # torch divides by zero below 2 warm-up steps
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start)
     if cfg.scheduler == "cyclic":
         # triangular2 over 4 cycles; momentum cycling only where the optimizer has momentum
         half = max(1, (total - warmup) // 8)

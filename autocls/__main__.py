@@ -1,0 +1,5 @@
+import sys
+
+from autocls.cli import main
+
+sys.exit(main())

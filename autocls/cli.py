@@ -1,0 +1,140 @@
+"""The ``autocls`` command: a thin layer over the Python API.
+
+Bad input (:class:`autocls.errors.UserError`) is printed as one line with a
+non-zero exit; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from rich.console import Console
+
+from autocls.errors import UserError
+
+console = Console(stderr=True)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    from autocls.training.config import TrainConfig
+
+    group = parser.add_argument_group("config overrides (any TrainConfig field)")
+    for name in TrainConfig.field_names():
+        if name == "dataset":
+            continue
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", metavar="V", default=None)
+
+
+def _overrides(args) -> dict:
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+
+
+def cmd_train(args) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from autocls.data import prepare_data
+    from autocls.models.registry import check_model_name
+    from autocls.training import TrainConfig, train
+
+    overrides = _overrides(args)
+    if args.dataset:
+        overrides["dataset"] = args.dataset
+    cfg = TrainConfig.from_yaml(args.config, overrides) if args.config else TrainConfig.from_dict(overrides)
+    check_model_name(cfg.model)
+    data = prepare_data(cfg.dataset, cfg.data_dir, cfg.val_fraction)  # bad names fail here, before the progress bar
+    out_dir = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.dataset).name}-{cfg.model.replace('/', '_')}"
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
+                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task(f"{cfg.model} on {cfg.dataset}", total=cfg.epochs, info="")
+
+        def report(m: dict) -> None:
+            info = f"val {m['val_acc']:.2%}  loss {m['train_loss']:.3f}  {m.get('images_per_s', 0):,.0f} img/s"
+            progress.update(task, completed=m["epoch"], info=info)
+
+        result = train(cfg, data, reporter=report, out_dir=out_dir)
+    table = Table(title=f"{cfg.model} on {cfg.dataset}: {result.status}")
+    for col in ("epoch", "train loss", "val loss", "val top-1", "img/s"):
+        table.add_column(col, justify="right")
+    for m in result.history:
+        if "val_acc" in m:
+            table.add_row(str(m["epoch"]), f"{m['train_loss']:.4f}", f"{m['val_loss']:.4f}", f"{m['val_acc']:.2%}", f"{m['images_per_s']:,.0f}")
+    Console().print(table)
+    test = f", test top-1 {result.test_acc:.2%}" if result.test_acc is not None else ""
+    Console().print(f"best val top-1 {result.best_val_acc:.2%} at epoch {result.best_epoch}{test}; saved to {out_dir}")
+    if result.status != "complete":
+        console.print(f"[red]stopped: {result.reason}[/red]")
+        return 1
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from autocls.data import list_datasets
+
+    print("\n".join(list_datasets() + ["<folder path> (ImageFolder layout)"]))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from autocls.models import list_models
+
+    print("\n".join(list_models() + ["timm/<name> (any timm model; --pretrained true to fine-tune)"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autocls", description="AutoML for image classification.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one config", description="Train one config and print its metrics.")
+    p.add_argument("dataset", nargs="?", help="dataset name or ImageFolder path (overrides the config's)")
+    p.add_argument("--config", help="YAML file of TrainConfig fields")
+    p.add_argument("--out", help="output folder (default runs/<dataset>-<model>)")
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    sub.add_parser("datasets", help="list dataset names").set_defaults(func=cmd_datasets)
+    sub.add_parser("models", help="list model names").set_defaults(func=cmd_models)
+
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands():
+    """Sub-commands that live beside their own API (search, ensemble, report)."""
+    registrars = []
+    for module in ("autocls.search.cli", "autocls.ensemble.cli", "autocls.report.cli"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        registrars.append(mod.register)
+    return registrars
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            code = args.func(args)
+        for w in caught:
+            if issubclass(w.category, UserWarning) and "autocls" in (w.filename or "") or "skipped" in str(w.message):
+                console.print(f"[yellow]warning: {w.message}[/yellow]")
+        return code
+    except UserError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Fixtures that write small datasets in the real on-disk formats."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-train-jpg.tar.gz"
+
+
+def _pickle(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+def _pixels(rng, n, classes):
+    """Images whose mean brightness encodes the class, so a model could learn them."""
+    labels = np.arange(n) % classes
+    data = rng.integers(0, 40, size=(n, 3072)) + (labels[:, None] * (200 // classes))
+    return data.astype(np.uint8), labels
+
+
+def write_cifar10(root: Path, per_batch: int = 20, test: int = 30) -> Path:
+    """cifar-10-batches-py with 5 train batches, a test batch and batches.meta."""
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    for i in range(1, 6):
+        data, labels = _pixels(rng, per_batch, 10)
+        _pickle(folder / f"data_batch_{i}", {"batch_label": f"training batch {i} of 5", "labels": labels.tolist(),
+                                             "data": data, "filenames": [f"img{i}_{j}.png" for j in range(per_batch)]})
+    data, labels = _pixels(rng, test, 10)
+    _pickle(folder / "test_batch", {"batch_label": "testing batch 1 of 1", "labels": labels.tolist(), "data": data})
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    _pickle(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072})
+    return root
+
+
+def write_cifar100(root: Path, train: int = 300, test: int = 100) -> Path:
+    """cifar-100-python with train, test and meta (fine and coarse labels)."""
+    rng = np.random.default_rng(1)
+    folder = root / "cifar-100-python"
+    for split, n in (("train", train), ("test", test)):
+        data, fine = _pixels(rng, n, 100)
+        _pickle(folder / split, {"data": data, "fine_labels": fine.tolist(), "coarse_labels": (fine // 5).tolist(),
+                                 "filenames": [f"{split}{j}.png" for j in range(n)]})
+    _pickle(folder / "meta", {"fine_label_names": [f"fine{i}" for i in range(100)],
+                              "coarse_label_names": [f"coarse{i}" for i in range(20)]})
+    return root
+
+
+def write_tiny_imagenet(root: Path, classes: int = 4, per_class: int = 6, val_per_class: int = 2) -> Path:
+    """tiny-imagenet-200 layout: wnids.txt, words.txt, train/<wnid>/images, val/images + val_annotations.txt."""
+    rng = np.random.default_rng(2)
+    base = root / "tiny-imagenet-200"
+    wnids = [f"n0{i:07d}" for i in range(classes)]
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    (base / "words.txt").write_text("".join(f"{w}\tthing {i}, other name\n" for i, w in enumerate(wnids)))
+    lines = []
+    for c, wnid in enumerate(wnids):
+        folder = base / "train" / wnid / "images"
+        folder.mkdir(parents=True)
+        for j in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / f"{wnid}_{j}.JPEG")
+        for j in range(val_per_class):
+            name = f"val_{c}_{j}.JPEG"
+            (base / "val" / "images").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(base / "val" / "images" / name)
+            lines.append(f"{name}\t{wnid}\t0\t0\t63\t63")
+    (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def write_image_folder(root: Path, classes=("a", "b"), per_class: int = 5, size: int = 16) -> Path:
+    rng = np.random.default_rng(3)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for j in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / c / f"{j}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpg_subset(tmp_path_factory) -> Path:
+    """200 real CIFAR-10 training JPEGs per class from shared/ (skips when the archive is absent)."""
+    if not SHARED_CIFAR.exists():
+        pytest.skip(f"{SHARED_CIFAR} not present")
+    dest = tmp_path_factory.mktemp("cifar10jpg")
+    pattern = [f"train/*/0{d}??.jpg" for d in "01"]  # 0000-0199 of each class
+    subprocess.run(["tar", "-xzf", str(SHARED_CIFAR), "-C", str(dest), "--wildcards", *pattern], check=True)
+    return dest / "train"

@@ -1,0 +1,33 @@
+import subprocess
+import sys
+
+import pytest
+
+from autocls.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "autocls", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_train_prints_a_metrics_table(tmp_path, capsys):
+    code = main(["train", "digits", "--model", "lenet", "--epochs", "2", "--optimizer", "adam", "--lr", "0.003",
+                 "--out", str(tmp_path / "run")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "val top-1" in out and "best val top-1" in out
+    assert (tmp_path / "run" / "best.safetensors").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "cifar11"], "unknown dataset 'cifar11'"),
+    (["train", "digits", "--model", "resnet19"], "unknown model 'resnet19'"),
+    (["train", "./no/such/folder"], "does not exist"),
+    (["train", "digits", "--lr", "abc"], "lr: expected float"),
+    (["train", "digits", "--config", "missing.yaml"], "config file 'missing.yaml' does not exist"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, message):
+    proc = run_cli(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,111 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from autocls.data import prepare_data
+from autocls.errors import UserError
+from autocls.training import TrainConfig, class_balanced_weights, train
+from autocls.training.losses import SoftTargetLoss, build_loss
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return prepare_data("digits")
+
+
+def test_small_net_learns_digits_above_90_percent(digits, tmp_path):
+    cfg = TrainConfig(dataset="digits", model="resnet9", epochs=6, batch_size=64, lr=0.02, warmup_epochs=1,
+                      crop_padding=1, label_smoothing=0.1)
+    seen = []
+    result = train(cfg, digits, reporter=seen.append, out_dir=tmp_path)
+    assert result.status == "complete"
+    assert result.best_val_acc > 0.90, result.history
+    assert result.test_acc > 0.85
+    assert [m["epoch"] for m in seen] == list(range(1, 7))
+    assert {"val_acc", "val_loss", "train_loss", "epoch_time", "images_per_s"} <= set(seen[0])
+    # best-epoch artefacts for the ensemble
+    val_probs = np.load(tmp_path / "val_probs.npy")
+    test_probs = np.load(tmp_path / "test_probs.npy")
+    assert val_probs.shape == (len(digits.val_y), 10) and test_probs.shape == (len(digits.test_y), 10)
+    assert np.allclose(val_probs.sum(1), 1, atol=1e-4)
+    assert (val_probs.argmax(1) == digits.val_y.numpy()).mean() == pytest.approx(result.best_val_acc, abs=1e-6)
+    assert (tmp_path / "best.safetensors").exists()
+    assert json.loads((tmp_path / "result.json").read_text())["classes"] == digits.classes
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(optimizer="adam", lr=1e-3, scheduler="multistep"),
+    dict(optimizer="adamw", lr=1e-3, scheduler="onecycle"),
+    dict(optimizer="rmsprop", lr=1e-3, scheduler="cyclic", warmup_epochs=0.5),
+    dict(optimizer="sgd", scheduler="step", step_size=1, nesterov=False),
+    dict(optimizer="sgd", scheduler="plateau", eval_every=1),
+    dict(mixup_alpha=0.2, cutmix_alpha=1.0, label_smoothing=0.1, auto_augment="trivialaugment", cutout=2),
+    dict(loss="focal", class_weighting="class_balanced", weighted_sampling=True, auto_augment="autoaugment"),
+    dict(class_weighting="inverse", auto_augment="randaugment", image_size=12),
+])
+def test_every_optimizer_schedule_and_loss_trains(digits, overrides):
+    cfg = TrainConfig(dataset="digits", model="lenet", epochs=2, batch_size=128, crop_padding=1, **overrides)
+    result = train(cfg, digits)
+    assert result.status == "complete"
+    assert all(math.isfinite(m["train_loss"]) for m in result.history)
+
+
+def test_nan_loss_stops_with_a_status(digits):
+    cfg = TrainConfig(dataset="digits", model="lenet", epochs=5, lr=1e6, momentum=0.9, scheduler="constant")
+    seen = []
+    result = train(cfg, digits, reporter=seen.append)
+    assert result.status == "diverged"
+    assert "loss became" in result.reason
+    assert result.epochs_run < 5 and seen[-1]["status"] == "diverged"
+
+
+def test_class_balanced_weights_match_the_formula():
+    counts = np.array([1000, 100, 10, 1])
+    beta = 0.99
+    expected = (1 - beta) / (1 - beta ** counts)
+    expected = expected / expected.sum() * 4
+    assert torch.allclose(class_balanced_weights(counts, beta), torch.tensor(expected, dtype=torch.float32))
+    w = class_balanced_weights(counts, beta)
+    assert w[3] > w[2] > w[1] > w[0]
+
+
+def test_mixup_targets_sum_to_one():
+    from timm.data import Mixup
+
+    mix = Mixup(mixup_alpha=0.4, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=10)
+    x, y = torch.randn(8, 3, 16, 16), torch.arange(8) % 10
+    _, target = mix(x, y)
+    assert torch.allclose(target.sum(1), torch.ones(8))
+    assert (target.max(1).values < 1).all()
+
+
+def test_soft_target_loss_equals_cross_entropy():
+    logits, y = torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 0])
+    onehot = torch.nn.functional.one_hot(y, 5).float()
+    assert torch.allclose(SoftTargetLoss()(logits, onehot), torch.nn.functional.cross_entropy(logits, y))
+    w = torch.rand(5) + 0.5
+    weighted = build_loss("ce", [1] * 5)
+    weighted.weight = w
+    assert torch.allclose(weighted(logits, onehot), torch.nn.functional.cross_entropy(logits, y, weight=w), atol=1e-6)
+
+
+def test_config_refuses_bad_values(tmp_path):
+    with pytest.raises(UserError, match="unknown config key"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+    with pytest.raises(UserError, match="optimizer"):
+        TrainConfig.from_dict({"optimizer": "lion"})
+    with pytest.raises(UserError, match="lr: expected float"):
+        TrainConfig.from_dict({"lr": "fast"})
+    with pytest.raises(UserError, match="label_smoothing"):
+        TrainConfig.from_dict({"label_smoothing": 1.5})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        TrainConfig.from_yaml(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text("model: lenet\nepochs: 3\nlr: 1e-2\nmilestones: [0.3, 0.6]\n")
+    cfg = TrainConfig.from_yaml(good, {"epochs": "4"})
+    assert (cfg.model, cfg.epochs, cfg.lr, cfg.milestones) == ("lenet", 4, 0.01, [0.3, 0.6])
