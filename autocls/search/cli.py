@@ -1,0 +1,91 @@
+"""``autocls search`` and ``autocls spaces``."""
+from __future__ import annotations
+
+import re
+
+from autocls.errors import UserError
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '30m', '2h', '1h30m' -> seconds."""
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
+    if not parts or not any(parts.groups()):
+        raise UserError(f"--time-budget: cannot read '{text}'; use e.g. 90s, 30m, 2h or 1h30m")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def cmd_search(args) -> int:
+    from autocls.search import run_search
+
+    run_search(
+        dataset=args.dataset, space=args.space or _default_space(args.dataset), n_trials=args.trials,
+        time_budget_s=parse_duration(args.time_budget) if args.time_budget else None, sampler=args.sampler,
+        study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
+        seed=args.seed,
+    )
+    return 0
+
+
+def _default_space(dataset: str) -> str:
+    from pathlib import Path
+
+    from autocls.search.space import list_spaces
+
+    name = Path(dataset).name
+    if name in list_spaces():
+        return name
+    if name.startswith("cifar100"):
+        return "cifar100"
+    return "cifar10"  # a sound default for small images, ImageFolders included
+
+
+def cmd_spaces(args) -> int:
+    from autocls.search.space import SPACES_DIR, SearchSpace, list_spaces
+
+    if args.action == "show":
+        if not args.name:
+            raise UserError("autocls spaces show NAME: give a space name")
+        space = SearchSpace.load(args.name)
+        print(space.source)
+        return 0
+    for name in list_spaces():
+        space = SearchSpace.load(SPACES_DIR / f"{name}.yaml")
+        print(f"{name:16s} {len(space.params):2d} params, up to {space.max_epochs:3d} epochs  {space.description}")
+    return 0
+
+
+def register(sub) -> None:
+    from autocls.search.samplers import SAMPLERS
+
+    p = sub.add_parser("search", help="search architectures and recipes",
+                       description="Search a space with Optuna + ASHA on Ray Tune. Rerun the same command to resume.")
+    p.add_argument("dataset", help="dataset name or ImageFolder path")
+    p.add_argument("--space", help="space name (autocls spaces) or YAML path; default: the dataset's own")
+    p.add_argument("--trials", type=int, default=None, help="finished trials wanted, over all sessions (default 20)")
+    p.add_argument("--time-budget", help="wall-clock budget of this session, e.g. 30m or 2h")
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS)
+    p.add_argument("--study", help="study name (default: the dataset's name)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    p.add_argument("--data-dir", help="where datasets are downloaded / found")
+    p.add_argument("--address", help="Ray cluster address ('auto' joins a running cluster); default: a local one")
+    p.add_argument("--cpus-per-trial", type=float, default=1)
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="1, 0.5, ... (default: 1 when GPUs exist)")
+    p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker died")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_with_default_budget(cmd_search))
+
+    s = sub.add_parser("spaces", help="list or show search spaces")
+    s.add_argument("action", nargs="?", default="list", choices=["list", "show"])
+    s.add_argument("name", nargs="?")
+    s.set_defaults(func=cmd_spaces)
+
+
+def _with_default_budget(fn):
+    def wrapped(args):
+        if args.trials is None and args.time_budget is None:
+            args.trials = 20
+        return fn(args)
+
+    return wrapped

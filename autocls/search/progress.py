@@ -1,0 +1,103 @@
+"""The live table a search shows while it runs, and its closing leaderboard."""
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+
+import optuna
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+class SearchProgress:
+    """Trials running / pruned / complete / failed, best so far, and an ETA against the budget."""
+
+    def __init__(self, study: optuna.Study, n_trials: int | None, time_budget_s: float | None, enabled: bool = True):
+        self.study, self.n_trials, self.time_budget_s = study, n_trials, time_budget_s
+        self.enabled = enabled
+        self.console = Console(stderr=True)
+        self.start = time.time()
+        self.counts: Counter = Counter()
+        self.best: float | None = None
+        self.finished_at_start = None
+        self.live: Live | None = None
+        self._last_line = ""
+
+    def __enter__(self):
+        self.refresh()
+        self.finished_at_start = self.finished
+        if self.enabled and self.console.is_terminal:
+            self.live = Live(self, console=self.console, refresh_per_second=2, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    @property
+    def finished(self) -> int:
+        return self.counts["COMPLETE"] + self.counts["PRUNED"] + self.counts["FAIL"]
+
+    def refresh(self) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        self.counts = Counter(t.state.name for t in trials)
+        values = [t.values[0] for t in trials if t.state.name == "COMPLETE" and t.values]
+        self.best = max(values) if values else None
+        if self.enabled and self.live is None and self.finished_at_start is not None:
+            line = self.summary()
+            if line != self._last_line:  # not a terminal (CI, a log file): one line per change
+                print(line, file=sys.stderr, flush=True)
+                self._last_line = line
+
+    def eta(self) -> str:
+        elapsed = time.time() - self.start
+        done_now = self.finished - (self.finished_at_start or 0)
+        estimates = []
+        if self.n_trials and done_now > 0:
+            estimates.append(elapsed / done_now * max(0, self.n_trials - self.finished))
+        if self.time_budget_s:
+            estimates.append(max(0.0, self.time_budget_s - elapsed))
+        return f"{min(estimates):.0f}s" if estimates else "?"
+
+    def summary(self) -> str:
+        budget = f"/{self.n_trials}" if self.n_trials else ""
+        best = f"{self.best:.2%}" if self.best is not None else "-"
+        return (f"trials {self.finished}{budget} finished | running {self.counts['RUNNING']} | "
+                f"complete {self.counts['COMPLETE']} | pruned {self.counts['PRUNED']} | failed {self.counts['FAIL']} | "
+                f"best val {best} | elapsed {time.time() - self.start:.0f}s | ETA {self.eta()}")
+
+    def __rich__(self) -> Table:
+        table = Table(title=f"autocls search: study '{self.study.study_name}'")
+        for col in ("finished", "running", "complete", "pruned", "failed", "best val top-1", "elapsed", "ETA"):
+            table.add_column(col, justify="right")
+        best = f"{self.best:.2%}" if self.best is not None else "-"
+        table.add_row(f"{self.finished}/{self.n_trials or '∞'}", str(self.counts["RUNNING"]), str(self.counts["COMPLETE"]),
+                      str(self.counts["PRUNED"]), str(self.counts["FAIL"]), best, f"{time.time() - self.start:.0f}s", self.eta())
+        return table
+
+    def final(self) -> None:
+        if not self.enabled:
+            return
+        from autocls.search.runner import leaderboard
+
+        board = leaderboard(self.study)
+        if board.empty:
+            return
+        table = Table(title="leaderboard")
+        cols = [c for c in board.columns if c not in ("reason", "duration_s")][:10]
+        for c in cols:
+            table.add_column(str(c), justify="right")
+        for _, row in board.head(15).iterrows():
+            table.add_row(*[_fmt(row[c]) for c in cols])
+        Console(width=max(140, Console().width)).print(table)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

@@ -1,0 +1,204 @@
+"""``run_search``: one search session, new or resumed, driven by Ray Tune and recorded in Optuna."""
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from autocls.errors import UserError
+from autocls.search.space import SearchSpace
+from autocls.search.samplers import create_sampler
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass
+class StudyPaths:
+    """Where a study keeps its files: the storage URL and a folder for splits, trials and Ray's logs."""
+
+    name: str
+    storage: str
+    folder: Path
+
+    @classmethod
+    def default(cls, name: str, storage: str | None = None, root: str | Path = "studies") -> "StudyPaths":
+        root = Path(root).resolve()
+        return cls(name, storage or f"sqlite:///{root / name}.db", root / name)
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage, with a clear error when the URL cannot be opened."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # sqlalchemy raises a dozen kinds for a bad URL
+        raise UserError(f"cannot open storage '{url}': {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def load_existing_study(name: str, storage: str) -> optuna.Study:
+    """Load a study that must already exist (for build-ensemble, report)."""
+    store = open_storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    if name not in names:
+        raise UserError(f"no study '{name}' in {storage}; studies there: {', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=name, storage=store)
+
+
+@contextmanager
+def _driver_lock(folder: Path):
+    """One driver per study: a second one would re-run the first one's RUNNING trials."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "driver.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another autocls search is running this study (lock {folder / 'driver.lock'})") from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def _absolute_dataset(dataset: str) -> str:
+    # Ray runs each trial in its own working directory, so folder paths must be absolute.
+    return str(Path(dataset).resolve()) if Path(dataset).exists() else dataset
+
+
+def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "digits", n_trials: int | None = 20,
+               time_budget_s: float | None = None, sampler: str = "tpe", study_name: str | None = None,
+               storage: str | None = None, studies_dir: str | Path = "studies", data_dir: str | None = None,
+               address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float | None = None,
+               max_failures: int = 0, seed: int = 0, num_cpus: int | None = None, show_progress: bool = True,
+               max_concurrent: int | None = None) -> optuna.Study:
+    """Run (or continue) a search and return the Optuna study.
+
+    Running the same call again continues the study: finished trials are kept,
+    trials that were interrupted are re-run first under their own numbers, and
+    the sampler sees the whole history.  ``n_trials`` counts finished trials
+    over all sessions.
+
+    Example:
+        >>> import autocls
+        >>> study = autocls.search("digits", space="digits", n_trials=12)
+        >>> study.best_trial.params
+    """
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from autocls.data import load_dataset, make_splits
+    from autocls.search.progress import SearchProgress
+    from autocls.search.searcher import OptunaSearcher
+    from autocls.search.trainable import run_trial
+
+    # --- check every input before anything is written ------------------------------------
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    dataset = dataset or space.dataset
+    if not dataset:
+        raise UserError("no dataset given and the space names none")
+    if n_trials is None and time_budget_s is None:
+        raise UserError("give a budget: --trials N and/or --time-budget")
+    if n_trials is not None and n_trials < 1:
+        raise UserError(f"--trials must be >= 1, got {n_trials}")
+    if time_budget_s is not None and time_budget_s <= 0:
+        raise UserError(f"--time-budget must be > 0, got {time_budget_s}")
+    sampler_obj = create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)
+    dataset = _absolute_dataset(dataset)
+    data_dir = str(Path(data_dir).resolve()) if data_dir else None
+    raw = load_dataset(dataset, data_dir)
+    paths = StudyPaths.default(study_name or Path(dataset).name, storage, studies_dir)
+    store = open_storage(paths.storage)
+
+    with _driver_lock(paths.folder):
+        study = optuna.create_study(study_name=paths.name, storage=store, sampler=sampler_obj, load_if_exists=True,
+                                    directions=space.directions)
+        if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in space.directions]:
+            raise UserError(f"study '{paths.name}' was created with other objectives; use another --study name")
+        stored = study.user_attrs.get("dataset")
+        if stored and stored != dataset:
+            raise UserError(f"study '{paths.name}' searches '{stored}', not '{dataset}'; use another --study name")
+        if not stored:
+            study.set_user_attr("dataset", dataset)
+            study.set_user_attr("space", space.source)
+            study.set_user_attr("space_name", space.name)
+            study.set_user_attr("folder", str(paths.folder))
+            for values in space.seeds:  # known-good recipes first
+                study.enqueue_trial(values, skip_if_exists=True)
+        split_file = paths.folder / "split.npz"
+        val_fraction = space.fixed.get("val_fraction", 0.1)
+        make_splits(raw, val_fraction=val_fraction, seed=seed, split_file=split_file)  # written once, shared by all trials
+        del raw
+
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in FINISHED_STATES for t in trials)
+        interrupted = [t for t in trials if t.state == TrialState.RUNNING]
+        remaining = (n_trials - finished) if n_trials is not None else 10**6
+        if remaining <= 0:
+            if show_progress:
+                print(f"study '{paths.name}' already has {finished} finished trials (budget {n_trials})")
+            return study
+        interrupted = interrupted[:remaining]
+
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                     log_to_driver=False, configure_logging=True, logging_level="ERROR")
+        if gpus_per_trial is None:
+            gpus_per_trial = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        progress = SearchProgress(study, n_trials, time_budget_s, enabled=show_progress)
+        deadline = time.time() + time_budget_s if time_budget_s else None
+        overrides = {"dataset": dataset, "data_dir": data_dir, "seed": seed}
+        searcher = OptunaSearcher(study, space, paths.folder / "trials",
+                                  extra_config={"split_file": str(split_file), "threads": max(1, int(cpus_per_trial))},
+                                  overrides=overrides, rerun=interrupted, deadline=deadline, on_change=progress.refresh)
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=space.max_epochs, grace_period=space.grace_period,
+                                  reduction_factor=space.reduction_factor)
+        trainable = tune.with_resources(run_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, metric="val_acc", mode="max",
+                                        num_samples=remaining, max_concurrent_trials=max_concurrent,
+                                        reuse_actors=True),  # no new process (and torch import) per trial
+            run_config=tune.RunConfig(name=f"session-{time.strftime('%Y%m%d-%H%M%S')}",
+                                      storage_path=str(paths.folder / "ray"), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=max_failures),
+                                      log_to_file=True),
+        )
+        with progress:
+            tuner.fit()
+        if deadline is not None and time.time() >= deadline:
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                study.tell(t.number, state=TrialState.FAIL)  # cut by the time budget, and the budget is spent
+        progress.final()
+        leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
+    return study
+
+
+def leaderboard(study: optuna.Study):
+    """A pandas table of the study's trials, best first (pruned trials by their last value)."""
+    import pandas as pd
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        value = t.values[0] if t.values else (t.intermediate_values[t.last_step] if t.last_step is not None else None)
+        row = {"number": t.number, "state": t.state.name, "val_acc": value,
+               "epochs": t.user_attrs.get("epochs_run"), "images_per_s": t.user_attrs.get("images_per_s"),
+               "duration_s": t.duration.total_seconds() if t.duration else None}
+        if t.values and len(t.values) > 1:
+            row.update({f"objective_{i}": v for i, v in enumerate(t.values[1:], start=1)})
+        row.update(t.params)
+        if "reason" in t.user_attrs:
+            row["reason"] = t.user_attrs["reason"]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    order = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 4}
+    frame["_rank"] = frame["state"].map(order)
+    return frame.sort_values(["_rank", "val_acc"], ascending=[True, False], na_position="last").drop(columns="_rank").reset_index(drop=True)

@@ -1,0 +1,152 @@
+"""A Ray Tune searcher on Optuna's ask/tell API.
+
+Written instead of Ray's stock ``OptunaSearch`` because that one tells Optuna
+every trial stopped by ASHA as COMPLETE with its early value, reports no
+learning curve and cannot continue a study's interrupted trials.  This one:
+
+* reports every epoch's ``val_acc`` to the Optuna trial (the dashboard's curves);
+* tells a trial that ASHA stopped as PRUNED, one that ran all its epochs as
+  COMPLETE, one whose training raised as FAIL (the reason in user attrs), and
+  one whose loss diverged as PRUNED with that reason;
+* leaves a trial that was cut off by the driver stopping (Ctrl-C, kill -9) as
+  RUNNING, and re-runs such trials first in the next session, under the same
+  trial number, so the study neither loses nor duplicates a trial.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from autocls.search.space import SearchSpace
+
+
+class OptunaSearcher(Searcher):
+    """Propose Ray Tune trials from an Optuna study and tell it how they ended.
+
+    Example:
+        >>> searcher = OptunaSearcher(study, space, trial_root=Path("studies/digits/trials"),
+        ...                           extra_config={"split_file": "studies/digits/split.npz"})
+        >>> tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, ...))
+    """
+
+    def __init__(self, study: optuna.Study, space: SearchSpace, trial_root: Path, extra_config: dict,
+                 overrides: dict | None = None, rerun: list[optuna.trial.FrozenTrial] | None = None,
+                 deadline: float | None = None, on_change: Callable[[], None] | None = None):
+        super().__init__(metric=None, mode=None)
+        self.study, self.space = study, space
+        self.trial_root = Path(trial_root)
+        self.extra_config, self.overrides = extra_config, overrides or {}
+        self.rerun = list(rerun or [])
+        self.deadline = deadline
+        self.on_change = on_change or (lambda: None)
+        self.live: dict[str, optuna.Trial] = {}
+        self.epochs: dict[str, int] = {}
+        self.reported: dict[str, set[int]] = {}
+        self.curves: dict[str, dict[int, float]] = {}
+
+    # --- Ray Tune's Searcher interface ---------------------------------------------------
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.deadline is not None and time.time() >= self.deadline:
+            return Searcher.FINISHED
+        if self.rerun:  # interrupted in an earlier session: same number, same params
+            frozen = self.rerun.pop(0)
+            trial = optuna.Trial(self.study, frozen._trial_id)
+            values = self.space.values_from_params(frozen.params)
+            self.reported[trial_id] = set(frozen.intermediate_values)
+            self.curves[trial_id] = dict(frozen.user_attrs.get("curve", {}))
+        else:
+            trial = self.study.ask()
+            values = self.space.sample(trial)
+            self.reported[trial_id], self.curves[trial_id] = set(), {}
+        values.update(self.overrides)
+        trial_dir = self.trial_root / f"{trial.number:05d}"
+        trial.set_user_attr("ray_trial_id", trial_id)
+        trial.set_user_attr("trial_dir", str(trial_dir))
+        self.live[trial_id] = trial
+        self.epochs[trial_id] = int(values.get("epochs", self.space.max_epochs))
+        self.on_change()
+        return {"train": values, "trial_dir": str(trial_dir), "number": trial.number, **self.extra_config}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self.live:
+            self._record(trial_id, self.live[trial_id], result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        trial = self.live.pop(trial_id, None)
+        if trial is None:
+            return
+        if result:
+            self._record(trial_id, trial, result)  # the result that made ASHA stop is not sent to on_trial_result
+        epochs = self.epochs.pop(trial_id)
+        status = (result or {}).get("status", "ok")
+        if error:
+            self._tell(trial, TrialState.FAIL, reason="the trial's worker process failed (see the Ray logs)")
+        elif not result:
+            pass  # never started (the driver is stopping): stays RUNNING and is re-run next session
+        elif status == "failed":
+            self._tell(trial, TrialState.FAIL, reason=result.get("reason", "training raised an error"))
+        elif status == "diverged":
+            self._tell(trial, TrialState.PRUNED, reason=result.get("reason", "loss diverged"))
+        elif result.get("epoch", 0) >= epochs:
+            values = [result["best_val_acc"] if o == "val_acc" else result[o] for o in self.space.objectives]
+            self._tell(trial, TrialState.COMPLETE, values=values)
+        elif result.get("done"):
+            self._tell(trial, TrialState.PRUNED, reason=f"stopped by ASHA after epoch {result.get('epoch')}")
+        # else: stopped from outside mid-run (Ctrl-C, time limit): left RUNNING for the next session
+        self.reported.pop(trial_id, None)
+        self.curves.pop(trial_id, None)
+        self.on_change()
+
+    # --- persistence: the study is the state ------------------------------------------
+
+    def save(self, checkpoint_path: str) -> None:
+        # Everything a new session needs (history, interrupted trials) is in the
+        # Optuna storage; Ray's copy would only be a second truth to disagree with.
+        Path(checkpoint_path).write_text(json.dumps({"study": self.study.study_name if self.study else None}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+    def __getstate__(self) -> dict:
+        # Ray pickles its tune config (searcher included) into the experiment
+        # folder; storages, live trials and the progress callback don't pickle.
+        state = self.__dict__.copy()
+        state.update(study=None, live={}, on_change=None)
+        return state
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _record(self, trial_id: str, trial: optuna.Trial, result: dict) -> None:
+        step, value = result.get("epoch"), result.get("val_acc")
+        if step is None or value is None or step in self.reported[trial_id]:
+            return
+        step, value = int(step), float(value)
+        if not math.isfinite(value):
+            value = 0.0
+        self.reported[trial_id].add(step)
+        if self.space.multi_objective:  # Optuna keeps intermediate values for one objective only
+            self.curves[trial_id][step] = value
+            trial.set_user_attr("curve", {str(k): v for k, v in sorted(self.curves[trial_id].items())})
+        else:
+            trial.report(value, step)
+        trial.set_user_attr("epochs_run", step)
+        for key in ("images_per_s", "num_params", "best_val_acc"):
+            if key in result:
+                trial.set_user_attr(key, result[key])
+
+    def _tell(self, trial: optuna.Trial, state: TrialState, values=None, reason: str | None = None) -> None:
+        if reason:
+            trial.set_user_attr("reason", reason)
+        if state == TrialState.PRUNED and self.space.multi_objective:
+            state_values = None
+        else:
+            state_values = values
+        self.study.tell(trial, state=state, values=state_values)

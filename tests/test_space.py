@@ -1,0 +1,103 @@
+import optuna
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autocls.errors import UserError
+from autocls.search.space import SearchSpace, list_spaces, parse_space
+from autocls.training import TrainConfig
+
+BASE = {"dataset": "digits", "fixed": {"epochs": 4}, "params": {
+    "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+    "lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
+    "momentum": {"type": "float", "low": 0.8, "high": 0.99, "when": {"optimizer": ["sgd"]}},
+}}
+
+
+def space_with(**changes):
+    raw = yaml.safe_load(yaml.safe_dump(BASE, sort_keys=False))
+    for dotted, value in changes.items():
+        node = raw
+        keys = dotted.split("__")
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_shipped_spaces_parse_and_sample(name):
+    space = SearchSpace.load(name)
+    study = optuna.create_study(directions=space.directions)
+    for _ in range(5):
+        TrainConfig.from_dict(space.sample(study.ask()))
+    assert space.seeds, f"{name} should seed a known-good recipe"
+
+
+def test_conditional_params_appear_only_with_their_parent():
+    space = parse_space(BASE)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        values = space.sample(trial)
+        seen.add(values["optimizer"])
+        assert ("momentum" in trial.params) == (values["optimizer"] == "sgd")
+        study.tell(trial, 0.5)
+    assert seen == {"sgd", "adam"}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"params__lr__low": 0.5}, "params.lr: low (0.5) must be below high"),
+    ({"params__optimizer__choices": []}, "params.optimizer.choices: must be a non-empty list"),
+    ({"params__optimizer__choices": ["sgd", "lion"]}, "params.optimizer: optimizer: 'lion'"),
+    ({"params__lr__type": "floaty"}, "params.lr.type: must be float, int or categorical"),
+    ({"params__lr__low": "small"}, "params.lr.low: expected a number"),
+    ({"params__lr__low": -1.0}, "log scale needs low > 0"),
+    ({"params__lr__scale": "log"}, "params.lr: unknown key(s) ['scale']"),
+    ({"params__learning_rate": {"type": "float", "low": 0.1, "high": 1}}, "params.learning_rate: unknown parameter"),
+    ({"params__momentum__when": {"optimizer": ["rmsprop"]}}, "params.momentum.when: ['rmsprop'] not among"),
+    ({"params__momentum__when": {"lr": [0.1]}}, "parent 'lr' must be categorical"),
+    ({"asha": {"grace_period": 10}}, "asha.grace_period: 10 exceeds the longest trial"),
+    ({"fixed__epochs": "many"}, "fixed: epochs: expected int"),
+    ({"seeds": [{"lr": 5.0}]}, "seeds[0].lr: 5.0 is outside"),
+    ({"objectives": ["accuracy"]}, "objectives: must be a list"),
+    ({"samplr": "tpe"}, "top level: unknown key(s) ['samplr']"),
+    ({"params__model": {"type": "categorical", "choices": ["resnet19"]}}, "unknown model 'resnet19'"),
+])
+def test_malformed_spaces_name_key_and_problem(changes, message):
+    with pytest.raises(UserError) as info:
+        parse_space(space_with(**changes), source="bad.yaml")
+    assert message in str(info.value)
+    assert str(info.value).startswith("bad.yaml")
+
+
+def test_unknown_space_and_bad_yaml(tmp_path):
+    with pytest.raises(UserError, match="search space 'nope' not found"):
+        SearchSpace.load("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("params: {lr: [unclosed")
+    with pytest.raises(UserError, match="not valid YAML"):
+        SearchSpace.load(bad)
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=12,
+)
+param_specs = st.dictionaries(
+    st.sampled_from(["type", "low", "high", "log", "step", "choices", "when", "oops"]),
+    st.sampled_from(["float", "int", "categorical"]) | yaml_values, max_size=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["dataset", "fixed", "params", "asha", "seeds", "objectives", "bogus"]),
+                       yaml_values | st.dictionaries(st.sampled_from(["lr", "optimizer", "epochs", "momentum", "x"]),
+                                                     param_specs, max_size=3), max_size=5))
+def test_random_malformed_spaces_never_raise_anything_but_user_error(raw):
+    try:
+        parse_space(raw)
+    except UserError:
+        pass
