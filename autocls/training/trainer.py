@@ -138,6 +138,26 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
 
     history: list[dict] = []
     best_acc, best_epoch, status, reason = -1.0, 0, "complete", ""
+    result: TrainResult | None = None
+    finished = False
+
+    def finish() -> None:
+        """Test probabilities of the best epoch (for the ensemble) and the run's record."""
+        nonlocal result, finished
+        finished = True
+        test_acc = None
+        if out_dir and (out_dir / WEIGHTS_FILE).exists() and status == "complete":
+            load_weights(model, out_dir / WEIGHTS_FILE)
+            probs = predict_proba(model, data.test_x.to(device), augment.normalize, channels_last=channels_last, amp=amp)
+            np.save(out_dir / "test_probs.npy", probs.numpy())
+            test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
+        result = TrainResult(status, max(best_acc, 0.0), best_epoch, len(history), history, test_acc, num_params,
+                             str(out_dir) if out_dir else None, reason)
+        if out_dir:
+            summary = {k: v for k, v in result.__dict__.items() if k != "history"}
+            summary.update(classes=data.classes, mean=list(data.mean), std=list(data.std), image_shape=list(data.image_shape))
+            (out_dir / "result.json").write_text(json.dumps(summary, indent=1))
+            (out_dir / "history.json").write_text(json.dumps(history))
     for epoch in range(1, cfg.epochs + 1):
         # --- one epoch of training ---------------------------------------------------
         model.train()
@@ -193,21 +213,13 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             "lr": optimizer.param_groups[0]["lr"], "num_params": num_params,
         }
         history.append(metrics)
+        if epoch == cfg.epochs:
+            # Before the last report: a scheduler (ASHA at max_t) may end the
+            # process as soon as it has seen the final epoch.
+            finish()
         if reporter:
             reporter(metrics)
 
-    # --- the best epoch's test probabilities, for the ensemble -----------------------
-    test_acc = None
-    if out_dir and (out_dir / WEIGHTS_FILE).exists() and status == "complete":
-        load_weights(model, out_dir / WEIGHTS_FILE)
-        probs = predict_proba(model, data.test_x.to(device), augment.normalize, channels_last=channels_last, amp=amp)
-        np.save(out_dir / "test_probs.npy", probs.numpy())
-        test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
-    result = TrainResult(status, max(best_acc, 0.0), best_epoch, len(history), history, test_acc, num_params,
-                         str(out_dir) if out_dir else None, reason)
-    if out_dir:
-        summary = {k: v for k, v in result.__dict__.items() if k != "history"}
-        summary.update(classes=data.classes, mean=list(data.mean), std=list(data.std), image_shape=list(data.image_shape))
-        (out_dir / "result.json").write_text(json.dumps(summary, indent=1))
-        (out_dir / "history.json").write_text(json.dumps(history))
+    if not finished:  # diverged: no test probabilities, but the run's record
+        finish()
     return result

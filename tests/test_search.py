@@ -1,0 +1,172 @@
+"""End-to-end searches on digits with tiny models (Ray on this machine's CPUs)."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autocls.search import run_search
+from autocls.search.cli import parse_duration
+
+TINY_SPACE = textwrap.dedent("""
+    dataset: digits
+    asha: {grace_period: 1, reduction_factor: 2}
+    fixed: {epochs: 4, batch_size: 128, crop_padding: 1, flip: false, model: lenet}
+    params:
+      optimizer: {type: categorical, choices: [sgd, adam]}
+      lr: {type: float, low: 1.0e-4, high: 0.05, log: true}
+      momentum: {type: float, low: 0.8, high: 0.95, when: {optimizer: [sgd]}}
+    seeds:
+      - {optimizer: adam, lr: 0.004}
+""")
+
+
+@pytest.fixture(scope="module")
+def tiny_space(tmp_path_factory):
+    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(tiny_space, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("studies")
+    s = run_search("digits", space=tiny_space, n_trials=12, study_name="tiny", studies_dir=folder, num_cpus=2,
+                   show_progress=False)
+    return s, folder
+
+
+def test_asha_leaves_pruned_trials_with_shorter_curves(study):
+    s, folder = study
+    trials = s.get_trials()
+    assert len(trials) == 12
+    states = {t.state for t in trials}
+    assert states <= {TrialState.COMPLETE, TrialState.PRUNED}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert complete and pruned
+    assert all(len(t.intermediate_values) == 4 for t in complete)
+    assert all(1 <= len(t.intermediate_values) < 4 for t in pruned)
+    assert all("ASHA" in t.user_attrs["reason"] for t in pruned)
+    # a pruned trial's value is its last reported one, not a made-up final
+    assert all(t.value == t.intermediate_values[max(t.intermediate_values)] for t in pruned)
+    # the seeded recipe ran first, and it learned something
+    assert trials[0].params == {"optimizer": "adam", "lr": 0.004} and trials[0].state == TrialState.COMPLETE
+    assert s.best_value > 0.5
+    # checkpoints and probabilities of complete trials, for the ensemble
+    best_dir = Path(s.best_trial.user_attrs["trial_dir"])
+    assert (best_dir / "best.safetensors").exists() and (best_dir / "test_probs.npy").exists()
+    assert (folder / "tiny" / "leaderboard.csv").exists()
+
+
+def test_study_opens_with_optuna_and_the_dashboard(study):
+    import optuna_dashboard
+
+    s, folder = study
+    url = f"sqlite:///{folder}/tiny.db"
+    loaded = optuna.load_study(study_name="tiny", storage=url)
+    assert len(loaded.trials) == 12
+    app = optuna_dashboard.wsgi(url)
+
+    def get(path):
+        env = {}
+        setup_testing_defaults(env)
+        env.update(PATH_INFO=path, REQUEST_METHOD="GET")
+        status = {}
+        body = b"".join(app(env, lambda s, h, e=None: status.setdefault("s", s)))
+        assert status["s"].startswith("200"), status
+        return json.loads(body)
+
+    summaries = get("/api/studies")["study_summaries"]
+    study_id = next(x["study_id"] for x in summaries if x["study_name"] == "tiny")
+    detail = get(f"/api/studies/{study_id}")
+    assert len(detail["trials"]) == 12
+    by_state = {}
+    for t in detail["trials"]:
+        by_state.setdefault(t["state"], []).append(len(t["intermediate_values"]))
+    assert max(by_state["Pruned"]) < min(by_state["Complete"]) == 4
+
+
+def test_two_trials_ran_concurrently(study):
+    s, _ = study
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in s.trials)
+    overlaps = sum(spans[i + 1][0] < spans[i][1] for i in range(len(spans) - 1))
+    assert overlaps >= 1
+
+
+def test_conditional_params_in_the_study(study):
+    s, _ = study
+    for t in s.trials:
+        assert ("momentum" in t.params) == (t.params["optimizer"] == "sgd")
+
+
+def test_rerun_with_a_finished_budget_adds_nothing(study, tiny_space):
+    s, folder = study
+    again = run_search("digits", space=tiny_space, n_trials=12, study_name="tiny", studies_dir=folder,
+                       show_progress=False)
+    assert len(again.trials) == 12
+
+
+def test_resume_extends_the_budget(study, tiny_space):
+    s, folder = study
+    more = run_search("digits", space=tiny_space, n_trials=14, study_name="tiny", studies_dir=folder,
+                      show_progress=False)
+    trials = more.get_trials()
+    assert len(trials) == 14 and [t.number for t in trials] == list(range(14))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+
+
+def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_path):
+    cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(tiny_space), "--trials", "10",
+           "--study", "killme"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                              start_new_session=True)
+    db = tmp_path / "studies" / "killme.db"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as con:
+                        done = con.execute("select count(*) from trials where state in ('COMPLETE','PRUNED')").fetchone()[0]
+                except sqlite3.OperationalError:
+                    continue
+                if done >= 3:
+                    break
+        assert driver.poll() is None, "the search finished before it could be killed"
+        driver.send_signal(signal.SIGKILL)  # the driver only: Ray's processes notice on their own
+        driver.wait(timeout=30)
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    url = f"sqlite:///{db}"
+    before = optuna.load_study(study_name="killme", storage=url).get_trials()
+    assert sum(t.state == TrialState.RUNNING for t in before) >= 1 or len(before) < 10
+    done_before = {t.number: t.state for t in before if t.state != TrialState.RUNNING}
+
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = optuna.load_study(study_name="killme", storage=url).get_trials()
+    assert [t.number for t in after] == list(range(10))  # none lost, none duplicated
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after)
+    assert all(after[n].state == state for n, state in done_before.items())  # finished trials kept as they were
+    with sqlite3.connect(db) as con:
+        assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+def test_parse_duration():
+    assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
+    assert parse_duration("45s") == 45
