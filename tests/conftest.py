@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import subprocess
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,28 @@ def cifar10_jpg_subset(tmp_path_factory) -> Path:
     pattern = [f"train/*/0{d}??.jpg" for d in "01"]  # 0000-0199 of each class
     subprocess.run(["tar", "-xzf", str(SHARED_CIFAR), "-C", str(dest), "--wildcards", *pattern], check=True)
     return dest / "train"
+
+
+ENSEMBLE_SPACE = textwrap.dedent("""
+    dataset: digits
+    asha: {grace_period: 5, reduction_factor: 2}  # no pruning: every trial can be a member
+    fixed: {epochs: 5, batch_size: 64, crop_padding: 1, flip: false, model: lenet, optimizer: adam}
+    params:
+      lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+      label_smoothing: {type: float, low: 0.0, high: 0.2}
+      weight_decay: {type: float, low: 1.0e-6, high: 1.0e-3, log: true}
+    seeds:
+      - {lr: 0.004, label_smoothing: 0.1, weight_decay: 1.0e-5}
+""")
+
+
+@pytest.fixture(scope="session")
+def searched(tmp_path_factory):
+    """A real 10-trial search on digits (no pruning), shared by the ensemble and report tests."""
+    from autocls.search import run_search
+
+    root = tmp_path_factory.mktemp("ens")
+    (root / "space.yaml").write_text(ENSEMBLE_SPACE)
+    study = run_search("digits", space=root / "space.yaml", n_trials=10, study_name="digits",
+                       studies_dir=root / "studies", show_progress=False)
+    return study, root

@@ -170,3 +170,41 @@ def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_pat
 def test_parse_duration():
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     assert parse_duration("45s") == 45
+
+
+def test_failing_trials_are_fail_with_reason_and_multi_objective_nsga2(tmp_path):
+    """A trial whose training raises is FAIL with the reason; the search goes on; two objectives work."""
+    space = tmp_path / "mo.yaml"
+    space.write_text(textwrap.dedent("""
+        dataset: digits
+        objectives: [val_acc, num_params]
+        asha: {grace_period: 1, reduction_factor: 2}
+        fixed: {epochs: 2, batch_size: 128, crop_padding: 1, flip: false, optimizer: adam, lr: 0.003}
+        params:
+          model: {type: categorical, choices: [lenet, resnet9, wrn16_4]}
+          pretrained: {type: categorical, choices: [false, true]}
+        seeds:
+          - {model: lenet, pretrained: true}
+          - {model: lenet, pretrained: false}
+    """))
+    s = run_search("digits", space=space, n_trials=6, sampler="nsga2", study_name="mo", studies_dir=tmp_path,
+                   show_progress=False)
+    trials = s.get_trials()
+    assert len(trials) == 6
+    first = trials[0]  # zoo models have no pretrained weights: training raises
+    assert first.state == TrialState.FAIL and "no pretrained weights" in first.user_attrs["reason"]
+    assert trials[1].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete and all(len(t.values) == 2 and t.values[1] == t.user_attrs["num_params"] for t in complete)
+    assert all("curve" in t.user_attrs for t in complete)  # multi-objective curves live in user attrs
+    assert s.best_trials
+
+
+def test_time_budget_stops_starting_trials(tiny_space, tmp_path):
+    start = time.time()
+    s = run_search("digits", space=tiny_space, n_trials=None, time_budget_s=6, study_name="timed",
+                   studies_dir=tmp_path, show_progress=False)
+    assert time.time() - start < 60
+    trials = s.get_trials()
+    assert 1 <= len(trials) < 200
+    assert not [t for t in trials if t.state == TrialState.RUNNING]

@@ -45,6 +45,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 def load_existing_study(name: str, storage: str) -> optuna.Study:
     """Load a study that must already exist (for build-ensemble, report)."""
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
+        path = Path(storage[len("sqlite:///"):])
+        known = sorted(p.stem for p in path.parent.glob("*.db")) if path.parent.exists() else []
+        raise UserError(f"no study '{name}': '{path}' does not exist; studies in {path.parent}: {', '.join(known) or 'none'}")
     store = open_storage(storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)]
     if name not in names:
@@ -89,6 +93,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         >>> study = autocls.search("digits", space="digits", n_trials=12)
         >>> study.best_trial.params
     """
+    # Ray Tune's newer console output prints a results box even at verbose=0; the
+    # live table below is this command's progress display.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler

@@ -117,7 +117,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     num_params = sum(p.numel() for p in model.parameters())
     forward = torch.compile(model) if cfg.compile else model
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    val_x, val_y = data.val_x.to(device), data.val_y.to(device)
+    val_x = data.val_x.to(device)
     augment = BatchAugment(data.mean, data.std, cfg.crop_padding, cfg.flip, cfg.cutout, cfg.auto_augment,
                            cfg.randaugment_magnitude, cfg.image_size)
     counts = torch.bincount(data.train_y, minlength=data.num_classes)

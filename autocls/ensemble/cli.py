@@ -1,0 +1,67 @@
+"""``autocls build-ensemble`` and ``autocls predict``."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _study(args):
+    from autocls.search.runner import StudyPaths, load_existing_study
+
+    paths = StudyPaths.default(args.study, args.storage)
+    return load_existing_study(paths.name, paths.storage)
+
+
+def cmd_build(args) -> int:
+    from autocls.ensemble import build_ensemble
+
+    result = build_ensemble(_study(args), top=args.top, method=args.method, temperature=args.temperature,
+                            tta=args.tta)
+    table = Table(title=f"{result.method} voting of the top {len(result.members)} trials, on the held-out test split")
+    for col in ("", "top-1", "top-5", "NLL", "ECE"):
+        table.add_column(col, justify="right")
+    for label, s in ((f"best single trial (#{result.best_member})", result.best_member_test), ("ensemble", result.test)):
+        table.add_row(label, f"{s['top1']:.2%}", f"{s['top5']:.2%}", f"{s['nll']:.4f}", f"{s['ece']:.4f}")
+    console = Console()
+    console.print(table)
+    weights = ", ".join(f"#{m.number}: {w:g}" for m, w in zip(result.members, result.weights))
+    console.print(f"member weights {weights}")
+    console.print(f"saved to {result.folder}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from autocls.ensemble import load_ensemble, predict_files
+
+    ensemble = load_ensemble(args.ensemble)
+    table, bad = predict_files(ensemble, args.images, batch_size=args.batch_size)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        Console(stderr=True).print(f"{len(table)} predictions written to {args.csv}")
+    else:
+        for row in table.itertuples():
+            print(f"{row.file}\t{row._2}\t{row.probability:.4f}")
+    if bad:
+        Console(stderr=True).print(f"[yellow]warning: skipped {len(bad)} file(s) that are not readable images[/yellow]")
+    return 0
+
+
+def register(sub) -> None:
+    from autocls.ensemble.build import METHODS
+
+    p = sub.add_parser("build-ensemble", help="vote the best trials of a study",
+                       description="Combine the best COMPLETE trials of a study and score them on the test split.")
+    p.add_argument("--study", default="digits", help="study name (default digits)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--method", default="soft", choices=METHODS)
+    p.add_argument("--temperature", action="store_true", help="fit a temperature per member on val before voting")
+    p.add_argument("--tta", default="none", choices=["none", "flip"])
+    p.set_defaults(func=cmd_build)
+
+    q = sub.add_parser("predict", help="predict images with a saved ensemble")
+    q.add_argument("ensemble", help="ensemble folder (studies/<study>/ensembles/<name>)")
+    q.add_argument("images", nargs="+", help="image files and/or folders")
+    q.add_argument("--csv", help="write file,class,probability rows here instead of printing")
+    q.add_argument("--batch-size", type=int, default=256)
+    q.set_defaults(func=cmd_predict)

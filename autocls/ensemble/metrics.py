@@ -1,0 +1,55 @@
+"""Classification metrics over class-probability matrices (numpy), shared by ensemble and report."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
+    k = min(k, probs.shape[1])
+    top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    return float((top == labels[:, None]).any(1).mean())
+
+
+def nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE with equal-width confidence bins (Guo et al. 2017)."""
+    confidence, predicted = probs.max(1), probs.argmax(1)
+    correct = predicted == labels
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (confidence > lo) & (confidence <= hi)
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(ece)
+
+
+def summary(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """top-1, top-5, NLL and ECE in one dict."""
+    return {"top1": top_k_accuracy(probs, labels, 1), "top5": top_k_accuracy(probs, labels, 5),
+            "nll": nll(probs, labels), "ece": expected_calibration_error(probs, labels)}
+
+
+def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    predicted = probs.argmax(1)
+    out = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        mask = labels == c
+        if mask.any():
+            out[c] = (predicted[mask] == c).mean()
+    return out
+
+
+def per_class_auc(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """One-vs-rest ROC AUC per class (NaN where a class is absent)."""
+    from sklearn.metrics import roc_auc_score
+
+    out = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        positives = labels == c
+        if 0 < positives.sum() < len(labels):
+            out[c] = roc_auc_score(positives, probs[:, c])
+    return out

@@ -1,0 +1,136 @@
+"""Load a saved ensemble and predict image files with it."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from autocls.data.augment import BatchAugment
+from autocls.data.sources import IMAGE_EXTENSIONS
+from autocls.ensemble.build import FORMAT_VERSION, _sha256
+from autocls.ensemble.voting import apply_temperature, hard_vote, soft_vote
+from autocls.errors import UserError
+
+
+@dataclass
+class LoadedEnsemble:
+    """Member models on one device plus the voting rule; :meth:`predict_proba` takes uint8 images."""
+
+    folder: Path
+    manifest: dict
+    models: list[torch.nn.Module]
+    device: torch.device
+
+    @property
+    def classes(self) -> list[str]:
+        return self.manifest["classes"]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.manifest["image_shape"])
+
+    def predict_proba(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        from autocls.training.trainer import predict_proba
+
+        flip = self.manifest.get("tta") == "flip"
+        member_probs = []
+        for model, member in zip(self.models, self.manifest["members"]):
+            normalize = BatchAugment(self.manifest["mean"], self.manifest["std"],
+                                     image_size=member["config"].get("image_size")).normalize
+            probs = predict_proba(model, images.to(self.device), normalize, batch_size, flip_tta=flip).numpy()
+            member_probs.append(apply_temperature(probs, member["temperature"]))
+        weights = [m["weight"] for m in self.manifest["members"]]
+        vote = hard_vote if self.manifest["method"] == "hard" else soft_vote
+        return vote(member_probs, weights)
+
+
+def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
+    """Read ``ensemble.json``, check versions and weight hashes, and build the member models.
+
+    Weights are read with safetensors only: nothing in the folder is unpickled.
+    """
+    from safetensors.torch import load_file
+
+    from autocls import __version__
+    from autocls.models import create_model
+    from autocls.training.trainer import resolve_device
+
+    folder = Path(folder)
+    manifest_path = folder / "ensemble.json"
+    if not manifest_path.exists():
+        raise UserError(f"'{folder}' is not an autocls ensemble (no ensemble.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT_VERSION:
+        raise UserError(f"'{folder}' was saved by autocls {manifest.get('autocls_version', '?')} in format "
+                        f"{manifest.get('format')}; this autocls {__version__} reads format {FORMAT_VERSION}")
+    device_obj = resolve_device(device)
+    models = []
+    for member in manifest["members"]:
+        path = folder / member["weights_file"]
+        if not path.exists():
+            raise UserError(f"ensemble member file '{path}' is missing")
+        if _sha256(path) != member["sha256"]:
+            raise UserError(f"ensemble member file '{path}' does not match its recorded hash (modified or corrupt)")
+        model = create_model(member["config"]["model"], len(manifest["classes"]), in_chans=manifest["image_shape"][0])
+        model.load_state_dict(load_file(str(path)))
+        models.append(model.to(device_obj).eval())
+    return LoadedEnsemble(folder, manifest, models, device_obj)
+
+
+def collect_images(inputs: list[str | Path]) -> list[Path]:
+    """Image files from a mix of file and folder arguments (folders are searched recursively)."""
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"'{item}' does not exist")
+    if not files:
+        raise UserError(f"no image files in {', '.join(map(str, inputs))}")
+    return files
+
+
+def read_images(files: list[Path], image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, list[Path], list[Path]]:
+    """Decode to the ensemble's channels and size; returns (images, read files, unreadable files)."""
+    channels, height, width = image_shape
+    arrays, ok, bad = [], [], []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                img = img.convert("L" if channels == 1 else "RGB")
+                if img.size != (width, height):
+                    img = img.resize((width, height), Image.BILINEAR)
+                a = np.asarray(img, dtype=np.uint8)
+                arrays.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
+                ok.append(f)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            bad.append(f)
+    x = torch.from_numpy(np.stack(arrays)) if arrays else torch.empty(0, *image_shape, dtype=torch.uint8)
+    return x, ok, bad
+
+
+def predict_files(ensemble: LoadedEnsemble, inputs: list[str | Path], batch_size: int = 256):
+    """A pandas table: file, class, probability (and the files that could not be read)."""
+    import pandas as pd
+
+    files = collect_images(inputs)
+    rows, bad = [], []
+    for start in range(0, len(files), 4096):  # bounded memory for large folders
+        x, ok, unreadable = read_images(files[start:start + 4096], ensemble.image_shape)
+        bad += unreadable
+        if len(ok):
+            probs = ensemble.predict_proba(x, batch_size)
+            for f, p in zip(ok, probs):
+                c = int(p.argmax())
+                rows.append({"file": str(f), "class": ensemble.classes[c], "probability": float(p[c])})
+    return pd.DataFrame(rows, columns=["file", "class", "probability"]), bad

@@ -1,0 +1,74 @@
+"""Voting rules and greedy ensemble selection over member probability matrices."""
+from __future__ import annotations
+
+import numpy as np
+
+from autocls.ensemble.metrics import nll, top_k_accuracy
+
+
+def soft_vote(member_probs: list[np.ndarray], weights=None) -> np.ndarray:
+    """Weighted mean of the members' class probabilities.
+
+    Example:
+        >>> p = np.array([[0.7, 0.3], [0.2, 0.8]])
+        >>> np.allclose(soft_vote([p, p, p]), p)
+        True
+    """
+    weights = np.ones(len(member_probs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    stacked = np.stack(member_probs)
+    return np.tensordot(weights / weights.sum(), stacked, axes=1)
+
+
+def hard_vote(member_probs: list[np.ndarray], weights=None) -> np.ndarray:
+    """Weighted share of votes per class (ties go to the higher mean probability)."""
+    weights = np.ones(len(member_probs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    num_classes = member_probs[0].shape[1]
+    votes = np.zeros_like(member_probs[0], dtype=np.float64)
+    for w, p in zip(weights, member_probs):
+        votes += w * np.eye(num_classes)[p.argmax(1)]
+    votes = votes / weights.sum()
+    # a tiny soft-vote term breaks ties without ever overturning a majority
+    return votes + 1e-6 * soft_vote(member_probs, weights)
+
+
+def greedy_selection(member_probs: list[np.ndarray], labels: np.ndarray, rounds: int = 25,
+                     metric: str = "accuracy") -> np.ndarray:
+    """Caruana et al. 2004: add, with replacement, the member that most improves the ensemble's val score.
+
+    Starts from the best single member, so the result never scores below it on
+    the data it was selected on.  Returns selection counts (the voting weights).
+    """
+    def score(p):
+        return top_k_accuracy(p, labels) if metric == "accuracy" else -nll(p, labels)
+
+    counts = np.zeros(len(member_probs))
+    singles = [score(p) for p in member_probs]
+    counts[int(np.argmax(singles))] = 1
+    total = member_probs[int(np.argmax(singles))].astype(np.float64)
+    best = max(singles)
+    for _ in range(rounds - 1):
+        scores = [score((total + p) / (counts.sum() + 1)) for p in member_probs]
+        pick = int(np.argmax(scores))
+        if scores[pick] < best - 1e-12:
+            break  # every addition would make it worse
+        counts[pick] += 1
+        total += member_probs[pick]
+        best = max(best, scores[pick])
+    return counts
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): temperature scaling applied to saved probabilities."""
+    logits = np.log(np.clip(probs, 1e-12, None)) / temperature
+    logits -= logits.max(1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(1, keepdims=True)
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising val NLL (Guo et al. 2017), searched on a log scale."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda log_t: nll(apply_temperature(probs, float(np.exp(log_t))), labels),
+                          bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))

@@ -1,0 +1,176 @@
+"""``build_report``: one self-contained plotly HTML page about a study and its ensemble."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import plotly.graph_objects as go
+import plotly.io as pio
+from optuna.trial import TrialState
+
+from autocls.ensemble.metrics import per_class_accuracy, per_class_auc, summary
+from autocls.errors import UserError
+
+
+def learning_curves(study: optuna.Study) -> go.Figure:
+    """Val top-1 per epoch of every trial; pruned trials dashed and ending in an x where ASHA cut them."""
+    fig = go.Figure()
+    style = {TrialState.COMPLETE: dict(dash="solid"), TrialState.PRUNED: dict(dash="dot")}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        curve = t.intermediate_values or {int(k): v for k, v in t.user_attrs.get("curve", {}).items()}
+        if not curve:
+            continue
+        steps = sorted(curve)
+        pruned = t.state == TrialState.PRUNED
+        fig.add_trace(go.Scatter(
+            x=steps, y=[curve[s] for s in steps], mode="lines+markers", name=f"#{t.number} {t.state.name.lower()}",
+            line=style[t.state], opacity=0.5 if pruned else 0.9,
+            marker=dict(symbol=["circle"] * (len(steps) - 1) + ["x" if pruned else "circle"], size=[4] * (len(steps) - 1) + [10 if pruned else 4]),
+        ))
+    fig.update_layout(title="Learning curves (dotted: pruned by ASHA, x marks the cut)", xaxis_title="epoch",
+                      yaxis_title="val top-1", height=480)
+    return fig
+
+
+def leaderboard_table(study: optuna.Study) -> go.Figure:
+    from autocls.search.runner import leaderboard
+
+    board = leaderboard(study).head(30)
+    cells = [[_fmt(v) for v in board[c]] for c in board.columns]
+    fig = go.Figure(go.Table(header=dict(values=list(board.columns)), cells=dict(values=cells)))
+    fig.update_layout(title="Leaderboard (best first)", height=120 + 28 * len(board))
+    return fig
+
+
+def param_importances(study: optuna.Study) -> go.Figure | None:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 3:
+        return None
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        importances = optuna.importance.get_param_importances(study, evaluator=evaluator, target=lambda t: t.values[0])
+    except (RuntimeError, ValueError):  # e.g. no parameter varies across complete trials
+        return None
+    names = list(importances)[::-1]
+    fig = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h"))
+    fig.update_layout(title="Hyperparameter importances (fANOVA on complete trials)", xaxis_title="importance",
+                      height=160 + 24 * len(names))
+    return fig
+
+
+def per_class_figures(classes: list[str], labels: np.ndarray, best_probs: np.ndarray, best_name: str,
+                      ensemble_probs: np.ndarray | None, member_probs: np.ndarray | None = None) -> list[go.Figure]:
+    """Per-class accuracy and AUC (worst first), the ensemble's gain over its best member, a confusion matrix."""
+    n = len(classes)
+    acc_best, auc_best = per_class_accuracy(best_probs, labels, n), per_class_auc(best_probs, labels, n)
+    reference = ensemble_probs if ensemble_probs is not None else best_probs
+    order = np.argsort(np.nan_to_num(per_class_accuracy(reference, labels, n), nan=2.0))  # worst first
+    names = [classes[i] for i in order]
+    acc_fig, auc_fig = go.Figure(), go.Figure()
+    acc_fig.add_trace(go.Bar(x=names, y=acc_best[order], name=best_name))
+    auc_fig.add_trace(go.Bar(x=names, y=auc_best[order], name=best_name))
+    figures = [acc_fig, auc_fig]
+    if ensemble_probs is not None:
+        acc_ens, auc_ens = per_class_accuracy(ensemble_probs, labels, n), per_class_auc(ensemble_probs, labels, n)
+        acc_fig.add_trace(go.Bar(x=names, y=acc_ens[order], name="ensemble"))
+        auc_fig.add_trace(go.Bar(x=names, y=auc_ens[order], name="ensemble"))
+        member_probs = best_probs if member_probs is None else member_probs
+        gain = acc_ens - per_class_accuracy(member_probs, labels, n)
+        gain_order = np.argsort(np.nan_to_num(gain))
+        gain_fig = go.Figure(go.Bar(x=[classes[i] for i in gain_order], y=gain[gain_order],
+                                    marker_color=["#c0392b" if g < 0 else "#27ae60" for g in gain[gain_order]]))
+        gain_fig.update_layout(title="Per-class test accuracy gain of the ensemble over its best member",
+                               yaxis_title="accuracy gain", height=420)
+        figures.append(gain_fig)
+    acc_fig.update_layout(title="Per-class test accuracy (worst classes first)", barmode="group", height=420)
+    auc_fig.update_layout(title="Per-class one-vs-rest test AUC (same order)", barmode="group", height=420)
+    predicted = reference.argmax(1)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    cm = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues"))
+    cm.update_layout(title=f"Confusion matrix ({'ensemble' if ensemble_probs is not None else best_name}, test split)",
+                     xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed", height=520)
+    figures.append(cm)
+    return figures
+
+
+def _latest_ensemble(study: optuna.Study) -> Path | None:
+    folder = Path(study.user_attrs.get("folder", "")) / "ensembles"
+    found = sorted((p for p in folder.glob("*/ensemble.json")), key=lambda p: p.stat().st_mtime)
+    return found[-1].parent if found else None
+
+
+def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, out: str | Path | None = None,
+                 attach: bool = True) -> Path:
+    """Write ``report.html`` (self-contained: plotly.js inlined) and attach the figures to the study.
+
+    Attached figures show in optuna-dashboard beside its own plots.
+
+    Example:
+        >>> path = build_report(optuna.load_study(study_name="digits", storage="sqlite:///studies/digits.db"))
+    """
+    from autocls.data import prepare_data
+
+    folder = Path(study.user_attrs.get("folder", "."))
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise UserError(f"study '{study.study_name}' has no COMPLETE trial to report on yet")
+    ensemble_dir = Path(ensemble_dir) if ensemble_dir else _latest_ensemble(study)
+    if ensemble_dir is not None and not (ensemble_dir / "ensemble.json").exists():
+        raise UserError(f"'{ensemble_dir}' is not an autocls ensemble (no ensemble.json)")
+
+    figures = [leaderboard_table(study), learning_curves(study)]
+    importance = param_importances(study)
+    if importance is not None:
+        figures.append(importance)
+    best = study.best_trials[0] if len(study.directions) > 1 else study.best_trial
+    best_dir = Path(best.user_attrs.get("trial_dir", ""))
+    headline = ""
+    if (best_dir / "test_probs.npy").exists():
+        config = json.loads((best_dir / "result.json").read_text())
+        data = prepare_data(study.user_attrs["dataset"], None, split_file=folder / "split.npz")
+        labels = data.test_y.numpy()
+        best_probs = np.load(best_dir / "test_probs.npy")
+        ensemble_probs = member_probs = None
+        if ensemble_dir is not None:
+            ensemble_probs = np.load(ensemble_dir / "test_probs.npy")
+            member_probs = np.load(ensemble_dir / "best_member_test_probs.npy")
+        figures += per_class_figures(config["classes"], labels, best_probs, f"best trial #{best.number}",
+                                     ensemble_probs, member_probs)
+        s = summary(best_probs, labels)
+        headline = f"best trial #{best.number}: test top-1 {s['top1']:.2%}, top-5 {s['top5']:.2%}"
+        if ensemble_probs is not None:
+            e = summary(ensemble_probs, labels)
+            headline += f"; ensemble ({ensemble_dir.name}): test top-1 {e['top1']:.2%}, top-5 {e['top5']:.2%}"
+
+    out = Path(out) if out else folder / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parts = [pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
+    counts = {s.name: 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] += 1
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>autocls report: {study.study_name}</title>
+<style>body{{font-family:sans-serif;margin:2em;}} .fig{{margin-bottom:2em;}}</style></head>
+<body><h1>autocls report: study '{study.study_name}'</h1>
+<p>dataset <b>{study.user_attrs.get('dataset', '?')}</b>; trials: {counts['COMPLETE']} complete,
+{counts['PRUNED']} pruned, {counts['FAIL']} failed, {counts['RUNNING']} running.</p>
+<p>{headline}</p>
+{''.join(f'<div class="fig">{p}</div>' for p in parts)}
+</body></html>"""
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    if attach:
+        from optuna_dashboard import save_plotly_graph_object
+
+        for i, fig in enumerate(figures[1:]):  # the table is the dashboard's own trial list
+            save_plotly_graph_object(study, fig, graph_object_id=f"autocls-{i}")
+    return out
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return "" if value is None else str(value)

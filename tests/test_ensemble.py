@@ -1,0 +1,119 @@
+"""Ensembles, predict and report over a real (tiny) search on digits."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from autocls.data import prepare_data
+from autocls.ensemble import build_ensemble, greedy_selection, load_ensemble, predict_files, soft_vote
+from autocls.ensemble.metrics import top_k_accuracy
+from autocls.errors import UserError
+from autocls.search.runner import load_existing_study
+
+def test_soft_vote_of_identical_members_is_the_member():
+    p = np.random.default_rng(0).dirichlet(np.ones(7), size=50)
+    assert np.allclose(soft_vote([p, p, p]), p)
+    assert np.allclose(soft_vote([p, p], weights=[3, 1]), p)
+
+
+def test_greedy_never_worse_than_best_single_on_val():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 5, 300)
+    for trial in range(20):
+        members = []
+        for quality in rng.uniform(0.5, 3.0, size=6):
+            logits = rng.normal(size=(300, 5))
+            logits[np.arange(300), labels] += quality
+            p = np.exp(logits)
+            members.append(p / p.sum(1, keepdims=True))
+        counts = greedy_selection(members, labels)
+        best_single = max(top_k_accuracy(p, labels) for p in members)
+        assert top_k_accuracy(soft_vote(members, counts), labels) >= best_single - 1e-12
+        assert counts.sum() >= 1
+
+
+def test_top5_ensemble_on_a_real_search(searched, capsys):
+    study, root = searched
+    result = build_ensemble(study, top=5, method="soft")
+    print(f"best single trial test top-1 {result.best_member_test['top1']:.4f}, "
+          f"top-5 ensemble test top-1 {result.test['top1']:.4f}")
+    assert len(result.members) == 5
+    assert result.test["top1"] > 0.5 and result.best_member_test["top1"] > 0.5
+    manifest = json.loads((result.folder / "ensemble.json").read_text())
+    assert len(manifest["members"]) == 5 and manifest["classes"] == [str(i) for i in range(10)]
+    greedy = build_ensemble(study, top=5, method="greedy", temperature=True)
+    assert greedy.val["top1"] >= greedy.best_member_val["top1"] - 1e-12
+    assert all(0.05 <= m.temperature <= 20 for m in greedy.members)
+    hard = build_ensemble(study, top=3, method="hard", save=False)
+    assert 0 <= hard.test["top1"] <= 1
+
+
+def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, tmp_path):
+    study, root = searched
+    result = build_ensemble(study, top=3, method="soft", name="for-predict")
+    data = prepare_data("digits", split_file=Path(study.user_attrs["folder"]) / "split.npz")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, img in enumerate(data.test_x[:60]):
+        Image.fromarray(img[0].numpy(), mode="L").save(folder / f"{i:03d}.png")  # lossless
+    ensemble = load_ensemble(result.folder)
+    table, bad = predict_files(ensemble, [folder])
+    assert not bad and len(table) == 60
+    expected = [str(c) for c in result.test_probs[:60].argmax(1)]
+    assert table["class"].tolist() == expected
+    assert np.allclose(table["probability"].to_numpy(), result.test_probs[:60].max(1), atol=1e-5)
+    # the CLI writes the same as CSV
+    csv = tmp_path / "out.csv"
+    proc = subprocess.run([sys.executable, "-m", "autocls", "predict", str(result.folder), str(folder), "--csv", str(csv)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert csv.read_text().splitlines()[1].split(",")[1] == expected[0]
+
+
+def test_bad_ensemble_inputs_are_clear(searched, tmp_path):
+    study, root = searched
+    with pytest.raises(UserError, match=r"has \d+ COMPLETE trial\(s\), fewer than --top 99"):
+        build_ensemble(study, top=99)
+    with pytest.raises(UserError, match="--top must be >= 1"):
+        build_ensemble(study, top=0)
+    with pytest.raises(UserError, match="no study 'missing'"):
+        load_existing_study("missing", f"sqlite:///{root}/studies/missing.db")
+    assert not (root / "studies" / "missing.db").exists()  # asking wrote nothing
+    result = build_ensemble(study, top=2, name="to-break")
+    broken = tmp_path / "broken"
+    shutil.copytree(result.folder, broken)
+    member = next((broken / "members").iterdir())
+    member.unlink()
+    with pytest.raises(UserError, match="member file .* is missing"):
+        load_ensemble(broken)
+    tampered = tmp_path / "tampered"
+    shutil.copytree(result.folder, tampered)
+    member = next((tampered / "members").iterdir())
+    data = bytearray(member.read_bytes())
+    data[-1] ^= 0xFF
+    member.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="does not match its recorded hash"):
+        load_ensemble(tampered)
+    old = tmp_path / "old"
+    shutil.copytree(result.folder, old)
+    manifest = json.loads((old / "ensemble.json").read_text())
+    manifest["format"] = 0
+    (old / "ensemble.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="reads format 1"):
+        load_ensemble(old)
+
+
+def test_cli_build_ensemble_prints_single_vs_ensemble(searched):
+    study, root = searched
+    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "5"],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "best single trial" in proc.stdout and "ensemble" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "50"],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "fewer than --top 50" in proc.stderr and "Traceback" not in proc.stderr
