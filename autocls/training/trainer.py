@@ -197,6 +197,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             continue
 
         # --- evaluation, best-epoch state, report -------------------------------------
+        eval_start = time.perf_counter()
         probs = predict_proba(forward, val_x, augment.normalize, channels_last=channels_last, amp=amp)
         val_acc = float((probs.argmax(1) == data.val_y).float().mean())
         val_loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), data.val_y))
@@ -211,6 +212,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss, "train_loss": train_loss,
             "best_val_acc": best_acc, "epoch_time": epoch_time, "images_per_s": steps_per_epoch * batch_size / epoch_time,
             "lr": optimizer.param_groups[0]["lr"], "num_params": num_params,
+            "eval_time": time.perf_counter() - eval_start,  # evaluation + best-epoch checkpoint
         }
         history.append(metrics)
         if epoch == cfg.epochs:
