@@ -109,3 +109,25 @@ def test_config_refuses_bad_values(tmp_path):
     good.write_text("model: lenet\nepochs: 3\nlr: 1e-2\nmilestones: [0.3, 0.6]\n")
     cfg = TrainConfig.from_yaml(good, {"epochs": "4"})
     assert (cfg.model, cfg.epochs, cfg.lr, cfg.milestones) == ("lenet", 4, 0.01, [0.3, 0.6])
+
+
+def test_resume_continues_from_the_last_checkpoint(digits, tmp_path):
+    cfg = TrainConfig(dataset="digits", model="lenet", epochs=4, batch_size=128, optimizer="adam", lr=3e-3)
+    full = train(cfg, digits, out_dir=tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    def die_after_two(m):
+        if m["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, digits, reporter=die_after_two, out_dir=tmp_path / "cut")
+    seen = []
+    resumed = train(cfg, digits, reporter=seen.append, out_dir=tmp_path / "cut", resume=True)
+    assert [m["epoch"] for m in seen] == [3, 4]  # epochs 1-2 were not trained again
+    assert [m["epoch"] for m in resumed.history] == [1, 2, 3, 4]
+    assert resumed.status == "complete" and (tmp_path / "cut" / "test_probs.npy").exists()
+    # same seed, same RNG stream restored: the resumed run ends where the uninterrupted one did
+    assert resumed.history[-1]["val_acc"] == pytest.approx(full.history[-1]["val_acc"], abs=0.03)

@@ -70,6 +70,38 @@ def _driver_lock(folder: Path):
         yield
 
 
+def _prepare_ray_connection(address: str | None) -> None:
+    """Keep a machine-local Ray on loopback; follow a cluster's token authentication.
+
+    Ray binds its services to the host's network address even for a local
+    instance (and rewrites 127.0.0.1 to it), which exposes them to the network
+    and breaks loopback-only clusters.  A search without ``--address``, or
+    with a loopback one, keeps Ray on 127.0.0.1 instead.  Ray keeps the switch
+    in a private constant; if it moves, Ray's own behaviour is kept.
+    """
+    from urllib.parse import urlparse
+
+    host = urlparse(f"//{address}").hostname if address and address != "auto" else None
+    if address is None or host in ("127.0.0.1", "localhost", "::1"):
+        try:
+            import ray._private.ray_constants as ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False
+        except (ImportError, AttributeError):
+            pass
+    if address is not None and "RAY_AUTH_MODE" not in os.environ:
+        # `ray start` enables token authentication when ~/.ray/auth_token exists; a
+        # driver connecting to it must do the same, which ray.init does not.
+        try:
+            from ray._private.authentication.authentication_token_setup import (
+                maybe_enable_token_auth_if_token_available,
+            )
+
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+        except ImportError:
+            pass
+
+
 def _absolute_dataset(dataset: str) -> str:
     # Ray runs each trial in its own working directory, so folder paths must be absolute.
     return str(Path(dataset).resolve()) if Path(dataset).exists() else dataset
@@ -154,6 +186,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         interrupted = interrupted[:remaining]
 
         if not ray.is_initialized():
+            _prepare_ray_connection(address)
             ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                      log_to_driver=False, configure_logging=True, logging_level="ERROR")
         if gpus_per_trial is None:

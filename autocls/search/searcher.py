@@ -6,8 +6,8 @@ learning curve and cannot continue a study's interrupted trials.  This one:
 
 * reports every epoch's ``val_acc`` to the Optuna trial (the dashboard's curves);
 * tells a trial that ASHA stopped as PRUNED, one that ran all its epochs as
-  COMPLETE, one whose training raised as FAIL (the reason in user attrs), and
-  one whose loss diverged as PRUNED with that reason;
+  COMPLETE, one whose training raised or whose worker died as FAIL (the reason
+  in user attrs), and one whose loss diverged as PRUNED with that reason;
 * leaves a trial that was cut off by the driver stopping (Ctrl-C, kill -9) as
   RUNNING, and re-runs such trials first in the next session, under the same
   trial number, so the study neither loses nor duplicates a trial.
@@ -90,11 +90,9 @@ class OptunaSearcher(Searcher):
         epochs = self.epochs.pop(trial_id)
         status = (result or {}).get("status", "ok")
         if error:
-            self._tell(trial, TrialState.FAIL, reason="the trial's worker process failed (see the Ray logs)")
+            self._tell(trial, TrialState.FAIL, reason=self._error_reason(trial))
         elif not result:
             pass  # never started (the driver is stopping): stays RUNNING and is re-run next session
-        elif status == "failed":
-            self._tell(trial, TrialState.FAIL, reason=result.get("reason", "training raised an error"))
         elif status == "diverged":
             self._tell(trial, TrialState.PRUNED, reason=result.get("reason", "loss diverged"))
         elif result.get("epoch", 0) >= epochs:
@@ -148,6 +146,14 @@ class OptunaSearcher(Searcher):
         for key in ("images_per_s", "num_params", "best_val_acc"):
             if key in result:
                 stats[key] = result[key]
+
+    def _error_reason(self, trial: optuna.Trial) -> str:
+        from autocls.search.trainable import ERROR_FILE
+
+        error_file = Path(trial.user_attrs.get("trial_dir", "")) / ERROR_FILE
+        if error_file.exists():
+            return error_file.read_text().split("\n\n")[0]
+        return "the trial's worker process died (see the Ray logs)"
 
     def _write_stats(self, trial_id: str, trial: optuna.Trial) -> None:
         stats = self.stats.pop(trial_id, {})

@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 
 import torch
+
+ERROR_FILE = "error.txt"
 
 
 def run_trial(config: dict) -> None:
     """Train one sampled config and stream its metrics to Ray Tune.
 
-    Any exception from training (a bad combination, CUDA out of memory) is
-    reported as a final result with ``status: failed`` and its reason, so the
-    searcher can mark the trial FAIL with that reason and the search goes on.
+    A trial resumes from its folder's last checkpoint, so a trial that Ray
+    retries (``--max-failures``) or that the next session re-runs continues
+    where it stopped.  An exception from training (a bad combination, CUDA out
+    of memory) is written to ``error.txt`` in the trial folder, where the
+    searcher reads the reason it records with the FAIL, and re-raised so that
+    Ray can retry the trial.
     """
     from ray import tune
 
@@ -19,17 +25,14 @@ def run_trial(config: dict) -> None:
     from autocls.training import TrainConfig, train
 
     torch.set_num_threads(config.get("threads", 1))
-    last = {"epoch": 0, "best_val_acc": 0.0}
-
-    def report(metrics: dict) -> None:
-        last.update(epoch=metrics["epoch"], best_val_acc=metrics.get("best_val_acc", last["best_val_acc"]))
-        tune.report({"status": "ok", **metrics})
-
+    trial_dir = Path(config["trial_dir"])
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    (trial_dir / ERROR_FILE).unlink(missing_ok=True)
     try:
         cfg = TrainConfig.from_dict(config["train"])
         data = prepare_data(cfg.dataset, cfg.data_dir, cfg.val_fraction, split_file=config["split_file"])
-        train(cfg, data, reporter=report, out_dir=config["trial_dir"])
-    except Exception as exc:  # noqa: BLE001 - every training error becomes a FAIL with its reason
-        reason = f"{type(exc).__name__}: {exc}"[:500]
-        tune.report({"status": "failed", "reason": reason, "epoch": last["epoch"] + 1, "val_acc": 0.0,
-                     "best_val_acc": last["best_val_acc"], "traceback": traceback.format_exc()[-2000:]})
+        train(cfg, data, reporter=lambda metrics: tune.report({"status": "ok", **metrics}), out_dir=trial_dir,
+              resume=True)
+    except Exception as exc:
+        (trial_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
+        raise

@@ -26,6 +26,7 @@ from autocls.training.losses import build_loss
 from autocls.training.optim import build_optimizer, build_scheduler
 
 WEIGHTS_FILE = "best.safetensors"
+CHECKPOINT_FILE = "last.pt"
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TrainResult:
     num_params: int = 0
     out_dir: str | None = None
     reason: str = ""
+    resumed_from_epoch: int = 0
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -49,14 +51,31 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _data_device(data: DataSplits, device: torch.device) -> torch.device:
+    """The device the uint8 dataset lives on: the training device when it fits in half its free memory.
+
+    Otherwise it stays in (pinned) host memory and each batch is sliced there
+    and copied, so augmentation still runs on the GPU.
+    """
+    if device.type != "cuda":
+        return device
+    free, _ = torch.cuda.mem_get_info(device)
+    size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
+    if size <= free // 2:
+        return device
+    data.train_x, data.val_x = data.train_x.pin_memory(), data.val_x.pin_memory()
+    return torch.device("cpu")
+
+
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, images: torch.Tensor, normalize: Callable, batch_size: int = 512,
                   channels_last: bool = False, amp: bool = False, flip_tta: bool = False) -> torch.Tensor:
-    """Class probabilities (float32, on CPU) for uint8 ``images`` already on the model's device."""
+    """Class probabilities (float32, on CPU) for uint8 ``images`` (moved to the model's device per batch)."""
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for chunk in images.split(batch_size):
-        x = normalize(chunk)
+        x = normalize(chunk.to(device, non_blocking=True))
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
@@ -77,6 +96,13 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     tmp.replace(path)
 
 
+def save_checkpoint(path: Path, **state) -> None:
+    """Atomic ``torch.save`` of tensors and plain data only (so ``weights_only=True`` can read it)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
 def load_weights(model: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import load_file
 
@@ -84,13 +110,15 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 
 def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[dict], None] | None = None,
-          out_dir: str | Path | None = None) -> TrainResult:
+          out_dir: str | Path | None = None, resume: bool = False) -> TrainResult:
     """Train ``cfg`` and return its result; ``reporter(metrics)`` is called after every evaluation.
 
     With ``out_dir`` the best epoch's weights (safetensors) and val class
     probabilities are written as soon as that epoch ends, so a run stopped
     early (by ASHA, or killed) still leaves its best state; test
-    probabilities are written when the run finishes.
+    probabilities are written when the run finishes.  Every evaluated epoch
+    also leaves ``last.pt`` (model, optimizer, schedule, RNG); with ``resume``
+    a run whose ``out_dir`` holds one continues from there.
 
     Example:
         >>> from autocls.training import TrainConfig, train
@@ -116,8 +144,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     model = model.to(device, memory_format=memory_format)
     num_params = sum(p.numel() for p in model.parameters())
     forward = torch.compile(model) if cfg.compile else model
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    val_x = data.val_x.to(device)
+    data_device = _data_device(data, device)
+    train_x, train_y = data.train_x.to(data_device), data.train_y.to(data_device)
+    val_x = data.val_x.to(data_device)
     augment = BatchAugment(data.mean, data.std, cfg.crop_padding, cfg.flip, cfg.cutout, cfg.auto_augment,
                            cfg.randaugment_magnitude, cfg.image_size)
     counts = torch.bincount(data.train_y, minlength=data.num_classes)
@@ -148,28 +177,37 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         test_acc = None
         if out_dir and (out_dir / WEIGHTS_FILE).exists() and status == "complete":
             load_weights(model, out_dir / WEIGHTS_FILE)
-            probs = predict_proba(model, data.test_x.to(device), augment.normalize, channels_last=channels_last, amp=amp)
+            probs = predict_proba(model, data.test_x, augment.normalize, channels_last=channels_last, amp=amp)
             np.save(out_dir / "test_probs.npy", probs.numpy())
             test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
         result = TrainResult(status, max(best_acc, 0.0), best_epoch, len(history), history, test_acc, num_params,
-                             str(out_dir) if out_dir else None, reason)
+                             str(out_dir) if out_dir else None, reason, start_epoch - 1)
         if out_dir:
             summary = {k: v for k, v in result.__dict__.items() if k != "history"}
             summary.update(classes=data.classes, mean=list(data.mean), std=list(data.std), image_shape=list(data.image_shape))
             (out_dir / "result.json").write_text(json.dumps(summary, indent=1))
             (out_dir / "history.json").write_text(json.dumps(history))
-    for epoch in range(1, cfg.epochs + 1):
+    start_epoch = 1
+    if resume and out_dir and (out_dir / CHECKPOINT_FILE).exists():
+        state = torch.load(out_dir / CHECKPOINT_FILE, map_location=device, weights_only=True)  # never unpickles code
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        best_acc, best_epoch, history = state["best_acc"], state["best_epoch"], state["history"]
+        start_epoch = state["epoch"] + 1
+    for epoch in range(start_epoch, cfg.epochs + 1):
         # --- one epoch of training ---------------------------------------------------
         model.train()
         start = time.perf_counter()
         if sample_weights is not None:  # class-balanced sampling, with replacement
-            order = torch.multinomial(sample_weights, n, replacement=True)
+            order = torch.multinomial(sample_weights, n, replacement=True).to(data_device)
         else:
-            order = torch.randperm(n, device=device)
+            order = torch.randperm(n, device=data_device)
         loss_sum = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
             idx = order[step * batch_size:(step + 1) * batch_size]
-            x, y = augment(train_x[idx]), train_y[idx]
+            x, y = augment(train_x[idx].to(device, non_blocking=True)), train_y[idx].to(device, non_blocking=True)
             if mixup is not None:
                 x, target = mixup(x, y)
             else:
@@ -215,6 +253,10 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             "eval_time": time.perf_counter() - eval_start,  # evaluation + best-epoch checkpoint
         }
         history.append(metrics)
+        if out_dir:
+            save_checkpoint(out_dir / CHECKPOINT_FILE, epoch=epoch, model=model.state_dict(),
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                            rng=torch.get_rng_state(), best_acc=best_acc, best_epoch=best_epoch, history=history)
         if epoch == cfg.epochs:
             # Before the last report: a scheduler (ASHA at max_t) may end the
             # process as soon as it has seen the final epoch.
