@@ -40,7 +40,12 @@ class DataSplits:
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(keep, held_out)`` with ``fraction`` of each class held out."""
     idx = np.arange(len(labels))
-    keep, held = train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels)
+    classes = len(np.unique(labels))
+    n_held = max(int(round(fraction * len(labels))), classes)  # stratifying needs one per class at least
+    if len(labels) - n_held < classes:
+        raise UserError(f"{len(labels)} images in {classes} classes are too few to hold out {fraction:.0%} stratified; "
+                        f"add images")
+    keep, held = train_test_split(idx, test_size=n_held, random_state=seed, stratify=labels)
     return np.sort(keep), np.sort(held)
 
 

@@ -14,7 +14,10 @@ def _study(args):
 
 def cmd_build(args) -> int:
     from autocls.ensemble import build_ensemble
+    from autocls.errors import UserError
 
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
     result = build_ensemble(_study(args), top=args.top, method=args.method, temperature=args.temperature,
                             tta=args.tta)
     table = Table(title=f"{result.method} voting of the top {len(result.members)} trials, on the held-out test split")

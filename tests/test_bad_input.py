@@ -1,0 +1,61 @@
+"""Bad input through the CLI: one clear line, a non-zero exit, nothing written to any study."""
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import write_image_folder
+
+GOOD_SPACE = """
+dataset: digits
+fixed: {epochs: 2, model: lenet}
+params:
+  lr: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
+"""
+
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "autocls", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("space_text, args, message", [
+    (GOOD_SPACE, ["search", "cifar11"], "unknown dataset 'cifar11'"),
+    (GOOD_SPACE.replace("lr:", "learning_rate:"), ["search", "digits"], "params.learning_rate: unknown parameter"),
+    (GOOD_SPACE.replace("low: 1.0e-3", "low: fast"), ["search", "digits"], "params.lr.low: expected a number"),
+    (GOOD_SPACE.replace("params:", "params:\n  optimizer: {type: categorical, choices: []}"), ["search", "digits"],
+     "params.optimizer.choices: must be a non-empty list"),
+    (GOOD_SPACE.replace("low: 1.0e-3, high: 1.0e-1", "low: 1.0e-1, high: 1.0e-3"), ["search", "digits"],
+     "low (0.1) must be below high (0.001)"),
+    (GOOD_SPACE + "sampler: tpe\n", ["search", "digits"], "top level: unknown key(s) ['sampler']"),
+    (GOOD_SPACE, ["search", "digits", "--storage", "nosuchdb://x/y"], "cannot open storage 'nosuchdb://x/y'"),
+    (GOOD_SPACE, ["search", "digits", "--storage", "postgresql://u:p@127.0.0.1:9/none"], "cannot open storage"),
+    (GOOD_SPACE, ["search", "digits", "--trials", "0"], "--trials must be >= 1"),
+    (GOOD_SPACE, ["search", "digits", "--sampler", "cmaes", "--time-budget", "soon"], "--time-budget: cannot read 'soon'"),
+    (GOOD_SPACE, ["build-ensemble", "--study", "nothing"], "no study 'nothing'"),
+    (GOOD_SPACE, ["build-ensemble", "--study", "nothing", "--top", "0"], "--top must be >= 1, got 0"),
+    (GOOD_SPACE, ["report", "--study", "nothing"], "no study 'nothing'"),
+    (GOOD_SPACE, ["predict", "no/such/ensemble", "x.png"], "is not an autocls ensemble"),
+])
+def test_bad_input_one_line_nonzero_nothing_written(tmp_path, space_text, args, message):
+    (tmp_path / "space.yaml").write_text(space_text)
+    if args[0] == "search":
+        args = [*args, "--space", "space.yaml"]
+    proc = cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) <= 2
+    assert not (tmp_path / "studies").exists()
+
+
+def test_one_class_folder_and_non_images(tmp_path):
+    write_image_folder(tmp_path / "one", classes=("cats",))
+    proc = cli("search", str(tmp_path / "one"), "--space", "digits", cwd=tmp_path)
+    assert proc.returncode == 2 and "only one class folder" in proc.stderr
+    assert not (tmp_path / "studies").exists()
+    root = write_image_folder(tmp_path / "two", classes=("a", "b"), per_class=4)
+    (root / "a" / "fake.jpg").write_text("not an image at all")
+    proc = cli("train", str(root), "--model", "lenet", "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "r"),
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 1 file(s) that are not readable images" in proc.stderr
