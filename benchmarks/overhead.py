@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autocls.search import run_search  # noqa: E402
+from autocls.search.runner import _prepare_ray_connection  # noqa: E402
 from autocls.search.space import parse_space  # noqa: E402
 
 
@@ -40,7 +41,8 @@ def main() -> None:
                    "lr": {"type": "float", "low": 1e-3, "high": 0.05, "log": True}},
     }, "overhead")
     start = time.perf_counter()
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    _prepare_ray_connection(None)
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     ray_start = time.perf_counter() - start
     study = run_search("digits", space=space, n_trials=args.trials, studies_dir=tempfile.mkdtemp(), study_name="overhead",
                        show_progress=False)
@@ -55,8 +57,14 @@ def main() -> None:
     print(f"training steps:          {train / slots:6.1%} of trial-slot time")
     print(f"evaluation + checkpoint: {evaluation / slots:6.1%}")
     print(f"Ray start:               {ray_start * args.cpus / slots:6.1%}")
-    print(f"the rest (trial start, scheduling, storage writes, idle slots): {1 - (train + evaluation + ray_start * args.cpus) / slots:6.1%}")
+    in_trials = sum(t.user_attrs.get("trial_seconds", 0.0) for t in trials)  # trial function start -> last report
+    per_trial = in_trials - train - evaluation  # data load, model build, test probabilities
+    between = slots - in_trials - ray_start * args.cpus  # trial start-up, scheduling, storage writes, idle tail
+    print(f"inside trials, besides:  {per_trial / slots:6.1%}   (data load, model build, final test probabilities)")
+    print(f"between trials:          {between / slots:6.1%}   (trial start-up, scheduling, storage, the idle tail "
+          f"when fewer trials than slots remain)")
     print(f"outside training steps:  {1 - train / slots:6.1%}")
+
 
 
 if __name__ == "__main__":

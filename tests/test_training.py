@@ -131,3 +131,18 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path):
     assert resumed.status == "complete" and (tmp_path / "cut" / "test_probs.npy").exists()
     # same seed, same RNG stream restored: the resumed run ends where the uninterrupted one did
     assert resumed.history[-1]["val_acc"] == pytest.approx(full.history[-1]["val_acc"], abs=0.03)
+
+
+def test_torch_compile_is_paid_once_per_process():
+    """Ray reuses a worker for many trials; a new model of the same architecture reuses the compiled graph."""
+    import time
+
+    from autocls.models import create_model
+
+    times = []
+    for _ in range(2):
+        compiled = torch.compile(create_model("lenet", 10))
+        start = time.perf_counter()
+        compiled(torch.randn(8, 3, 32, 32)).sum().backward()
+        times.append(time.perf_counter() - start)
+    assert times[1] < times[0] / 10, times

@@ -187,7 +187,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
 
         if not ray.is_initialized():
             _prepare_ray_connection(address)
-            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+            # "local": a Ray of our own, even when a `ray start` cluster runs on this machine
+            ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
                      log_to_driver=False, configure_logging=True, logging_level="ERROR")
         if gpus_per_trial is None:
             gpus_per_trial = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0

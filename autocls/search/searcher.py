@@ -143,6 +143,7 @@ class OptunaSearcher(Searcher):
         stats["train_seconds"] += float(result.get("epoch_time", 0.0))  # training steps only
         stats["eval_seconds"] += float(result.get("eval_time", 0.0))  # evaluation + checkpoint
         stats["epochs_run"] = step
+        stats["trial_seconds"] = float(result.get("time_total_s", 0.0))  # Ray's clock: since the trial started
         for key in ("images_per_s", "num_params", "best_val_acc"):
             if key in result:
                 stats[key] = result[key]

@@ -7,6 +7,17 @@ from pathlib import Path
 import torch
 
 ERROR_FILE = "error.txt"
+_DATA: dict[tuple, object] = {}  # one dataset per worker process: Ray reuses workers across trials
+
+
+def _cached_data(cfg, split_file: str):
+    from autocls.data import prepare_data
+
+    key = (cfg.dataset, cfg.data_dir, cfg.val_fraction, split_file)
+    if key not in _DATA:
+        _DATA.clear()  # hold one dataset at a time
+        _DATA[key] = prepare_data(cfg.dataset, cfg.data_dir, cfg.val_fraction, split_file=split_file)
+    return _DATA[key]
 
 
 def run_trial(config: dict) -> None:
@@ -21,7 +32,6 @@ def run_trial(config: dict) -> None:
     """
     from ray import tune
 
-    from autocls.data import prepare_data
     from autocls.training import TrainConfig, train
 
     torch.set_num_threads(config.get("threads", 1))
@@ -30,7 +40,7 @@ def run_trial(config: dict) -> None:
     (trial_dir / ERROR_FILE).unlink(missing_ok=True)
     try:
         cfg = TrainConfig.from_dict(config["train"])
-        data = prepare_data(cfg.dataset, cfg.data_dir, cfg.val_fraction, split_file=config["split_file"])
+        data = _cached_data(cfg, config["split_file"])
         train(cfg, data, reporter=lambda metrics: tune.report({"status": "ok", **metrics}), out_dir=trial_dir,
               resume=True)
     except Exception as exc:
