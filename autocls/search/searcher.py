@@ -61,8 +61,8 @@ class OptunaSearcher(Searcher):
             frozen = self.rerun.pop(0)
             trial = optuna.Trial(self.study, frozen._trial_id)
             values = self.space.values_from_params(frozen.params)
-            self.reported[trial_id] = set(frozen.intermediate_values)
-            self.curves[trial_id] = dict(frozen.user_attrs.get("curve", {}))
+            self.curves[trial_id] = {int(k): v for k, v in frozen.user_attrs.get("curve", {}).items()}
+            self.reported[trial_id] = set(frozen.intermediate_values) | set(self.curves[trial_id])
         else:
             trial = self.study.ask()
             values = self.space.sample(trial)
