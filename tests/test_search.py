@@ -125,6 +125,20 @@ def test_resume_extends_the_budget(study, tiny_space):
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
 
 
+def wait_for_finished(db: Path, count: int, driver, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and driver.poll() is None:
+        time.sleep(0.3)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    done = con.execute("select count(*) from trials where state in ('COMPLETE','PRUNED')").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if done >= count:
+                return
+
+
 def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_path):
     cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(tiny_space), "--trials", "10",
            "--study", "killme"]
@@ -133,17 +147,7 @@ def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_pat
                               start_new_session=True)
     db = tmp_path / "studies" / "killme.db"
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            time.sleep(0.5)
-            if db.exists():
-                try:
-                    with sqlite3.connect(db) as con:
-                        done = con.execute("select count(*) from trials where state in ('COMPLETE','PRUNED')").fetchone()[0]
-                except sqlite3.OperationalError:
-                    continue
-                if done >= 3:
-                    break
+        wait_for_finished(db, 3, driver)
         assert driver.poll() is None, "the search finished before it could be killed"
         driver.send_signal(signal.SIGKILL)  # the driver only: Ray's processes notice on their own
         driver.wait(timeout=30)
@@ -208,3 +212,30 @@ def test_time_budget_stops_starting_trials(tiny_space, tmp_path):
     trials = s.get_trials()
     assert 1 <= len(trials) < 200
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_ctrl_c_then_same_command_continues(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(textwrap.dedent("""
+        dataset: digits
+        asha: {grace_period: 2, reduction_factor: 2}
+        fixed: {epochs: 5, batch_size: 64, crop_padding: 1, flip: false, model: resnet9, optimizer: sgd}
+        params:
+          lr: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}
+    """))
+    cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(space), "--trials", "5"]
+    driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_finished(tmp_path / "studies" / "digits.db", 1, driver)
+    assert driver.poll() is None, "the search finished before it could be interrupted"
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130 and "run the same command again" in err, err[-2000:]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path}/studies/digits.db").get_trials()
+    assert [t.number for t in trials] == list(range(5))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    for t in trials:  # every curve whole, interrupted trials included
+        assert sorted(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
+        if t.state == TrialState.COMPLETE:
+            assert len(t.intermediate_values) == 5

@@ -126,9 +126,13 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path):
         train(cfg, digits, reporter=die_after_two, out_dir=tmp_path / "cut")
     seen = []
     resumed = train(cfg, digits, reporter=seen.append, out_dir=tmp_path / "cut", resume=True)
-    assert [m["epoch"] for m in seen] == [3, 4]  # epochs 1-2 were not trained again
+    assert [m["epoch"] for m in seen] == [1, 2, 3, 4]  # 1-2 reported again from the checkpoint, not trained
+    assert seen[0]["epoch_time"] == resumed.history[0]["epoch_time"]
     assert [m["epoch"] for m in resumed.history] == [1, 2, 3, 4]
     assert resumed.status == "complete" and (tmp_path / "cut" / "test_probs.npy").exists()
+    again = []
+    done = train(cfg, digits, reporter=again.append, out_dir=tmp_path / "cut", resume=True)
+    assert [m["epoch"] for m in again] == [1, 2, 3, 4] and done.status == "complete"  # nothing left to train
     # same seed, same RNG stream restored: the resumed run ends where the uninterrupted one did
     assert resumed.history[-1]["val_acc"] == pytest.approx(full.history[-1]["val_acc"], abs=0.03)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -213,11 +214,19 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         )
         with progress:
             tuner.fit()
-        if deadline is not None and time.time() >= deadline:
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                study.tell(t.number, state=TrialState.FAIL)  # cut by the time budget, and the budget is spent
+        unfinished = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if unfinished and deadline is not None and time.time() >= deadline:
+            for t in unfinished:  # cut by the time budget, and the budget is spent
+                study._storage.set_trial_user_attr(t._trial_id, "reason", "not finished within the time budget")
+                study.tell(t.number, state=TrialState.FAIL)
+            unfinished = []
         progress.final()
         leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
+    if unfinished:
+        # Ray Tune takes Ctrl-C and returns normally; say so, and keep Ctrl-C's meaning for callers.
+        print(f"search interrupted: {len(unfinished)} trial(s) left unfinished; run the same command again to "
+              f"continue them", file=sys.stderr)
+        raise KeyboardInterrupt
     return study
 
 

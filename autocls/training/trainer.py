@@ -196,6 +196,12 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         torch.set_rng_state(state["rng"])
         best_acc, best_epoch, history = state["best_acc"], state["best_epoch"], state["history"]
         start_epoch = state["epoch"] + 1
+        if start_epoch > cfg.epochs:
+            finish()  # stopped between the last checkpoint and its report
+        # Report the restored epochs again: a report cut off by the interruption is
+        # not lost, and a reporter that already has an epoch (the searcher) skips it.
+        for metrics in history if reporter else []:
+            reporter(metrics)
     for epoch in range(start_epoch, cfg.epochs + 1):
         # --- one epoch of training ---------------------------------------------------
         model.train()
