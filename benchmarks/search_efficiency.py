@@ -69,8 +69,7 @@ def main() -> None:
             for f in sorted(folder.iterdir())[args.cifar_per_class:]:
                 f.unlink()
         dataset = str(work / "train")
-        raw = yaml.safe_load((Path(__file__).parent / "cifar10_cpu_space.yaml").read_text())
-        space = parse_space(raw, "cifar10_cpu_space.yaml")
+        space = SearchSpace.load(Path(__file__).parent / "cifar10_cpu_space.yaml")
     # Random search without pruning: ASHA's only rung is the last epoch.
     no_prune = parse_space({**yaml.safe_load(space.source), "asha": {"grace_period": space.max_epochs, "reduction_factor": 2},
                             "seeds": []}, "random")
