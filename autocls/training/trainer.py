@@ -193,7 +193,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())  # map_location moved it; the generator wants a CPU tensor
+        if "cuda_rng" in state and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)  # batch order is drawn on the GPU
         best_acc, best_epoch, history = state["best_acc"], state["best_epoch"], state["history"]
         start_epoch = state["epoch"] + 1
         if start_epoch > cfg.epochs:
@@ -262,7 +264,8 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         if out_dir:
             save_checkpoint(out_dir / CHECKPOINT_FILE, epoch=epoch, model=model.state_dict(),
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                            rng=torch.get_rng_state(), best_acc=best_acc, best_epoch=best_epoch, history=history)
+                            rng=torch.get_rng_state(), best_acc=best_acc, best_epoch=best_epoch, history=history,
+                            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}))
         if epoch == cfg.epochs:
             # Before the last report: a scheduler (ASHA at max_t) may end the
             # process as soon as it has seen the final epoch.
