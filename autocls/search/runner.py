@@ -33,10 +33,15 @@ class StudyPaths:
         return cls(name, storage or f"sqlite:///{root / name}.db", root / name)
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL, else None."""
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage, with a clear error when the URL cannot be opened."""
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if (path := _sqlite_file(url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
@@ -46,8 +51,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 def load_existing_study(name: str, storage: str) -> optuna.Study:
     """Load a study that must already exist (for build-ensemble, report)."""
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
-        path = Path(storage[len("sqlite:///"):])
+    path = _sqlite_file(storage)
+    if path is not None and not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.db")) if path.parent.exists() else []
         raise UserError(f"no study '{name}': '{path}' does not exist; studies in {path.parent}: {', '.join(known) or 'none'}")
     store = open_storage(storage)
