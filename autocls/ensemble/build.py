@@ -132,8 +132,6 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
 
 def _recompute_with_flip(members: list[Member], data) -> None:
     """Flip test-time augmentation needs the models: recompute each member's val and test probabilities."""
-    import torch
-
     from autocls.data.augment import BatchAugment
     from autocls.models import create_model
     from autocls.training.trainer import load_weights, predict_proba, resolve_device
@@ -144,9 +142,8 @@ def _recompute_with_flip(members: list[Member], data) -> None:
         load_weights(model, m.folder / "best.safetensors")
         model.to(device)
         normalize = BatchAugment(data.mean, data.std, image_size=m.config.get("image_size")).normalize
-        with torch.no_grad():
-            m.val_probs = predict_proba(model, data.val_x.to(device), normalize, flip_tta=True).numpy()
-            m.test_probs = predict_proba(model, data.test_x.to(device), normalize, flip_tta=True).numpy()
+        m.val_probs = predict_proba(model, data.val_x, normalize, flip_tta=True).numpy()  # batches move to the device
+        m.test_probs = predict_proba(model, data.test_x, normalize, flip_tta=True).numpy()
 
 
 def _save(result: EnsembleResult, folder: Path, data) -> Path:

@@ -41,7 +41,7 @@ class LoadedEnsemble:
         for model, member in zip(self.models, self.manifest["members"]):
             normalize = BatchAugment(self.manifest["mean"], self.manifest["std"],
                                      image_size=member["config"].get("image_size")).normalize
-            probs = predict_proba(model, images.to(self.device), normalize, batch_size, flip_tta=flip).numpy()
+            probs = predict_proba(model, images, normalize, batch_size, flip_tta=flip).numpy()  # moved per batch
             member_probs.append(apply_temperature(probs, member["temperature"]))
         weights = [m["weight"] for m in self.manifest["members"]]
         vote = hard_vote if self.manifest["method"] == "hard" else soft_vote
@@ -53,11 +53,9 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
 
     Weights are read with safetensors only: nothing in the folder is unpickled.
     """
-    from safetensors.torch import load_file
-
     from autocls import __version__
     from autocls.models import create_model
-    from autocls.training.trainer import resolve_device
+    from autocls.training.trainer import load_weights, resolve_device
 
     folder = Path(folder)
     manifest_path = folder / "ensemble.json"
@@ -79,7 +77,7 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
         if _sha256(path) != member["sha256"]:
             raise UserError(f"ensemble member file '{path}' does not match its recorded hash (modified or corrupt)")
         model = create_model(member["config"]["model"], len(manifest["classes"]), in_chans=manifest["image_shape"][0])
-        model.load_state_dict(load_file(str(path)))
+        load_weights(model, path)
         models.append(model.to(device_obj).eval())
     return LoadedEnsemble(folder, manifest, models, device_obj)
 
