@@ -35,10 +35,10 @@ def learning_curves(study: optuna.Study) -> go.Figure:
 
 
 def leaderboard_table(study: optuna.Study) -> go.Figure:
-    from autocls.search.runner import leaderboard
+    from autocls.search.runner import format_cell, leaderboard
 
     board = leaderboard(study).head(30)
-    cells = [[_fmt(v) for v in board[c]] for c in board.columns]
+    cells = [[format_cell(v) for v in board[c]] for c in board.columns]
     fig = go.Figure(go.Table(header=dict(values=list(board.columns)), cells=dict(values=cells)))
     fig.update_layout(title="Leaderboard (best first)", height=120 + 28 * len(board))
     return fig
@@ -169,8 +169,3 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
             save_plotly_graph_object(study, fig, graph_object_id=f"autocls-{i}")
     return out
 
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "" if value != value else f"{value:.4g}"
-    return "" if value is None else str(value)

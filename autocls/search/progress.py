@@ -62,26 +62,30 @@ class SearchProgress:
             estimates.append(max(0.0, self.time_budget_s - elapsed))
         return f"{min(estimates):.0f}s" if estimates else "?"
 
+    def fields(self) -> dict[str, str]:
+        """The numbers shown, as text: one source for the log line and the live table."""
+        return {
+            "finished": f"{self.finished}/{self.n_trials or '∞'}", "running": str(self.counts["RUNNING"]),
+            "complete": str(self.counts["COMPLETE"]), "pruned": str(self.counts["PRUNED"]),
+            "failed": str(self.counts["FAIL"]), "best val top-1": f"{self.best:.2%}" if self.best is not None else "-",
+            "elapsed": f"{time.time() - self.start:.0f}s", "ETA": self.eta(),
+        }
+
     def summary(self) -> str:
-        budget = f"/{self.n_trials}" if self.n_trials else ""
-        best = f"{self.best:.2%}" if self.best is not None else "-"
-        return (f"trials {self.finished}{budget} finished | running {self.counts['RUNNING']} | "
-                f"complete {self.counts['COMPLETE']} | pruned {self.counts['PRUNED']} | failed {self.counts['FAIL']} | "
-                f"best val {best} | elapsed {time.time() - self.start:.0f}s | ETA {self.eta()}")
+        return " | ".join(f"{name} {value}" for name, value in self.fields().items())
 
     def __rich__(self) -> Table:
+        fields = self.fields()
         table = Table(title=f"autocls search: study '{self.study.study_name}'")
-        for col in ("finished", "running", "complete", "pruned", "failed", "best val top-1", "elapsed", "ETA"):
+        for col in fields:
             table.add_column(col, justify="right")
-        best = f"{self.best:.2%}" if self.best is not None else "-"
-        table.add_row(f"{self.finished}/{self.n_trials or '∞'}", str(self.counts["RUNNING"]), str(self.counts["COMPLETE"]),
-                      str(self.counts["PRUNED"]), str(self.counts["FAIL"]), best, f"{time.time() - self.start:.0f}s", self.eta())
+        table.add_row(*fields.values())
         return table
 
     def final(self) -> None:
         if not self.enabled:
             return
-        from autocls.search.runner import leaderboard
+        from autocls.search.runner import format_cell, leaderboard
 
         board = leaderboard(self.study)
         if board.empty:
@@ -91,13 +95,6 @@ class SearchProgress:
         for c in cols:
             table.add_column(str(c), justify="right")
         for _, row in board.head(15).iterrows():
-            table.add_row(*[_fmt(row[c]) for c in cols])
+            table.add_row(*[format_cell(row[c]) for c in cols])
         Console(width=max(140, Console().width)).print(table)
 
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        if value != value:
-            return ""
-        return f"{value:.4g}"
-    return "" if value is None else str(value)

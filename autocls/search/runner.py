@@ -257,3 +257,10 @@ def leaderboard(study: optuna.Study):
     order = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 4}
     frame["_rank"] = frame["state"].map(order)
     return frame.sort_values(["_rank", "val_acc"], ascending=[True, False], na_position="last").drop(columns="_rank").reset_index(drop=True)
+
+
+def format_cell(value) -> str:
+    """A leaderboard cell as text: 4 significant digits, empty for None or NaN."""
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return "" if value is None else str(value)
