@@ -152,25 +152,37 @@ def load_tiny_imagenet(data_dir: Path, download: bool = True) -> RawDataset:
     return RawDataset("tiny-imagenet", x, y, [words.get(w, w) for w in wnids], tx, ty)
 
 
-def _decode_files(files: list[Path], labels: list[int], size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Decode to one uint8 RGB tensor; unreadable files are skipped and counted."""
-    arrays, kept, skipped = [], [], 0
-    for path, label in zip(files, labels):
+def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int = 3) -> tuple[torch.Tensor, list[int]]:
+    """Decode image files to one uint8 ``(N, C, H, W)`` tensor, resized to ``size`` (width, height).
+
+    Returns the tensor and the indices of the files that were read; files that
+    are not readable images are left out.
+    """
+    arrays, read = [], []
+    for i, path in enumerate(files):
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB")
+                img = img.convert("L" if channels == 1 else "RGB")
                 if size is not None and img.size != size:
                     img = img.resize(size, Image.BILINEAR)
-                arrays.append(np.asarray(img, dtype=np.uint8))
-                kept.append(label)
+                a = np.asarray(img, dtype=np.uint8)
+                arrays.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
+                read.append(i)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            skipped += 1
+            continue
+    if not arrays:
+        width, height = size or (1, 1)
+        return torch.empty(0, channels, height, width, dtype=torch.uint8), read
+    return torch.from_numpy(np.stack(arrays)), read
+
+
+def _decode_files(files: list[Path], labels: list[int], size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Decode to one uint8 RGB tensor; unreadable files are skipped and counted in a warning."""
+    x, read = decode_images(files, size)
+    skipped = len(files) - len(read)
     if skipped:
         warnings.warn(f"skipped {skipped} file(s) that are not readable images", stacklevel=2)
-    if not arrays:
-        return torch.empty(0, 3, *(size or (1, 1))[::-1], dtype=torch.uint8), torch.empty(0, dtype=torch.int64), skipped
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return x, torch.tensor(kept, dtype=torch.int64), skipped
+    return x, torch.tensor([labels[i] for i in read], dtype=torch.int64), skipped
 
 
 def _common_size(files: list[Path], sample: int = 200) -> tuple[int, int]:

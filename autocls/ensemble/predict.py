@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from autocls.data.augment import BatchAugment
-from autocls.data.sources import IMAGE_EXTENSIONS
+from autocls.data.sources import IMAGE_EXTENSIONS, decode_images
 from autocls.ensemble.build import FORMAT_VERSION, _sha256
 from autocls.ensemble.voting import apply_temperature, hard_vote, soft_vote
 from autocls.errors import UserError
@@ -101,20 +100,9 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
 def read_images(files: list[Path], image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, list[Path], list[Path]]:
     """Decode to the ensemble's channels and size; returns (images, read files, unreadable files)."""
     channels, height, width = image_shape
-    arrays, ok, bad = [], [], []
-    for f in files:
-        try:
-            with Image.open(f) as img:
-                img = img.convert("L" if channels == 1 else "RGB")
-                if img.size != (width, height):
-                    img = img.resize((width, height), Image.BILINEAR)
-                a = np.asarray(img, dtype=np.uint8)
-                arrays.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
-                ok.append(f)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            bad.append(f)
-    x = torch.from_numpy(np.stack(arrays)) if arrays else torch.empty(0, *image_shape, dtype=torch.uint8)
-    return x, ok, bad
+    x, read = decode_images(files, (width, height), channels)
+    read_set = set(read)
+    return x, [files[i] for i in read], [f for i, f in enumerate(files) if i not in read_set]
 
 
 def predict_files(ensemble: LoadedEnsemble, inputs: list[str | Path], batch_size: int = 256):
