@@ -101,6 +101,8 @@ def test_config_refuses_bad_values(tmp_path):
         TrainConfig.from_dict({"lr": "fast"})
     with pytest.raises(UserError, match="label_smoothing"):
         TrainConfig.from_dict({"label_smoothing": 1.5})
+    with pytest.raises(UserError, match="randaugment_magnitude"):
+        TrainConfig.from_dict({"randaugment_magnitude": 31})
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed")
     with pytest.raises(UserError, match="not valid YAML"):

@@ -3,15 +3,17 @@
 Per-sample crops, flips and cutout are written here as tensor indexing because
 the library versions work per image (torchvision) or re-draw parameters in
 Python per sample (kornia), and a trial that trains at 50k img/s cannot afford
-either.  Policies (AutoAugment family) come from torchvision v2 and mixup /
-cutmix from timm.
+either.  The AutoAugment family is in ``policies`` (per image, batched) and
+mixup / cutmix come from timm.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-AUTO_AUGMENT_POLICIES = ("none", "randaugment", "trivialaugment", "autoaugment")
+from .policies import POLICIES, create_policy
+
+AUTO_AUGMENT_POLICIES = ("none",) + POLICIES
 
 
 def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
@@ -49,21 +51,6 @@ def cutout(x: torch.Tensor, size: int) -> torch.Tensor:
     return x * (~hole)[:, None].to(x.dtype)
 
 
-def make_policy(name: str, magnitude: int = 9):
-    """A torchvision v2 policy over uint8 tensors, or None."""
-    from torchvision.transforms import v2
-
-    if name in (None, "none"):
-        return None
-    if name == "randaugment":
-        return v2.RandAugment(num_ops=2, magnitude=magnitude)
-    if name == "trivialaugment":
-        return v2.TrivialAugmentWide()
-    if name == "autoaugment":
-        return v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
-    raise ValueError(f"unknown auto_augment policy '{name}'; choose from {AUTO_AUGMENT_POLICIES}")
-
-
 class BatchAugment:
     """uint8 batch in, normalised float batch out, every step on the batch's device.
 
@@ -74,17 +61,12 @@ class BatchAugment:
     """
 
     def __init__(self, mean, std, crop_padding: int = 0, flip: bool = False, cutout: int = 0,
-                 auto_augment: str = "none", magnitude: int = 9, image_size: int | None = None,
-                 policy_group: int = 16):
+                 auto_augment: str = "none", magnitude: int = 9, image_size: int | None = None):
         self.mean = torch.tensor(mean).view(1, -1, 1, 1)
         self.std = torch.tensor(std).view(1, -1, 1, 1)
         self.crop_padding, self.flip, self.cutout_size = crop_padding, flip, cutout
-        self.policy = make_policy(auto_augment, magnitude)
+        self.policy = create_policy(auto_augment, magnitude)  # each image draws its own ops
         self.image_size = image_size
-        # torchvision policies draw one op per call; calling them on groups of
-        # `policy_group` images gives near per-sample diversity at a fraction
-        # of the cost of one call per image.
-        self.policy_group = policy_group
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 -> float, resized if asked, standardised with the dataset's mean/std."""
@@ -96,7 +78,7 @@ class BatchAugment:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.policy is not None:
-            x = torch.cat([self.policy(chunk) for chunk in x.split(self.policy_group)])
+            x = self.policy(x)
         x = self.normalize(x)
         if self.crop_padding:
             x = random_crop(x, self.crop_padding)

@@ -92,6 +92,8 @@ class TrainConfig:
                 raise UserError(f"{key} must be in [0, 1], got {getattr(self, key)}")
         if not 0 < self.class_balanced_beta < 1:
             raise UserError(f"class_balanced_beta must be in (0, 1), got {self.class_balanced_beta}")
+        if not 0 <= self.randaugment_magnitude <= 30:  # RandAugment's 31 magnitude bins
+            raise UserError(f"randaugment_magnitude must be in [0, 30], got {self.randaugment_magnitude}")
 
     @classmethod
     def field_names(cls) -> list[str]:
