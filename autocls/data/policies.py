@@ -237,13 +237,15 @@ class BatchAutoAugment(BatchPolicy):
         self.sub_bin = torch.tensor([[b or 0 for _, _, b in sub] for sub in subs])
 
     def _draw(self, n, h, w, device):
+        if self.sub_op.device != torch.device(device):  # once: the tables live where the batches are
+            self.sub_op, self.sub_prob, self.sub_bin = (t.to(device) for t in (self.sub_op, self.sub_prob, self.sub_bin))
         sub = torch.randint(len(self.sub_op), (n,), device=device)
         steps = []
         for j in range(self.sub_op.shape[1]):
-            op = self.sub_op.to(device)[sub, j]
-            applied = torch.rand(n, device=device) <= self.sub_prob.to(device)[sub, j]
+            op = self.sub_op[sub, j]
+            applied = torch.rand(n, device=device) <= self.sub_prob[sub, j]
             op = torch.where(applied, op, torch.zeros_like(op))  # 0 is Identity
-            steps.append((op, self._magnitude(op, self.sub_bin.to(device)[sub, j], h, w)))
+            steps.append((op, self._magnitude(op, self.sub_bin[sub, j], h, w)))
         return steps
 
 
