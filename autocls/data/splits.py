@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from autocls.data.registry import RawDataset, load_dataset
 from autocls.errors import UserError
@@ -45,6 +44,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     if len(labels) - n_held < classes:
         raise UserError(f"{len(labels)} images in {classes} classes are too few to hold out {fraction:.0%} stratified; "
                         f"add images")
+    # imported here: trial workers only read splits, and sklearn takes a second to import
+    from sklearn.model_selection import train_test_split
+
     keep, held = train_test_split(idx, test_size=n_held, random_state=seed, stratify=labels)
     return np.sort(keep), np.sort(held)
 
