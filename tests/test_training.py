@@ -1,5 +1,6 @@
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -114,7 +115,8 @@ def test_config_refuses_bad_values(tmp_path):
 
 
 def test_resume_continues_from_the_last_checkpoint(digits, tmp_path):
-    cfg = TrainConfig(dataset="digits", model="lenet", epochs=4, batch_size=128, optimizer="adam", lr=3e-3)
+    cfg = TrainConfig(dataset="digits", model="lenet", epochs=4, batch_size=128, optimizer="adam", lr=3e-3,
+                      checkpoint_share=1)  # a checkpoint every epoch
     full = train(cfg, digits, out_dir=tmp_path / "full")
 
     class Killed(Exception):
@@ -137,6 +139,27 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path):
     assert [m["epoch"] for m in again] == [1, 2, 3, 4] and done.status == "complete"  # nothing left to train
     # same seed, same RNG stream restored: the resumed run ends where the uninterrupted one did
     assert resumed.history[-1]["val_acc"] == pytest.approx(full.history[-1]["val_acc"], abs=0.03)
+
+
+def test_slow_checkpoints_are_written_less_often(digits, tmp_path, monkeypatch):
+    import autocls.training.trainer as trainer
+
+    written = []
+
+    def slow_save(path, **state):  # as if model + optimizer took 0.2 s to write
+        time.sleep(0.2)
+        written.append(state["epoch"])
+        save_checkpoint(path, **state)
+
+    save_checkpoint = trainer.save_checkpoint
+    monkeypatch.setattr(trainer, "save_checkpoint", slow_save)
+    cfg = TrainConfig(dataset="digits", model="lenet", epochs=6, batch_size=128, checkpoint_share=0.02)
+    result = train(cfg, digits, out_dir=tmp_path / "a")
+    # 0.2 s / 0.02 = 10 s of training between writes: after the first epoch only
+    assert written == [1] and result.status == "complete"
+    written.clear()
+    train(TrainConfig.from_dict({**cfg.to_dict(), "checkpoint_share": 1}), digits, out_dir=tmp_path / "b")
+    assert written == [1, 2, 3, 4, 5, 6]
 
 
 def test_torch_compile_is_paid_once_per_process():

@@ -67,6 +67,9 @@ class TrainConfig:
     channels_last: bool = True  # used on CUDA only
     compile: bool = False
     eval_every: int = 1
+    # Most of the training time that writing last.pt (model + optimizer) may take;
+    # 1 writes it every evaluated epoch.  See trainer.train.
+    checkpoint_share: float = 0.02
     seed: int = 0
     device: str = "auto"
 
@@ -80,7 +83,7 @@ class TrainConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}: '{getattr(self, key)}' is not one of {', '.join(allowed)}")
-        positive = ("epochs", "batch_size", "lr", "eval_every")
+        positive = ("epochs", "batch_size", "lr", "eval_every", "checkpoint_share")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)}")
