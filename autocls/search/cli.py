@@ -23,6 +23,7 @@ def cmd_search(args) -> int:
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None, sampler=args.sampler,
         study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
+        max_concurrent=args.max_concurrent,
         seed=args.seed,
     )
     return 0
@@ -72,6 +73,8 @@ def register(sub) -> None:
     p.add_argument("--address", help="Ray cluster address ('auto' joins a running cluster); default: a local one")
     p.add_argument("--cpus-per-trial", type=float, default=1)
     p.add_argument("--gpus-per-trial", type=float, default=None, help="1, 0.5, ... (default: 1 when GPUs exist)")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="trials at once (default: as many as the cluster's CPUs/GPUs fit when the search starts)")
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker died")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_with_default_budget(cmd_search))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import sys
 import time
@@ -198,6 +199,11 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                      log_to_driver=False, configure_logging=True, logging_level="ERROR")
         if gpus_per_trial is None:
             gpus_per_trial = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        if max_concurrent is None:
+            # As many trials as the cluster has slots now.  Also what lets Ray Tune
+            # start that many at once: for a custom searcher without a limit it keeps
+            # one trial pending, so slots fill one actor start-up at a time.
+            max_concurrent = _slots(ray.cluster_resources(), cpus_per_trial, gpus_per_trial)
         progress = SearchProgress(study, n_trials, time_budget_s, enabled=show_progress)
         deadline = time.time() + time_budget_s if time_budget_s else None
         overrides = {"dataset": dataset, "data_dir": data_dir, "seed": seed}
@@ -233,6 +239,13 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
               f"continue them", file=sys.stderr)
         raise KeyboardInterrupt
     return study
+
+
+def _slots(resources: dict, cpus_per_trial: float, gpus_per_trial: float) -> int:
+    """How many trials of this size fit in ``resources`` (Ray's cluster_resources())."""
+    fits = [resources.get("CPU", 0) / cpus_per_trial if cpus_per_trial else math.inf,
+            resources.get("GPU", 0) / gpus_per_trial if gpus_per_trial else math.inf]
+    return max(1, int(min(fits) + 1e-9))
 
 
 def leaderboard(study: optuna.Study):

@@ -144,6 +144,10 @@ class OptunaSearcher(Searcher):
         stats["eval_seconds"] += float(result.get("eval_time", 0.0))  # evaluation + checkpoint
         stats["epochs_run"] = step
         stats["trial_seconds"] = float(result.get("time_total_s", 0.0))  # Ray's clock: since the trial started
+        if "started_at" in result:  # the worker's clock: where the trial sits on the search's timeline
+            stats.setdefault("started_at", float(result["started_at"]))
+            stats["reported_at"] = float(result["reported_at"])
+            stats["report_wait_seconds"] = float(result["report_wait"])  # up to this report
         for key in ("images_per_s", "num_params", "best_val_acc"):
             if key in result:
                 stats[key] = result[key]

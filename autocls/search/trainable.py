@@ -1,6 +1,7 @@
 """The function each Ray Tune trial runs, in its own worker process."""
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def run_trial(config: dict) -> None:
 
     from autocls.training import TrainConfig, train
 
+    started_at = time.time()  # with the report times, the trial's span on the search's timeline
     torch.set_num_threads(config.get("threads", 1))
     trial_dir = Path(config["trial_dir"])
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -41,8 +43,18 @@ def run_trial(config: dict) -> None:
     try:
         cfg = TrainConfig.from_dict(config["train"])
         data = _cached_data(cfg, config["split_file"])
-        train(cfg, data, reporter=lambda metrics: tune.report({"status": "ok", **metrics}), out_dir=trial_dir,
-              resume=True)
+        waited = 0.0
+
+        def report(metrics: dict) -> None:
+            # tune.report blocks until the driver has taken the result and asks for
+            # the next; the time blocked so far goes out with each report.
+            nonlocal waited
+            sent = time.time()
+            tune.report({"status": "ok", "started_at": started_at, "reported_at": sent, "report_wait": waited,
+                         **metrics})
+            waited += time.time() - sent
+
+        train(cfg, data, reporter=report, out_dir=trial_dir, resume=True)
     except Exception as exc:
         (trial_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
         raise
