@@ -114,6 +114,26 @@ def test_default_concurrency_is_the_slots_the_cluster_has():
     assert _slots({"CPU": 1.0}, 2, 0) == 1  # never zero: Ray will queue it
 
 
+def test_the_last_trial_gets_the_cores_of_finished_ones(tmp_path):
+    # Short trials (2 and 3 epochs) fill both slots; the third (20 epochs)
+    # starts when the first ends and is the last of the budget: once the second
+    # ends, its core goes to the third.
+    space = tmp_path / "uneven.yaml"
+    space.write_text(textwrap.dedent("""
+        dataset: digits
+        asha: {grace_period: 20, reduction_factor: 2}  # no early stopping
+        fixed: {batch_size: 128, crop_padding: 1, flip: false, model: lenet, optimizer: adam, lr: 0.003}
+        params:
+          epochs: {type: categorical, choices: [2, 3, 20]}
+        seeds: [{epochs: 2}, {epochs: 3}, {epochs: 20}]
+    """))
+    s = run_search("digits", space=space, n_trials=3, studies_dir=tmp_path, study_name="uneven", num_cpus=2,
+                   show_progress=False)
+    threads = {t.params["epochs"]: t.user_attrs["threads"] for t in s.trials}  # at its last report
+    assert threads == {2: 1, 3: 1, 20: 2}
+    assert all(t.state == TrialState.COMPLETE for t in s.trials)
+
+
 def test_conditional_params_in_the_study(study):
     s, _ = study
     for t in s.trials:

@@ -209,7 +209,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         overrides = {"dataset": dataset, "data_dir": data_dir, "seed": seed}
         searcher = OptunaSearcher(study, space, paths.folder / "trials",
                                   extra_config={"split_file": str(split_file), "threads": max(1, int(cpus_per_trial))},
-                                  overrides=overrides, rerun=interrupted, deadline=deadline, on_change=progress.refresh)
+                                  overrides=overrides, rerun=interrupted, deadline=deadline, on_change=progress.refresh,
+                                  budget=remaining if n_trials is not None else None,
+                                  cpu_pool=None if gpus_per_trial else _single_node_cpus())
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.max_epochs, grace_period=space.grace_period,
                                   reduction_factor=space.reduction_factor)
         trainable = tune.with_resources(run_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
@@ -239,6 +241,14 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
               f"continue them", file=sys.stderr)
         raise KeyboardInterrupt
     return study
+
+
+def _single_node_cpus() -> float | None:
+    """The CPUs of a one-node Ray (this machine), else None: cores on other nodes can't be handed around."""
+    import ray
+
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    return alive[0]["Resources"].get("CPU") if len(alive) == 1 else None
 
 
 def _slots(resources: dict, cpus_per_trial: float, gpus_per_trial: float) -> int:

@@ -10,7 +10,9 @@ learning curve and cannot continue a study's interrupted trials.  This one:
   in user attrs), and one whose loss diverged as PRUNED with that reason;
 * leaves a trial that was cut off by the driver stopping (Ctrl-C, kill -9) as
   RUNNING, and re-runs such trials first in the next session, under the same
-  trial number, so the study neither loses nor duplicates a trial.
+  trial number, so the study neither loses nor duplicates a trial;
+* on one machine, hands the cores of idle slots to the trials still running
+  once no trial is left to start.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from autocls.search.space import SearchSpace
+from autocls.search.trainable import THREADS_FILE
 
 
 class OptunaSearcher(Searcher):
@@ -38,7 +41,8 @@ class OptunaSearcher(Searcher):
 
     def __init__(self, study: optuna.Study, space: SearchSpace, trial_root: Path, extra_config: dict,
                  overrides: dict | None = None, rerun: list[optuna.trial.FrozenTrial] | None = None,
-                 deadline: float | None = None, on_change: Callable[[], None] | None = None):
+                 deadline: float | None = None, on_change: Callable[[], None] | None = None,
+                 budget: int | None = None, cpu_pool: float | None = None):
         super().__init__(metric=None, mode=None)
         self.study, self.space = study, space
         self.trial_root = Path(trial_root)
@@ -51,6 +55,13 @@ class OptunaSearcher(Searcher):
         self.reported: dict[str, set[int]] = {}
         self.curves: dict[str, dict[int, float]] = {}
         self.stats: dict[str, dict] = {}
+        # Once `budget` trials are started, the cores of slots that fall idle go to the
+        # trials still running (a thread count they read after each report): on a
+        # laptop the last long trial otherwise crawls on one core while the others idle.
+        # `cpu_pool` is the CPUs to share (a local Ray only; None: off).
+        self.budget, self.cpu_pool = budget, cpu_pool
+        self.started = 0
+        self.trial_dirs: dict[str, Path] = {}
 
     # --- Ray Tune's Searcher interface ---------------------------------------------------
 
@@ -69,10 +80,14 @@ class OptunaSearcher(Searcher):
             self.reported[trial_id], self.curves[trial_id] = set(), {}
         values.update(self.overrides)
         trial_dir = self.trial_root / f"{trial.number:05d}"
+        (trial_dir / THREADS_FILE).unlink(missing_ok=True)  # an earlier session's
         trial.set_user_attr("ray_trial_id", trial_id)
         trial.set_user_attr("trial_dir", str(trial_dir))
         self.live[trial_id] = trial
+        self.trial_dirs[trial_id] = trial_dir
+        self.started += 1
         self.epochs[trial_id] = int(values.get("epochs", self.space.max_epochs))
+        self._share_idle_cpus()  # the budget's last trial may start with a slot already idle
         self.on_change()
         return {"train": values, "trial_dir": str(trial_dir), "number": trial.number, **self.extra_config}
 
@@ -103,7 +118,21 @@ class OptunaSearcher(Searcher):
         # else: stopped from outside mid-run (Ctrl-C, time limit): left RUNNING for the next session
         self.reported.pop(trial_id, None)
         self.curves.pop(trial_id, None)
+        self.trial_dirs.pop(trial_id, None)
+        self._share_idle_cpus()
         self.on_change()
+
+    def _share_idle_cpus(self) -> None:
+        no_more = (self.budget is not None and self.started >= self.budget) or (
+            self.deadline is not None and time.time() >= self.deadline)
+        if not (self.cpu_pool and self.live and no_more):
+            return
+        threads = max(int(self.extra_config.get("threads", 1)), int(self.cpu_pool // len(self.live)))
+        for trial_dir in self.trial_dirs.values():
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            tmp = trial_dir / (THREADS_FILE + ".tmp")
+            tmp.write_text(str(threads))
+            tmp.replace(trial_dir / THREADS_FILE)
 
     # --- persistence: the study is the state ------------------------------------------
 
@@ -141,6 +170,9 @@ class OptunaSearcher(Searcher):
         # of them cost more than a small model's epoch.
         stats = self.stats.setdefault(trial_id, {"train_seconds": 0.0, "eval_seconds": 0.0})
         stats["train_seconds"] += float(result.get("epoch_time", 0.0))  # training steps only
+        # with cores handed over at the end of a search, one trial's second is several cores'
+        stats["train_core_seconds"] = stats.get("train_core_seconds", 0.0) + float(
+            result.get("epoch_time", 0.0)) * int(result.get("threads", 1))
         stats["eval_seconds"] += float(result.get("eval_time", 0.0))  # evaluation + checkpoint
         stats["epochs_run"] = step
         stats["trial_seconds"] = float(result.get("time_total_s", 0.0))  # Ray's clock: since the trial started
@@ -148,7 +180,7 @@ class OptunaSearcher(Searcher):
             stats.setdefault("started_at", float(result["started_at"]))
             stats["reported_at"] = float(result["reported_at"])
             stats["report_wait_seconds"] = float(result["report_wait"])  # up to this report
-        for key in ("images_per_s", "num_params", "best_val_acc"):
+        for key in ("images_per_s", "num_params", "best_val_acc", "threads"):
             if key in result:
                 stats[key] = result[key]
 

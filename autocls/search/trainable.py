@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 ERROR_FILE = "error.txt"
+THREADS_FILE = "threads"  # written by the searcher when idle cores can go to this trial
 _DATA: dict[tuple, object] = {}  # one dataset per worker process: Ray reuses workers across trials
 
 
@@ -40,6 +41,7 @@ def run_trial(config: dict) -> None:
     trial_dir = Path(config["trial_dir"])
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / ERROR_FILE).unlink(missing_ok=True)
+    threads_file = trial_dir / THREADS_FILE
     try:
         cfg = TrainConfig.from_dict(config["train"])
         data = _cached_data(cfg, config["split_file"])
@@ -51,8 +53,10 @@ def run_trial(config: dict) -> None:
             nonlocal waited
             sent = time.time()
             tune.report({"status": "ok", "started_at": started_at, "reported_at": sent, "report_wait": waited,
-                         **metrics})
+                         "threads": torch.get_num_threads(), **metrics})
             waited += time.time() - sent
+            if threads_file.exists():  # the searcher gives this trial the cores of finished ones
+                torch.set_num_threads(int(threads_file.read_text()))
 
         train(cfg, data, reporter=report, out_dir=trial_dir, resume=True)
     except Exception as exc:
