@@ -52,9 +52,11 @@ def main() -> None:
     slots, wall = args.cpus, end - start
     total = wall * slots
     attr = lambda key: [t.user_attrs.get(key, 0.0) for t in trials]  # noqa: E731
-    train, evaluation = sum(attr("train_seconds")), sum(attr("eval_seconds"))
+    train, evaluation = sum(attr("train_core_seconds")), sum(attr("eval_seconds"))
+    handed = train - sum(attr("train_seconds"))  # core-seconds of idle slots given to running trials (the tail)
     spans = sorted(zip(attr("started_at"), attr("reported_at")))  # trial function start -> its last report
-    inside = sum(b - a for a, b in spans)
+    span = sum(b - a for a, b in spans)
+    inside = span + handed  # core-seconds inside trial functions
     first_start, last_start, last_end = spans[0][0], spans[-1][0], max(b for _, b in spans)
 
     def idle(t0: float, t1: float) -> float:
@@ -63,7 +65,7 @@ def main() -> None:
         return slots * (t1 - t0) - busy
 
     rows = [
-        ("training steps", train, ""),
+        ("training steps", train, f"(core-seconds: {handed / len(trials):.2f} s/trial on cores handed over at the end)"),
         ("evaluation", evaluation, "(validation pass + best-epoch weights)"),
         ("waiting on reports", sum(attr("report_wait_seconds")), "(tune.report blocks until the driver asks for more)"),
         ("inside trials, besides", inside - train - evaluation - sum(attr("report_wait_seconds")),
@@ -71,12 +73,12 @@ def main() -> None:
         ("Ray start", slots * (ray_ready - start), ""),
         ("search start", idle(ray_ready, first_start), "(splits, Tuner, first workers, torch import)"),
         ("between trials", idle(first_start, last_start), "(one trial's end to the next's start in a slot)"),
-        ("the tail", idle(last_start, last_end), "(slots idle once no trial is left to start)"),
+        ("the tail", idle(last_start, last_end) - handed, "(slots idle once no trial is left to start)"),
         ("search end", slots * (end - last_end), "(last report to the driver's return)"),
     ]
     epochs = sum(attr("epochs_run"))
     print(f"{len(trials)} trials of {args.model}, up to {args.epochs} epochs ({epochs} epochs run), "
-          f"{slots} at a time, wall {wall:.1f}s, mean trial {inside / len(trials):.1f}s inside its function")
+          f"{slots} at a time, wall {wall:.1f}s, mean trial {span / len(trials):.1f}s inside its function")
     for name, seconds, note in rows:
         print(f"{name + ':':25s}{seconds / total:6.1%}  {seconds / len(trials):6.2f} s/trial  {note}")
     print(f"{'(unaccounted):':25s}{1 - sum(r[1] for r in rows) / total:6.1%}")
