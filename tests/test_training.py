@@ -114,9 +114,11 @@ def test_config_refuses_bad_values(tmp_path):
     assert (cfg.model, cfg.epochs, cfg.lr, cfg.milestones) == ("lenet", 4, 0.01, [0.3, 0.6])
 
 
-def test_resume_continues_from_the_last_checkpoint(digits, tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])  # on CUDA the batch order's generator is the GPU's
+def test_resume_continues_from_the_last_checkpoint(digits, tmp_path, device):
     cfg = TrainConfig(dataset="digits", model="lenet", epochs=4, batch_size=128, optimizer="adam", lr=3e-3,
-                      checkpoint_share=1)  # a checkpoint every epoch
+                      checkpoint_share=1, device=device)  # a checkpoint every epoch
     full = train(cfg, digits, out_dir=tmp_path / "full")
 
     class Killed(Exception):

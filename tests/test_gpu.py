@@ -1,0 +1,36 @@
+"""The CUDA-only paths of the trainer: run where a GPU is present, skipped elsewhere.
+
+On a lent GPU machine: ``python -m pytest -q tests/test_gpu.py tests/test_training.py``
+(the resume test there also runs on CUDA).
+"""
+import pytest
+import torch
+
+from autocls.data import prepare_data
+from autocls.training import TrainConfig, train
+from autocls.training import trainer as trainer_module
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return prepare_data("digits")
+
+
+def test_bf16_channels_last_learns_on_the_gpu(digits):
+    cfg = TrainConfig(dataset="digits", model="resnet9", epochs=4, batch_size=64, lr=0.02, device="cuda",
+                      amp=True, channels_last=True, crop_padding=1, flip=False, auto_augment="trivialaugment")
+    result = train(cfg, digits)
+    assert result.status == "complete" and result.best_val_acc > 0.8
+
+
+def test_data_too_big_for_the_gpu_stays_in_pinned_host_memory(digits, monkeypatch):
+    free, total = torch.cuda.mem_get_info()
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1024, total))  # "1 KiB free"
+    data = prepare_data("digits")
+    assert trainer_module._data_device(data, torch.device("cuda")).type == "cpu"
+    assert data.train_x.is_pinned()
+    cfg = TrainConfig(dataset="digits", model="lenet", epochs=3, batch_size=64, device="cuda", crop_padding=1)
+    result = train(cfg, data)
+    assert result.status == "complete" and result.best_val_acc > 0.5
