@@ -94,7 +94,7 @@ def _sharpness(image: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     out = image.float()
     blurred = F.conv2d(out, kernel.expand(c, 1, 3, 3), groups=c).round_()
     inner = out[..., 1:-1, 1:-1]  # borders stay as they are, as in torchvision
-    inner.add_((blurred - inner) * (1.0 - (1.0 + m)).view(-1, 1, 1, 1))
+    inner.add_((blurred - inner) * (-m).view(-1, 1, 1, 1))  # torchvision's alpha: 1 - factor = -m
     return out.clamp_(0, 255).to(torch.uint8)
 
 

@@ -168,14 +168,12 @@ class OptunaSearcher(Searcher):
         # The rest is kept here and written once, when the trial ends: every
         # attribute is its own SQLite transaction, and per-epoch writes of six
         # of them cost more than a small model's epoch.
-        stats = self.stats.setdefault(trial_id, {"train_seconds": 0.0, "eval_seconds": 0.0})
+        stats = self.stats.setdefault(trial_id, {"train_seconds": 0.0, "train_core_seconds": 0.0, "eval_seconds": 0.0})
         stats["train_seconds"] += float(result.get("epoch_time", 0.0))  # training steps only
         # with cores handed over at the end of a search, one trial's second is several cores'
-        stats["train_core_seconds"] = stats.get("train_core_seconds", 0.0) + float(
-            result.get("epoch_time", 0.0)) * int(result.get("threads", 1))
+        stats["train_core_seconds"] += float(result.get("epoch_time", 0.0)) * int(result.get("threads", 1))
         stats["eval_seconds"] += float(result.get("eval_time", 0.0))  # evaluation + checkpoint
         stats["epochs_run"] = step
-        stats["trial_seconds"] = float(result.get("time_total_s", 0.0))  # Ray's clock: since the trial started
         if "started_at" in result:  # the worker's clock: where the trial sits on the search's timeline
             stats.setdefault("started_at", float(result["started_at"]))
             stats["reported_at"] = float(result["reported_at"])
