@@ -12,33 +12,25 @@ archive), on one device:
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autocls.data.policies import POLICIES, create_policy  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpg.tar.gz"
-
+from autocls.data.sources import decode_images  # noqa: E402
+from _shared_data import SHARED, cifar10_jpg_folder  # noqa: E402
 
 def photos(n: int) -> torch.Tensor:
     if not SHARED.exists():
         print(f"({SHARED} absent: random images)")
         return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
-    from PIL import Image
-
-    tmp = tempfile.mkdtemp()
-    subprocess.run(["tar", "-xzf", str(SHARED), "-C", tmp, "--wildcards", "train/*/00??.jpg"], check=True)
-    paths = sorted(Path(tmp).glob("train/*/*.jpg"))
-    images = [np.asarray(Image.open(paths[i % len(paths)]).convert("RGB")) for i in range(n)]
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    files = sorted(cifar10_jpg_folder(per_class=100).glob("*/*.jpg"))
+    images, _ = decode_images([files[i % len(files)] for i in range(n)], size=None)
+    return images
 
 
 def rate(fn, x: torch.Tensor, repeats: int, device: torch.device) -> float:
@@ -60,7 +52,6 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     x = photos(args.batch_size).to(device)
     from torchvision.transforms import v2
 

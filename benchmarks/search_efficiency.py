@@ -12,7 +12,6 @@ random / TPE+ASHA; above 1 means TPE+ASHA got there with fewer epochs).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autocls.search import SearchSpace, run_search  # noqa: E402
 from autocls.search.space import parse_space  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpg.tar.gz"
-
+from _shared_data import cifar10_jpg_folder  # noqa: E402
 
 def epochs_used(study) -> int:
     return sum(t.user_attrs.get("epochs_run", 0) for t in study.get_trials(deepcopy=False))
@@ -62,13 +59,7 @@ def main() -> None:
     if args.dataset == "digits":
         dataset, space = "digits", SearchSpace.load("digits")
     else:
-        if not SHARED.exists():
-            sys.exit(f"{SHARED} not found")
-        subprocess.run(["tar", "-xzf", str(SHARED), "-C", str(work)], check=True)
-        for folder in (work / "train").iterdir():  # keep the first N images of each class
-            for f in sorted(folder.iterdir())[args.cifar_per_class:]:
-                f.unlink()
-        dataset = str(work / "train")
+        dataset = str(cifar10_jpg_folder(args.cifar_per_class, work))
         space = SearchSpace.load(Path(__file__).parent / "cifar10_cpu_space.yaml")
     # Random search without pruning: ASHA's only rung is the last epoch.
     no_prune = parse_space({**yaml.safe_load(space.source), "asha": {"grace_period": space.max_epochs, "reduction_factor": 2},

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,19 +33,10 @@ from autocls.data import make_splits  # noqa: E402
 from autocls.data.registry import RawDataset, load_dataset  # noqa: E402
 from autocls.models import create_model  # noqa: E402
 from autocls.training import TrainConfig, train  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpg.tar.gz"
-
+from _shared_data import cifar10_jpg_folder  # noqa: E402
 
 def load_cifar_jpgs(per_class: int) -> RawDataset:
-    if not SHARED.exists():
-        sys.exit(f"{SHARED} not found: this benchmark needs the real CIFAR-10 JPEGs")
-    work = Path(tempfile.mkdtemp(prefix="autocls-thr-"))
-    subprocess.run(["tar", "-xzf", str(SHARED), "-C", str(work)], check=True)
-    for folder in (work / "train").iterdir():
-        for f in sorted(folder.iterdir())[per_class:]:
-            f.unlink()
-    return load_dataset(str(work / "train"))
+    return load_dataset(str(cifar10_jpg_folder(per_class)))
 
 
 class CifarStyleDataset(torch.utils.data.Dataset):
