@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import subprocess
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# decoded-image caches of the tests go to a folder of their own, not the user's ~/.cache
+os.environ.setdefault("AUTOCLS_CACHE", tempfile.mkdtemp(prefix="autocls-test-cache-"))
 SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-train-jpg.tar.gz"
 
 

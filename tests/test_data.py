@@ -94,6 +94,106 @@ def test_bad_inputs_are_one_clear_error(tmp_path):
         load_dataset(str(tmp_path / "empty"))
 
 
+def test_train_test_val_folders_are_the_splits(tmp_path):
+    """Regression: root/{train,test} was read as a 2-class problem named 'test' and 'train'."""
+    write_image_folder(tmp_path / "ds" / "train", classes=("cat", "dog"), per_class=6)
+    write_image_folder(tmp_path / "ds" / "test", classes=("cat", "dog"), per_class=3)
+    ds = load_dataset(str(tmp_path / "ds"))
+    assert ds.classes == ["cat", "dog"] and len(ds.labels) == 12 and len(ds.test_labels) == 6 and ds.val_images is None
+    s = make_splits(ds, val_fraction=0.2)
+    assert len(s.test_y) == 6 and len(s.train_y) + len(s.val_y) == 12
+    write_image_folder(tmp_path / "ds" / "val", classes=("cat", "dog"), per_class=2)
+    s = make_splits(load_dataset(str(tmp_path / "ds")))
+    assert (len(s.train_y), len(s.val_y), len(s.test_y)) == (12, 4, 6)
+    write_image_folder(tmp_path / "ds" / "test", classes=("cow",), per_class=1)
+    with pytest.raises(UserError, match="class folder.*'cow'.* lacks"):
+        load_dataset(str(tmp_path / "ds"))
+
+
+def test_16_bit_pngs_keep_their_values(tmp_path):
+    """Regression: 16-bit PNGs were clipped to 255 (1000 and 32768 decoded alike)."""
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for j, value in enumerate((1000, 32768, 65535)):
+            Image.fromarray(np.full((8, 8), value, dtype=np.uint16)).save(tmp_path / "d" / c / f"{j}.png")
+    ds = load_dataset(str(tmp_path / "d"))
+    pixels = ds.images[:3, 0, 0, 0].tolist()
+    assert pixels == [4, 128, 255]
+
+
+def test_the_decoded_cache_stays_out_of_the_dataset(tmp_path, monkeypatch):
+    """Regression: the cache was written to <root>/.autocls-cache, which ImageFolder then listed as a class."""
+    from torchvision.datasets.folder import find_classes
+
+    monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("AUTOCLS_CACHE_MAX_GB", str(3000 / 2**30))  # room for about one small entry
+    root = write_image_folder(tmp_path / "ds", classes=("a", "b"), per_class=4)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    first = load_dataset(str(root))
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert find_classes(str(root))[0] == ["a", "b"]
+    entries = list((tmp_path / "cache").rglob("*.npz"))
+    assert len(entries) == 1
+    assert torch.equal(load_dataset(str(root)).images, first.images)  # read back from the cache
+    for j in range(3):  # every change of the folder makes a new entry; the bound evicts the oldest
+        write_image_folder(root, classes=("a",), per_class=5 + j)
+        load_dataset(str(root))
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) < 4
+
+
+def test_split_file_refuses_changed_contents(tmp_path):
+    """Regression: an edited folder of the same size gave misaligned labels silently."""
+    root = write_image_folder(tmp_path / "ds", classes=("a", "b"), per_class=6)
+    split = tmp_path / "split.npz"
+    make_splits(load_dataset(str(root)), split_file=split)
+    make_splits(load_dataset(str(root)), split_file=split)  # unchanged: fine
+    (root / "a" / "0.png").rename(root / "b" / "moved.png")  # same count, other labels
+    with pytest.raises(UserError, match="made for other contents"):
+        make_splits(load_dataset(str(root)), split_file=split)
+
+
+def test_cifar_files_are_unpickled_with_a_restricted_unpickler(tmp_path):
+    import pickle
+
+    write_cifar10(tmp_path)
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    with open(tmp_path / "cifar-10-batches-py" / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": Evil()}, f)
+    with pytest.raises(UserError, match="not an official CIFAR file"):
+        load_dataset("cifar10", tmp_path, download=False)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_decompression_bombs_and_unreadable_roots(tmp_path, monkeypatch):
+    import struct
+    import zlib
+
+    root = write_image_folder(tmp_path / "ds", classes=("a", "b"), per_class=4)
+    # a valid PNG header that claims 20000 x 20000 pixels
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    (root / "a" / "bomb.png").write_bytes(bomb + b"\0" * 64)
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        ds = load_dataset(str(root))
+    assert len(ds.labels) == 8
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(root), "iterdir", denied)
+    with pytest.raises(UserError, match="cannot read dataset folder"):
+        load_dataset(str(root))
+
+
 def test_corrupt_images_are_skipped_and_counted(tmp_path):
     root = write_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=5)
     (root / "a" / "broken.jpg").write_bytes(b"this is not a jpeg")

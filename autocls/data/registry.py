@@ -22,7 +22,8 @@ class RawDataset:
 
     Holding decoded uint8 pixels (CIFAR-100 train is 150 MB) lets the trainer
     slice batches on the device instead of decoding per sample.
-    ``test_images`` is the official test set where the dataset has one.
+    ``test_images`` is the official test set where the dataset has one, and
+    ``val_images`` its own val set (an ImageFolder's ``val/``).
     """
 
     name: str
@@ -31,6 +32,18 @@ class RawDataset:
     classes: list[str]
     test_images: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
+    val_images: torch.Tensor | None = None
+    val_labels: torch.Tensor | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of every image, label and class name: a split file is valid for this content only."""
+        import hashlib
+
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update("\0".join(self.classes).encode())
+        for t in (self.images, self.labels, self.val_images, self.val_labels, self.test_images, self.test_labels):
+            digest.update(b"|" if t is None else t.contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:

@@ -8,6 +8,7 @@ Downloads still go through torchvision's own URL, checksum and extractor.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import warnings
 from collections import Counter
@@ -36,11 +37,28 @@ def _download(url: str, data_dir: Path, filename: str, md5: str | None, what: st
         ) from None
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits only what the official CIFAR pickles hold: dicts, lists, strings, numbers and numpy arrays.
+
+    The CIFAR release is a pickle by format; a file in its place that names
+    any other callable (``os.system``, ...) is refused instead of run.
+    """
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR file")
+
+
 def _unpickle(path: Path) -> dict:
-    # These are the official CIFAR release files, read from the user's own data
-    # folder; the format itself is a pickle, so there is no safer reader.
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+    try:
+        with open(path, "rb") as f:
+            return _CifarUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise UserError(f"'{path}' is not an official CIFAR file ({exc}); delete it to download it again") from None
 
 
 def _cifar_arrays(files: list[Path], label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,6 +170,20 @@ def load_tiny_imagenet(data_dir: Path, download: bool = True) -> RawDataset:
     return RawDataset("tiny-imagenet", x, y, [words.get(w, w) for w in wnids], tx, ty)
 
 
+# What opening or decoding a file that is not a usable image raises
+UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+              Image.DecompressionBombWarning)
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16- and 32-bit integer images scaled to 8 bits (Pillow's convert() clips them at 255 instead)."""
+    if img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return img
+    a = np.asarray(img)
+    top = 65535 if a.max(initial=0) <= 65535 and a.min(initial=0) >= 0 else float(a.max(initial=1))
+    return Image.fromarray(np.round(a.astype(np.float64) * (255.0 / top)).astype(np.uint8), mode="L")
+
+
 def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int = 3) -> tuple[torch.Tensor, list[int]]:
     """Decode image files to one uint8 ``(N, C, H, W)`` tensor, resized to ``size`` (width, height).
 
@@ -161,14 +193,16 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
     arrays, read = [], []
     for i, path in enumerate(files):
         try:
-            with Image.open(path) as img:
-                img = img.convert("L" if channels == 1 else "RGB")
+            with warnings.catch_warnings(), Image.open(path) as img:
+                # Past Pillow's pixel limit an image is a decompression bomb: skip it, don't decode it
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = _to_8bit(img).convert("L" if channels == 1 else "RGB")
                 if size is not None and img.size != size:
                     img = img.resize(size, Image.BILINEAR)
                 a = np.asarray(img, dtype=np.uint8)
                 arrays.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
                 read.append(i)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except UNREADABLE:
             continue
     if not arrays:
         width, height = size or (1, 1)
@@ -189,58 +223,142 @@ def _common_size(files: list[Path], sample: int = 200) -> tuple[int, int]:
     sizes = Counter()
     for path in files[:: max(1, len(files) // sample)]:
         try:
-            with Image.open(path) as img:
+            with warnings.catch_warnings(), Image.open(path) as img:
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
                 sizes[img.size] += 1
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except UNREADABLE:
             continue
     if not sizes:
         raise UserError(f"no readable image among the files under '{files[0].parents[1]}'")
     return sizes.most_common(1)[0][0]
 
 
-def _folder_cache_key(files: list[Path]) -> str:
+def _folder_cache_key(files: list[Path], labels: list[int], size: tuple[int, int]) -> str:
+    """Names, sizes, mtimes and labels of the files, and the decode size: a new key whenever any changes."""
     digest = hashlib.sha1()
-    for f in files:
+    for f, label in zip(files, labels):
         st = f.stat()
-        digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+        digest.update(f"{f.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
+    digest.update(f"{size}".encode())
+    return digest.hexdigest()[:24]
+
+
+def cache_dir() -> Path:
+    """Where decoded ImageFolders are cached: ``$AUTOCLS_CACHE``, else ``$XDG_CACHE_HOME/autocls`` or ``~/.cache/autocls``."""
+    if os.environ.get("AUTOCLS_CACHE"):
+        return Path(os.environ["AUTOCLS_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autocls"
+
+
+def _cache_limit_bytes() -> int:
+    return int(float(os.environ.get("AUTOCLS_CACHE_MAX_GB", "10")) * 2**30)
+
+
+def _cached_decode(files: list[Path], labels: list[int], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode through the user's cache folder, never the dataset's: the data folder is left as it was.
+
+    The cache is bounded (``$AUTOCLS_CACHE_MAX_GB``, default 10): the least
+    recently used entries go first.  When it cannot be written, decode anyway.
+    """
+    path = cache_dir() / "image-folders" / f"{_folder_cache_key(files, labels, size)}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                x, y = torch.from_numpy(z["images"]), torch.from_numpy(z["labels"])
+            os.utime(path)  # recently used
+            return x, y
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # a damaged entry: decode again
+    x, y, _ = _decode_files(files, labels, size)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, images=x.numpy(), labels=y.numpy())
+        tmp.replace(path)
+        _evict(path.parent, _cache_limit_bytes(), keep=path)
+    except OSError:
+        pass
+    return x, y
+
+
+def _evict(folder: Path, limit: int, keep: Path) -> None:
+    entries = sorted((p.stat().st_mtime, p) for p in folder.glob("*.npz") if p != keep)
+    total = sum(p.stat().st_size for _, p in entries) + keep.stat().st_size
+    for _, p in entries:
+        if total <= limit:
+            break
+        total -= p.stat().st_size
+        p.unlink(missing_ok=True)
+
+
+def _class_folders(root: Path) -> list[Path]:
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise UserError(f"cannot read dataset folder '{root}': {exc.strerror or exc}") from None
+
+
+def _list_images(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        try:
+            found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        except OSError as exc:
+            raise UserError(f"cannot read class folder '{folder}': {exc.strerror or exc}") from None
+        files += found
+        labels += [label] * len(found)
+    return files, labels
+
+
+SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
 
 
 def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
-    """An ImageFolder tree: ``root/<class>/<image>``; one ``train`` level is looked through.
+    """An ImageFolder tree: ``root/<class>/<image>``, or ``root/{train,val,test}/<class>/<image>``.
 
-    Images of other sizes are resized to the most common size.  Files that are
-    not images are skipped with a warning that counts them.  Decoded pixels are
-    cached in ``root/.autocls-cache`` (keyed on names, sizes and mtimes) so the
-    next trial does not decode 50,000 JPEGs again.
+    With ``train/`` and ``test/`` (and optionally ``val/``) folders, those are
+    the splits; a lone ``train/`` is looked through.  Images of other sizes
+    are resized to the most common size.  Files that are not images (or are
+    decompression bombs) are skipped with a warning that counts them.  Decoded
+    pixels are cached under :func:`cache_dir`, never in the dataset folder.
     """
     root = Path(root)
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(subdirs) == 1 and subdirs[0].name in {"train", "training"}:
-        root, subdirs = subdirs[0], sorted(p for p in subdirs[0].iterdir() if p.is_dir() and not p.name.startswith("."))
+    subdirs = _class_folders(root)
+    found = {split: next((d for d in subdirs if d.name.lower() in names), None) for split, names in SPLIT_FOLDERS.items()}
+    split_layout = found["train"] is not None and found["test"] is not None and \
+        len(subdirs) == sum(d is not None for d in found.values())
+    if len(subdirs) == 1 and found["train"] is not None:
+        root, subdirs = found["train"], _class_folders(found["train"])
+    elif split_layout:
+        subdirs = _class_folders(found["train"])
+    train_root = found["train"] if split_layout else root
     if not subdirs:
-        raise UserError(f"'{root}' has no class folders; expected the layout {root}/<class>/<image>")
+        raise UserError(f"'{train_root}' has no class folders; expected the layout {train_root}/<class>/<image>")
     if len(subdirs) < 2:
-        raise UserError(f"'{root}' has only one class folder ('{subdirs[0].name}'); a classifier needs at least two")
-    files, labels = [], []
-    for label, folder in enumerate(subdirs):
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-        if not found:
-            raise UserError(f"class folder '{folder}' has no images")
-        files += found
-        labels += [label] * len(found)
-    size = (image_size, image_size) if image_size else _common_size(files)
-    cache = root / ".autocls-cache" / f"{_folder_cache_key(files)}-{size[0]}x{size[1]}.npz"
-    if cache.exists():
-        with np.load(cache) as z:
-            x, y = torch.from_numpy(z["images"]), torch.from_numpy(z["labels"])
-    else:
-        x, y, _ = _decode_files(files, labels, size)
-        try:
-            cache.parent.mkdir(exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npz")
-            np.savez(tmp, images=x.numpy(), labels=y.numpy())
-            tmp.replace(cache)
-        except OSError:
-            pass  # read-only data folder: decode again next time
-    return RawDataset(root.name, x, y, [p.name for p in subdirs])
+        raise UserError(f"'{train_root}' has only one class folder ('{subdirs[0].name}'); a classifier needs at least two")
+    classes = [p.name for p in subdirs]
+    splits = {}
+    for split in ("train", "val", "test") if split_layout else ("train",):
+        if split != "train" and found[split] is None:
+            continue
+        split_root = found[split] if split_layout else root
+        extra = sorted({p.name for p in _class_folders(split_root)} - set(classes))
+        if extra:
+            raise UserError(f"'{split_root}' has class folder(s) {extra[:5]} that '{train_root}' lacks")
+        files, labels = _list_images(split_root, classes)
+        if split == "train":
+            empty = [c for i, c in enumerate(classes) if i not in set(labels)]
+            if empty:
+                raise UserError(f"class folder '{train_root / empty[0]}' has no images")
+        elif not files:
+            raise UserError(f"'{split_root}' has no images")
+        splits[split] = (files, labels)
+    size = (image_size, image_size) if image_size else _common_size(splits["train"][0])
+    decoded = {split: _cached_decode(files, labels, size) for split, (files, labels) in splits.items()}
+    x, y = decoded["train"]
+    val, test = decoded.get("val", (None, None)), decoded.get("test", (None, None))
+    name = (found["train"].parent if split_layout else root).name
+    return RawDataset(name, x, y, classes, test[0], test[1], val[0], val[1])

@@ -1,6 +1,7 @@
 """Seeded, stratified train/val/test splits, saved so every trial sees the same one."""
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 
 from autocls.data.registry import RawDataset, load_dataset
 from autocls.errors import UserError
+from autocls.files import atomic_write_bytes
 
 
 @dataclass
@@ -62,10 +64,12 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
     """Split ``raw`` and compute its train mean/std.
 
     The official test set is the test split where one exists; otherwise
-    ``test_fraction`` of the data is held out, stratified.  Val is carved from
-    train.  With ``split_file`` the indices and statistics are written once and
-    read back on every later call, so all trials of a study share them even if
-    the data loader's order or scikit-learn's RNG were to change.
+    ``test_fraction`` of the data is held out, stratified.  Val is the
+    dataset's own where it has one, else carved from train.  With
+    ``split_file`` the indices and statistics are written once, with a
+    fingerprint of the data's content, and read back on every later call, so
+    all trials of a study share them even if the data loader's order or
+    scikit-learn's RNG were to change; data whose content changed is refused.
 
     Example:
         >>> from autocls.data import load_dataset
@@ -81,36 +85,46 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
         empty = [raw.classes[i] for i in np.flatnonzero(counts < 3)]
         raise UserError(f"{raw.name}: class(es) {empty[:5]} have fewer than 3 images; cannot split train/val/test")
     split_file = Path(split_file) if split_file else None
+    fingerprint = raw.fingerprint() if split_file else ""
     if split_file and split_file.exists():
         with np.load(split_file) as z:
             pool, test_idx, train_idx, val_idx = (z[k] for k in ("pool", "test", "train", "val"))
-            stats, saved_n = json.loads(str(z["stats"])), int(z["n"])
-        if pool.max(initial=-1) >= len(labels) or saved_n != len(labels):
-            raise UserError(f"split file '{split_file}' was made for a different copy of {raw.name}; delete it to re-split")
+            stats = json.loads(str(z["stats"]))
+            saved = str(z["fingerprint"]) if "fingerprint" in z else None
+        if saved != fingerprint:
+            raise UserError(f"split file '{split_file}' was made for other contents of {raw.name} (files or labels "
+                            f"changed); use another --study, or delete the file to re-split")
     else:
         if raw.test_images is not None:
             pool, test_idx = np.arange(len(labels)), np.empty(0, dtype=np.int64)
         else:
             pool, test_idx = stratified_split(labels, test_fraction, seed)
-        tr, va = stratified_split(labels[pool], val_fraction, seed)
-        train_idx, val_idx = pool[tr], pool[va]
+        if raw.val_images is not None:
+            train_idx, val_idx = pool, np.empty(0, dtype=np.int64)
+        else:
+            tr, va = stratified_split(labels[pool], val_fraction, seed)
+            train_idx, val_idx = pool[tr], pool[va]
         mean, std = channel_stats(raw.images[torch.from_numpy(train_idx)])
         stats = {"mean": mean, "std": std}
         if split_file:
             split_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = split_file.with_suffix(".tmp.npz")
-            np.savez(tmp, pool=pool, test=test_idx, train=train_idx, val=val_idx, n=len(labels), stats=json.dumps(stats))
-            tmp.replace(split_file)  # atomic: a crash never leaves half a split file
+            buffer = io.BytesIO()
+            np.savez(buffer, pool=pool, test=test_idx, train=train_idx, val=val_idx, n=len(labels),
+                     stats=json.dumps(stats), fingerprint=fingerprint)
+            atomic_write_bytes(split_file, buffer.getvalue())  # a crash never leaves half a split file
     t = torch.from_numpy
     if raw.test_images is not None:
         test_x, test_y = raw.test_images, raw.test_labels
     else:
         test_x, test_y = raw.images[t(test_idx)], raw.labels[t(test_idx)]
+    if raw.val_images is not None:
+        val_x, val_y = raw.val_images, raw.val_labels
+    else:
+        val_x, val_y = raw.images[t(val_idx)], raw.labels[t(val_idx)]
     return DataSplits(
         name=raw.name, classes=raw.classes,
         train_x=raw.images[t(train_idx)], train_y=raw.labels[t(train_idx)],
-        val_x=raw.images[t(val_idx)], val_y=raw.labels[t(val_idx)],
-        test_x=test_x, test_y=test_y,
+        val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y,
         mean=tuple(stats["mean"]), std=tuple(stats["std"]),
     )
 
