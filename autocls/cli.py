@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from autocls.errors import UserError
 
@@ -64,9 +65,9 @@ def cmd_train(args) -> int:
             table.add_row(str(m["epoch"]), f"{m['train_loss']:.4f}", f"{m['val_loss']:.4f}", f"{m['val_acc']:.2%}", f"{m['images_per_s']:,.0f}")
     Console().print(table)
     test = f", test top-1 {result.test_acc:.2%}" if result.test_acc is not None else ""
-    Console().print(f"best val top-1 {result.best_val_acc:.2%} at epoch {result.best_epoch}{test}; saved to {out_dir}")
+    Console().print(f"best val top-1 {result.best_val_acc:.2%} at epoch {result.best_epoch}{test}; saved to {out_dir}", markup=False)
     if result.status != "complete":
-        console.print(f"[red]stopped: {result.reason}[/red]")
+        console.print(Text(f"stopped: {result.reason}", style="red"))
         return 1
     return 0
 
@@ -127,10 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             code = args.func(args)
         for w in caught:
             if issubclass(w.category, UserWarning) and "autocls" in (w.filename or "") or "skipped" in str(w.message):
-                console.print(f"[yellow]warning: {w.message}[/yellow]")
+                console.print(Text(f"warning: {w.message}", style="yellow"), soft_wrap=True)
         return code
     except UserError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # Text, not markup: user input in the message ("[/x]") must print as it is
+        console.print(Text.assemble(("error:", "red"), " ", str(exc)[:2000]), highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")

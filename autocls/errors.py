@@ -14,3 +14,13 @@ class UserError(Exception):
         ...
         autocls.errors.UserError: unknown dataset 'cifar11'; known: cifar10, cifar100
     """
+
+
+def short_repr(value, limit: int = 120) -> str:
+    """A repr for messages, bounded in depth and length: a YAML alias bomb expands to billions of items."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxlist, shortener.maxdict, shortener.maxstring = 2, 4, 4, 60
+    text = shortener.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -35,6 +35,25 @@ def cli(*args, cwd):
     (GOOD_SPACE, ["build-ensemble", "--study", "nothing", "--top", "0"], "--top must be >= 1, got 0"),
     (GOOD_SPACE, ["report", "--study", "nothing"], "no study 'nothing'"),
     (GOOD_SPACE, ["predict", "no/such/ensemble", "x.png"], "is not an autocls ensemble"),
+    (GOOD_SPACE, ["predict", "no/such/ensemble", "x.png", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (GOOD_SPACE, ["train", "digits", "--epochs", "none"], "epochs: a value is required"),
+    (GOOD_SPACE, ["train", "digits", "--device", "foo"], "device: 'foo' is not one of"),
+    (GOOD_SPACE.replace("model: lenet", "model: lenet, lr: null").replace("  lr:", "  momentum:")
+     .replace("low: 1.0e-3, high: 1.0e-1, log: true", "low: 0.8, high: 0.9"), ["search", "digits"],
+     "lr: a value is required"),
+    (GOOD_SPACE.replace("model: lenet", "model: lenet, milestones: [a]"), ["search", "digits"],
+     "milestones: expected list"),
+    (GOOD_SPACE.replace("model: lenet", "model: lenet, device: cpu"), ["search", "digits"],
+     "fixed.device: is a runtime setting"),
+    ("params: " + "[" * 3000 + "]" * 3000, ["search", "digits"], "nested too deeply"),
+    (GOOD_SPACE, ["search", "digits", "--seed", "-1"], "--seed must be in"),
+    (GOOD_SPACE, ["search", "cifar[/x]"], "dataset folder 'cifar[/x]' does not exist"),
+    (GOOD_SPACE, ["search", "digits", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (GOOD_SPACE, ["search", "digits", "--max-concurrent", "-1"], "--max-concurrent must be >= 1"),
+    (GOOD_SPACE, ["search", "digits", "--gpus-per-trial", "3"], "--gpus-per-trial 3: this machine has"),
+    (GOOD_SPACE, ["search", "digits", "--storage", "sqlite:////etc/hostname/x.db"], "cannot open storage"),
+    (GOOD_SPACE, ["search", "digits", "--study", "s" * 300], "study name"),
+    (GOOD_SPACE, ["search", "digits", "--study", "../../x"], "study name"),
 ])
 def test_bad_input_one_line_nonzero_nothing_written(tmp_path, space_text, args, message):
     (tmp_path / "space.yaml").write_text(space_text)
@@ -59,3 +78,22 @@ def test_one_class_folder_and_non_images(tmp_path):
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "skipped 1 file(s) that are not readable images" in proc.stderr
+
+
+def test_no_secret_and_no_huge_line(tmp_path):
+    proc = cli("search", "digits", "--space", "digits", "--storage", "postgresql://u:secretpw@127.0.0.1:9/none",
+               cwd=tmp_path)
+    assert proc.returncode == 2 and "cannot open storage" in proc.stderr and "secretpw" not in proc.stderr
+    # a billion laughs: nine levels of nine aliases, 9**9 strings once expanded
+    levels = ["&a [" + ", ".join(["x"] * 9) + "]"] + [
+        f"&{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(8)]
+    (tmp_path / "bomb.yaml").write_text("params:\n  lr: {type: float, low: 0.1, high: 0.2}\n"
+                                        f"fixed:\n  milestones: [{', '.join(levels)}]\n")
+    proc = cli("search", "digits", "--space", "bomb.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "milestones" in proc.stderr and len(proc.stderr) < 1000, proc.stderr[:2000]
+
+
+def test_a_search_whose_every_trial_failed_exits_nonzero(tmp_path):
+    (tmp_path / "space.yaml").write_text(GOOD_SPACE.replace("model: lenet", "model: lenet, pretrained: true"))
+    proc = cli("search", "digits", "--space", "space.yaml", "--trials", "2", "--no-ensemble", cwd=tmp_path)
+    assert proc.returncode == 1 and "every trial failed" in proc.stderr and "no pretrained weights" in proc.stderr

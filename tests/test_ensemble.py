@@ -51,6 +51,9 @@ def test_top5_ensemble_on_a_real_search(searched, capsys):
     assert all(0.05 <= m.temperature <= 20 for m in greedy.members)
     hard = build_ensemble(study, top=3, method="hard", save=False)
     assert 0 <= hard.test["top1"] <= 1
+    # vote shares are not probabilities: no NLL, ECE or top-5 for hard voting (regression: 1e-6-floored numbers)
+    assert hard.test["nll"] is None and hard.test["ece"] is None and hard.test["top5"] is None
+    assert greedy.folder.name == "greedy-top5-temperature" and result.folder.name == "soft-top5"
 
 
 def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, tmp_path):
@@ -77,8 +80,9 @@ def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, 
 
 def test_bad_ensemble_inputs_are_clear(searched, tmp_path):
     study, root = searched
-    with pytest.raises(UserError, match=r"has \d+ COMPLETE trial\(s\), fewer than --top 99"):
-        build_ensemble(study, top=99)
+    with pytest.warns(UserWarning, match=r"has \d+ trial\(s\) with saved probabilities, fewer than --top 99"):
+        everything = build_ensemble(study, top=99, save=False)
+    assert len(everything.members) == len(study.trials)  # no pruning in this study: every trial is a candidate
     with pytest.raises(UserError, match="--top must be >= 1"):
         build_ensemble(study, top=0)
     with pytest.raises(UserError, match="no study 'missing'"):
@@ -106,14 +110,52 @@ def test_bad_ensemble_inputs_are_clear(searched, tmp_path):
     (old / "ensemble.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="reads format 1"):
         load_ensemble(old)
+    # a manifest edited by hand (here a temperature) no longer matches its recorded content hash
+    edited = tmp_path / "edited"
+    shutil.copytree(result.folder, edited)
+    manifest = json.loads((edited / "ensemble.json").read_text())
+    manifest["members"][0]["temperature"] = 3.0
+    (edited / "ensemble.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="content does not match its recorded hash"):
+        load_ensemble(edited)
+    # member paths never lead out of the folder, even with a matching hash
+    from autocls.ensemble.build import manifest_digest
+
+    escaping = tmp_path / "escaping"
+    shutil.copytree(result.folder, escaping)
+    manifest = json.loads((escaping / "ensemble.json").read_text())
+    for path in ("../outside.safetensors", "/dev/zero"):
+        manifest["members"][0]["weights_file"] = path
+        manifest["content_sha256"] = manifest_digest(manifest)
+        (escaping / "ensemble.json").write_text(json.dumps(manifest))
+        with pytest.raises(UserError, match="lies outside"):
+            load_ensemble(escaping)
+    for content, message in ((b"[]", "expected a JSON object"), (b'{"format": 1}', "recorded hash"),
+                             (b"\xff\xfe{", "not valid UTF-8 JSON")):
+        (escaping / "ensemble.json").write_bytes(content)
+        with pytest.raises(UserError, match=message):
+            load_ensemble(escaping)
 
 
 def test_cli_build_ensemble_prints_single_vs_ensemble(searched):
     study, root = searched
-    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "5"],
+    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "4"],
                           cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "best single trial" in proc.stdout and "ensemble" in proc.stdout
+    built = root / "studies" / "digits" / "ensembles" / "soft-top4"
+    before = (built / "ensemble.json").read_text()
+    # a second build of the same name never replaces the user's ensemble without --overwrite
+    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "4"],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "pass --overwrite" in proc.stderr
+    assert (built / "ensemble.json").read_text() == before
+    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "4",
+                           "--overwrite"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and (built / "ensemble.json").read_text() != before
+    assert not list(built.parent.glob(".*"))  # no temporary folder left beside it
+    # fewer candidates than --top: uses those it has, and says so
     proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "50"],
                           cwd=root, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "fewer than --top 50" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "fewer than --top 50: the ensemble uses those 10" in proc.stderr

@@ -14,6 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from autocls.artifacts import TrialArtifacts
 from autocls.search import run_search
 from autocls.search.cli import parse_duration
 
@@ -63,8 +64,7 @@ def test_asha_leaves_pruned_trials_with_shorter_curves(study):
     assert trials[0].params == {"optimizer": "adam", "lr": 0.004} and trials[0].state == TrialState.COMPLETE
     assert s.best_value > 0.5
     # checkpoints and probabilities of complete trials, for the ensemble
-    best_dir = Path(s.best_trial.user_attrs["trial_dir"])
-    assert (best_dir / "best.safetensors").exists() and (best_dir / "test_probs.npy").exists()
+    assert TrialArtifacts(s.best_trial.user_attrs["trial_dir"]).load_member() is not None
     assert (folder / "tiny" / "leaderboard.csv").exists()
 
 
@@ -170,9 +170,10 @@ def wait_for_finished(db: Path, count: int, driver, timeout: float = 240) -> Non
                 return
 
 
-def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_path):
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_path, sampler):
     cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(tiny_space), "--trials", "10",
-           "--study", "killme"]
+           "--study", "killme", "--sampler", sampler]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                               start_new_session=True)
@@ -198,6 +199,10 @@ def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_pat
     assert [t.number for t in after] == list(range(10))  # none lost, none duplicated
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after)
     assert all(after[n].state == state for n, state in done_before.items())  # finished trials kept as they were
+    # the second session's sampler does not replay the first's proposals (regression: same seed each session)
+    params = [tuple(sorted(t.params.items())) for t in after]
+    assert len(set(params)) == len(params), params
+    assert len({t.user_attrs["trial_dir"] for t in after}) == 10
     with sqlite3.connect(db) as con:
         assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
 
@@ -231,6 +236,8 @@ def test_failing_trials_are_fail_with_reason_and_multi_objective_nsga2(tmp_path)
     assert trials[1].state in (TrialState.COMPLETE, TrialState.PRUNED)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert complete and all(len(t.values) == 2 and t.values[1] == t.user_attrs["num_params"] for t in complete)
+    # val_acc is the saved best epoch's, like every objective (regression: others came from the last epoch)
+    assert all(t.values[0] == max(t.user_attrs["curve"].values()) for t in complete)
     assert all("curve" in t.user_attrs for t in complete)  # multi-objective curves live in user attrs
     assert s.best_trials
 
@@ -270,3 +277,26 @@ def test_ctrl_c_then_same_command_continues(tmp_path):
         assert sorted(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
         if t.state == TrialState.COMPLETE:
             assert len(t.intermediate_values) == 5
+
+
+def test_a_new_study_of_the_same_name_never_meets_the_old_ones_files(tiny_space, tmp_path):
+    """Regression: after deleting the database, trial 0 of a new study resumed the old trial 0's checkpoint."""
+    first = run_search("digits", space=tiny_space, n_trials=2, study_name="same", studies_dir=tmp_path,
+                       show_progress=False, ensemble_top=None)
+    (tmp_path / "same.db").unlink()
+    (tmp_path / "same" / "split.npz").unlink()
+    second = run_search("digits", space=tiny_space, n_trials=2, study_name="same", studies_dir=tmp_path,
+                        show_progress=False, ensemble_top=None)
+    old_dirs = {t.user_attrs["trial_dir"] for t in first.trials}
+    new_dirs = {t.user_attrs["trial_dir"] for t in second.trials}
+    assert not old_dirs & new_dirs
+    assert all(json.loads((Path(d) / "result.json").read_text())["resumed_from_epoch"] == 0 for d in new_dirs)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a" * 101, "bad name"])
+def test_study_names_stay_inside_the_studies_folder(name, tmp_path):
+    from autocls.errors import UserError
+
+    with pytest.raises(UserError, match="study name"):
+        run_search("digits", space="digits", n_trials=1, study_name=name, studies_dir=tmp_path / "studies")
+    assert not (tmp_path / "studies").exists() and not (tmp_path / "x.db").exists()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from autocls.artifacts import TrialArtifacts
 from autocls.data import prepare_data
 from autocls.errors import UserError
 from autocls.training import TrainConfig, class_balanced_weights, train
@@ -27,13 +28,14 @@ def test_small_net_learns_digits_above_90_percent(digits, tmp_path):
     assert result.test_acc > 0.85
     assert [m["epoch"] for m in seen] == list(range(1, 7))
     assert {"val_acc", "val_loss", "train_loss", "epoch_time", "images_per_s"} <= set(seen[0])
-    # best-epoch artefacts for the ensemble
-    val_probs = np.load(tmp_path / "val_probs.npy")
-    test_probs = np.load(tmp_path / "test_probs.npy")
+    # best-epoch artefacts for the ensemble, all of one epoch
+    member = TrialArtifacts(tmp_path).load_member()
+    assert member.epoch == result.best_epoch
+    val_probs, test_probs = member.val_probs, member.test_probs
     assert val_probs.shape == (len(digits.val_y), 10) and test_probs.shape == (len(digits.test_y), 10)
     assert np.allclose(val_probs.sum(1), 1, atol=1e-4)
     assert (val_probs.argmax(1) == digits.val_y.numpy()).mean() == pytest.approx(result.best_val_acc, abs=1e-6)
-    assert (tmp_path / "best.safetensors").exists()
+    assert (test_probs.argmax(1) == digits.test_y.numpy()).mean() == pytest.approx(result.test_acc, abs=1e-6)
     assert json.loads((tmp_path / "result.json").read_text())["classes"] == digits.classes
 
 
@@ -135,7 +137,7 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path, device):
     assert [m["epoch"] for m in seen] == [1, 2, 3, 4]  # 1-2 reported again from the checkpoint, not trained
     assert seen[0]["epoch_time"] == resumed.history[0]["epoch_time"]
     assert [m["epoch"] for m in resumed.history] == [1, 2, 3, 4]
-    assert resumed.status == "complete" and (tmp_path / "cut" / "test_probs.npy").exists()
+    assert resumed.status == "complete" and TrialArtifacts(tmp_path / "cut").load_member() is not None
     again = []
     done = train(cfg, digits, reporter=again.append, out_dir=tmp_path / "cut", resume=True)
     assert [m["epoch"] for m in again] == [1, 2, 3, 4] and done.status == "complete"  # nothing left to train
@@ -144,17 +146,15 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path, device):
 
 
 def test_slow_checkpoints_are_written_less_often(digits, tmp_path, monkeypatch):
-    import autocls.training.trainer as trainer
-
     written = []
 
-    def slow_save(path, **state):  # as if model + optimizer took 0.2 s to write
+    def slow_save(self, **state):  # as if model + optimizer took 0.2 s to write
         time.sleep(0.2)
         written.append(state["epoch"])
-        save_checkpoint(path, **state)
+        save_checkpoint(self, **state)
 
-    save_checkpoint = trainer.save_checkpoint
-    monkeypatch.setattr(trainer, "save_checkpoint", slow_save)
+    save_checkpoint = TrialArtifacts.save_checkpoint
+    monkeypatch.setattr(TrialArtifacts, "save_checkpoint", slow_save)
     cfg = TrainConfig(dataset="digits", model="lenet", epochs=6, batch_size=128, checkpoint_share=0.02)
     result = train(cfg, digits, out_dir=tmp_path / "a")
     # 0.2 s / 0.02 = 10 s of training between writes: after the first epoch only
@@ -177,3 +177,80 @@ def test_torch_compile_is_paid_once_per_process():
         compiled(torch.randn(8, 3, 32, 32)).sum().backward()
         times.append(time.perf_counter() - start)
     assert times[1] < times[0] / 10, times
+
+
+def test_a_checkpoint_of_another_run_is_never_resumed(digits, tmp_path):
+    """Regression: a new study reusing a folder resumed the old study's last.pt (issue: wrong results, 1)."""
+    old = TrainConfig(dataset="digits", model="lenet", epochs=2, batch_size=128, optimizer="sgd", lr=0.05,
+                      checkpoint_share=1)
+    train(old, digits, out_dir=tmp_path, identity={"study": "aaaa", "trial": 0})
+    seen = []
+    new = TrainConfig.from_dict({**old.to_dict(), "optimizer": "adam", "lr": 3e-3})
+    # another study, same folder: trains from scratch (the adam optimizer would not even load sgd's state)
+    result = train(new, digits, reporter=seen.append, out_dir=tmp_path, resume=True,
+                   identity={"study": "bbbb", "trial": 0})
+    assert result.resumed_from_epoch == 0 and result.status == "complete"
+    assert [m["epoch"] for m in seen] == [1, 2] and all(m["eval_time"] > 0 for m in seen)
+    # the same study with another config under that number: from scratch too
+    again = train(old, digits, out_dir=tmp_path, resume=True, identity={"study": "bbbb", "trial": 0})
+    assert again.resumed_from_epoch == 0
+    # the same run: resumed
+    same = train(old, digits, out_dir=tmp_path, resume=True, identity={"study": "bbbb", "trial": 0})
+    assert same.resumed_from_epoch == 2
+
+
+def test_probabilities_of_another_epoch_are_refused(digits, tmp_path):
+    """A kill between the writes of a new best epoch must not pass off mismatched files as one model."""
+    cfg = TrainConfig(dataset="digits", model="lenet", epochs=2, batch_size=128)
+    train(cfg, digits, out_dir=tmp_path)
+    artifacts = TrialArtifacts(tmp_path)
+    member = artifacts.load_member()
+    assert member is not None
+    artifacts.save_probs("val", member.val_probs, member.epoch + 1)  # as if killed before the weights were written
+    assert artifacts.load_member() is None
+
+
+def test_deadline_stops_inside_an_epoch_and_keeps_the_best_with_test_probs(digits, tmp_path):
+    cfg = TrainConfig(dataset="digits", model="resnet9", epochs=50, batch_size=32, lr=0.02, crop_padding=1)
+    start = time.time()
+    seen = []
+    result = train(cfg, digits, reporter=seen.append, out_dir=tmp_path, deadline=start + 8)
+    assert time.time() - start < 8 + 2
+    assert result.status == "time_budget" and result.reason.startswith("time budget")
+    assert seen[-1]["status"] == "time_budget" and seen[-1]["partial"]
+    assert result.epochs_run < 50
+    member = TrialArtifacts(tmp_path).load_member()
+    assert member is not None and member.epoch == result.best_epoch and result.test_acc is not None
+
+
+def test_cyclic_schedules_leave_the_searched_momentum_alone(digits):
+    """Regression: onecycle / cyclic overwrote momentum and Adam's beta1 (torch's cycle_momentum)."""
+    from autocls.training.optim import build_optimizer, build_scheduler
+
+    model = torch.nn.Linear(4, 2)
+    for overrides in (dict(optimizer="sgd", momentum=0.85, scheduler="onecycle"),
+                      dict(optimizer="adam", beta1=0.8, scheduler="onecycle"),
+                      dict(optimizer="rmsprop", momentum=0.7, scheduler="cyclic"),
+                      dict(optimizer="sgd", momentum=0.85, scheduler="cyclic", warmup_epochs=1)):
+        cfg = TrainConfig(epochs=3, **overrides)
+        opt = build_optimizer(cfg, model.parameters())
+        sched = build_scheduler(cfg, opt, steps_per_epoch=10)
+        for _ in range(25):
+            opt.step()
+            sched.step()
+        group = opt.param_groups[0]
+        ran = group["betas"][0] if "betas" in group else group["momentum"]
+        assert ran == pytest.approx(cfg.beta1 if cfg.optimizer == "adam" else cfg.momentum), overrides
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"epochs": "none"}, "epochs: a value is required"),
+    ({"lr": None}, "lr: a value is required"),
+    ({"milestones": ["a"]}, "milestones: expected list"),
+    ({"device": "foo"}, "device: 'foo' is not one of"),
+    ({"seed": -1}, "seed must be in"),
+    ({"width": 0}, "width must be > 0"),
+])
+def test_config_refuses_more_bad_values(values, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig.from_dict(values)

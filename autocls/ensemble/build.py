@@ -1,21 +1,24 @@
 """``build_ensemble``: vote the best trials of a study, score it on the untouched test split, save it."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import optuna
-import yaml
 from optuna.trial import TrialState
+
+from autocls.artifacts import WEIGHTS_FILE, TrialArtifacts, load_weights, sha256_file
 
 from autocls.ensemble.metrics import summary
 from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_selection, hard_vote, soft_vote
 from autocls.errors import UserError
+from autocls.files import atomic_write_text
+from autocls.search.space import SearchSpace
 
 METHODS = ("soft", "hard", "greedy")
 FORMAT_VERSION = 1
@@ -33,15 +36,9 @@ class Member:
     val_acc: float
     temperature: float = 1.0
 
-    @classmethod
-    def from_trial(cls, trial: optuna.trial.FrozenTrial) -> "Member":
-        folder = Path(trial.user_attrs.get("trial_dir", ""))
-        needed = [folder / n for n in ("best.safetensors", "val_probs.npy", "test_probs.npy", "config.yaml")]
-        missing = [p.name for p in needed if not p.exists()]
-        if missing:
-            raise UserError(f"trial {trial.number}: missing {', '.join(missing)} in '{folder}'")
-        return cls(trial.number, folder, yaml.safe_load((folder / "config.yaml").read_text()),
-                   np.load(folder / "val_probs.npy"), np.load(folder / "test_probs.npy"), float(trial.values[0]))
+    @property
+    def weights_file(self) -> Path:
+        return self.folder / WEIGHTS_FILE
 
 
 @dataclass
@@ -62,32 +59,51 @@ class EnsembleResult:
     extra: dict = field(default_factory=dict)
 
 
-def top_trials(study: optuna.Study, top: int) -> list[optuna.trial.FrozenTrial]:
-    """The ``top`` best COMPLETE trials by their first objective."""
-    if top < 1:
-        raise UserError(f"--top must be >= 1, got {top}")
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
-    if len(complete) < top:
-        raise UserError(f"study '{study.study_name}' has {len(complete)} COMPLETE trial(s), fewer than --top {top}")
-    sign = -1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
-    return sorted(complete, key=lambda t: sign * t.values[0])[:top]
+def candidates(study: optuna.Study, val_y: np.ndarray) -> tuple[list[Member], list[str]]:
+    """Every trial that left one epoch's weights with val and test probabilities, best val top-1 first.
+
+    COMPLETE trials and trials cut by the time budget qualify (PRUNED ones by
+    ASHA stop before predicting the test split).  Returns the members and one
+    line per trial that should have qualified but could not be read.
+    """
+    members, problems = [], []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        folder = t.user_attrs.get("trial_dir")
+        if not folder:
+            continue
+        member = TrialArtifacts(folder).load_member()
+        if member is None:
+            if t.state == TrialState.COMPLETE:
+                missing = TrialArtifacts(folder).missing()
+                problems.append(f"trial {t.number}: " + (f"missing {', '.join(missing)}" if missing else
+                                                         "its weights and probabilities are of different epochs"))
+            continue
+        if member.val_probs.shape[0] != len(val_y):
+            problems.append(f"trial {t.number}: its saved probabilities do not match the study's split")
+            continue
+        val_acc = float((member.val_probs.argmax(1) == val_y).mean())  # of the saved model itself
+        members.append(Member(t.number, member.folder, member.config, member.val_probs, member.test_probs, val_acc))
+    members.sort(key=lambda m: (-m.val_acc, m.number))
+    return members, problems
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def ensemble_name(method: str, top: int, temperature: bool = False, tta: str | None = None) -> str:
+    """The default folder name: every option that changes the ensemble is in it."""
+    return f"{method}-top{top}" + ("-temperature" if temperature else "") + ("-flip" if tta == "flip" else "")
 
 
 def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temperature: bool = False,
-                   tta: str | None = None, rounds: int = 25, save: bool = True, name: str | None = None) -> EnsembleResult:
-    """Combine the ``top`` best COMPLETE trials of ``study`` and evaluate on its test split.
+                   tta: str | None = None, rounds: int = 25, save: bool = True, name: str | None = None,
+                   overwrite: bool = False) -> EnsembleResult:
+    """Combine the ``top`` best trials of ``study`` (by val top-1) and evaluate on its test split.
 
-    Selection (greedy weights, temperatures) uses the val probabilities only;
-    the test split is touched once, to report.  With ``save`` the ensemble is
-    written to ``<study folder>/ensembles/<name>/`` for :func:`load_ensemble`.
+    The candidates are the trials that saved one epoch's weights with val and
+    test probabilities (see :func:`candidates`); with fewer than ``top`` the
+    ensemble uses those, with a warning.  Selection (greedy weights,
+    temperatures) uses the val probabilities only; the test split is touched
+    once, to report.  With ``save`` the ensemble is written to ``<study
+    folder>/ensembles/<name>/`` (default :func:`ensemble_name`) for
+    :func:`load_ensemble`; an existing one is replaced only with ``overwrite``.
 
     Example:
         >>> result = build_ensemble(study, top=5, method="greedy")
@@ -97,18 +113,24 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
         raise UserError(f"unknown --method '{method}'; choose from {', '.join(METHODS)}")
     if tta not in (None, "none", "flip"):
         raise UserError(f"unknown --tta '{tta}'; choose flip or none")
-    trials = top_trials(study, top)
-    members = [Member.from_trial(t) for t in trials]
-    folder = Path(study.user_attrs.get("folder", ""))
-    from autocls.data import prepare_data
-
-    data = prepare_data(study.user_attrs["dataset"], members[0].config.get("data_dir"),
-                        members[0].config.get("val_fraction", 0.1), split_file=folder / "split.npz")
+    if top < 1:
+        raise UserError(f"--top must be >= 1, got {top}")
+    data = study_data(study)
     val_y, test_y = data.val_y.numpy(), data.test_y.numpy()
+    members, problems = candidates(study, val_y)
+    for line in problems:
+        warnings.warn(f"left out of the ensemble: {line}", stacklevel=2)
+    if not members:
+        raise UserError(f"study '{study.study_name}' has no trial with saved weights and val/test probabilities yet")
+    if len(members) < top:
+        warnings.warn(f"study '{study.study_name}' has {len(members)} trial(s) with saved probabilities, fewer than "
+                      f"--top {top}: the ensemble uses those {len(members)}", stacklevel=2)
+    members = members[:top]
+    folder = Path(study.user_attrs.get("folder", ""))
     if tta == "flip":
         _recompute_with_flip(members, data)
     for m in members:
-        if m.val_probs.shape[0] != len(val_y) or m.test_probs.shape[0] != len(test_y):
+        if m.test_probs.shape[0] != len(test_y):
             raise UserError(f"trial {m.number}'s saved probabilities do not match the study's split")
         if temperature:
             m.temperature = fit_temperature(m.val_probs, val_y)
@@ -122,34 +144,57 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     vote = hard_vote if method == "hard" else soft_vote
     val_ens, test_ens = vote(val_probs, weights), vote(test_probs, weights)
     best = int(np.argmax([summary(p, val_y)["top1"] for p in val_probs]))  # chosen on val, like everything else
-    result = EnsembleResult(method, members, weights, summary(val_ens, val_y), summary(test_ens, test_y),
+    votes = method == "hard"
+    result = EnsembleResult(method, members, weights, summary(val_ens, val_y, votes), summary(test_ens, test_y, votes),
                             summary(val_probs[best], val_y), summary(test_probs[best], test_y), members[best].number,
                             test_ens, test_probs[best], extra={"tta": tta or "none", "classes": data.classes})
     if save:
-        result.folder = _save(result, folder / "ensembles" / (name or f"{method}-top{top}"), data)
+        result.folder = _save(result, folder / "ensembles" / (name or ensemble_name(method, top, temperature, tta)), data,
+                              overwrite)
     return result
+
+
+def study_data(study: optuna.Study):
+    """The study's data, split as its trials saw it (the split file in the study folder)."""
+    from autocls.data import prepare_data
+
+    folder = Path(study.user_attrs.get("folder", ""))
+    val_fraction = SearchSpace.from_yaml(study.user_attrs["space"]).fixed.get("val_fraction", 0.1) \
+        if study.user_attrs.get("space") else 0.1
+    return prepare_data(study.user_attrs["dataset"], study.user_attrs.get("data_dir"), val_fraction,
+                        split_file=folder / "split.npz")
 
 
 def _recompute_with_flip(members: list[Member], data) -> None:
     """Flip test-time augmentation needs the models: recompute each member's val and test probabilities."""
     from autocls.data.augment import BatchAugment
-    from autocls.models import create_model
-    from autocls.training.trainer import load_weights, predict_proba, resolve_device
+    from autocls.inference import predict_proba, resolve_device
+    from autocls.models.registry import model_from_config
 
     device = resolve_device("auto")
     for m in members:
-        model = create_model(m.config["model"], data.num_classes, in_chans=data.image_shape[0])
-        load_weights(model, m.folder / "best.safetensors")
+        model = model_from_config(m.config, data.num_classes, in_chans=data.image_shape[0])
+        load_weights(model, m.weights_file)
         model.to(device)
         normalize = BatchAugment(data.mean, data.std, image_size=m.config.get("image_size")).normalize
         m.val_probs = predict_proba(model, data.val_x, normalize, flip_tta=True).numpy()  # batches move to the device
         m.test_probs = predict_proba(model, data.test_x, normalize, flip_tta=True).numpy()
 
 
-def _save(result: EnsembleResult, folder: Path, data) -> Path:
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 of the manifest's content (all but this digest): configs, classes, normalisation, weights."""
+    import hashlib
+
+    content = {k: v for k, v in manifest.items() if k != "content_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _save(result: EnsembleResult, folder: Path, data, overwrite: bool) -> Path:
     from autocls import __version__
 
-    tmp = folder.with_name(folder.name + ".tmp")
+    if folder.exists() and not overwrite:
+        raise UserError(f"ensemble '{folder}' exists; pass --overwrite to replace it, or --name for another")
+    tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "members").mkdir(parents=True)
     members = []
@@ -157,8 +202,8 @@ def _save(result: EnsembleResult, folder: Path, data) -> Path:
         if w <= 0:
             continue  # greedy selection may leave members out
         target = tmp / "members" / f"trial-{m.number:05d}.safetensors"
-        shutil.copyfile(m.folder / "best.safetensors", target)
-        members.append({"trial": m.number, "weights_file": f"members/{target.name}", "sha256": _sha256(target),
+        shutil.copyfile(m.weights_file, target)
+        members.append({"trial": m.number, "weights_file": f"members/{target.name}", "sha256": sha256_file(target),
                         "weight": float(w), "temperature": m.temperature, "config": m.config, "val_acc": m.val_acc})
     manifest = {
         "format": FORMAT_VERSION, "autocls_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -167,9 +212,16 @@ def _save(result: EnsembleResult, folder: Path, data) -> Path:
         "scores": {"val": result.val, "test": result.test, "best_member_val": result.best_member_val,
                    "best_member_test": result.best_member_test, "best_member": result.best_member},
     }
-    (tmp / "ensemble.json").write_text(json.dumps(manifest, indent=1))
+    manifest["content_sha256"] = manifest_digest(manifest)
+    atomic_write_text(tmp / "ensemble.json", json.dumps(manifest, indent=1))
     np.save(tmp / "test_probs.npy", result.test_probs)
     np.save(tmp / "best_member_test_probs.npy", result.best_member_test_probs)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)  # the folder appears complete or not at all
+    # Swap by renames: the folder is the old ensemble or the new one, and a crash
+    # between the two renames leaves the old one beside it, never nothing.
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.replace(old)
+    tmp.replace(folder)
+    shutil.rmtree(old, ignore_errors=True)
     return folder

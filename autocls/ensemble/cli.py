@@ -19,33 +19,48 @@ def cmd_build(args) -> int:
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
     result = build_ensemble(_study(args), top=args.top, method=args.method, temperature=args.temperature,
-                            tta=args.tta)
+                            tta=args.tta, name=args.name, overwrite=args.overwrite)
+    print_scores(result)
+    return 0
+
+
+def print_scores(result) -> None:
+    """The best single trial beside the ensemble, on the held-out test split."""
     table = Table(title=f"{result.method} voting of the top {len(result.members)} trials, on the held-out test split")
     for col in ("", "top-1", "top-5", "NLL", "ECE"):
         table.add_column(col, justify="right")
+
+    def cell(value, fmt):
+        return "n/a" if value is None else format(value, fmt)  # hard voting has no probabilities
+
     for label, s in ((f"best single trial (#{result.best_member})", result.best_member_test), ("ensemble", result.test)):
-        table.add_row(label, f"{s['top1']:.2%}", f"{s['top5']:.2%}", f"{s['nll']:.4f}", f"{s['ece']:.4f}")
+        table.add_row(label, cell(s["top1"], ".2%"), cell(s["top5"], ".2%"), cell(s["nll"], ".4f"), cell(s["ece"], ".4f"))
     console = Console()
     console.print(table)
     weights = ", ".join(f"#{m.number}: {w:g}" for m, w in zip(result.members, result.weights))
-    console.print(f"member weights {weights}")
-    console.print(f"saved to {result.folder}")
-    return 0
+    console.print(f"member weights {weights}", highlight=False, markup=False)
+    console.print(f"saved to {result.folder}", highlight=False, markup=False)
 
 
 def cmd_predict(args) -> int:
     from autocls.ensemble import load_ensemble, predict_files
+    from autocls.errors import UserError
 
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     ensemble = load_ensemble(args.ensemble)
     table, bad = predict_files(ensemble, args.images, batch_size=args.batch_size)
     if args.csv:
         table.to_csv(args.csv, index=False)
-        Console(stderr=True).print(f"{len(table)} predictions written to {args.csv}")
+        Console(stderr=True).print(f"{len(table)} predictions written to {args.csv}", markup=False)
     else:
         for row in table.itertuples():
             print(f"{row.file}\t{row._2}\t{row.probability:.4f}")
     if bad:
         Console(stderr=True).print(f"[yellow]warning: skipped {len(bad)} file(s) that are not readable images[/yellow]")
+    if table.empty:
+        Console(stderr=True).print("[red]error:[/red] none of the files is a readable image")
+        return 1
     return 0
 
 
@@ -60,6 +75,8 @@ def register(sub) -> None:
     p.add_argument("--method", default="soft", choices=METHODS)
     p.add_argument("--temperature", action="store_true", help="fit a temperature per member on val before voting")
     p.add_argument("--tta", default="none", choices=["none", "flip"])
+    p.add_argument("--name", help="folder name under studies/<study>/ensembles/ (default: method, top and options)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing ensemble of that name")
     p.set_defaults(func=cmd_build)
 
     q = sub.add_parser("predict", help="predict images with a saved ensemble")

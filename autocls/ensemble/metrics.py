@@ -27,8 +27,14 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
-def summary(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """top-1, top-5, NLL and ECE in one dict."""
+def summary(probs: np.ndarray, labels: np.ndarray, votes: bool = False) -> dict[str, float | None]:
+    """top-1, top-5, NLL and ECE in one dict.
+
+    With ``votes`` (hard voting's vote shares, not probabilities) only top-1
+    means something: top-5, NLL and ECE are None (not applicable).
+    """
+    if votes:
+        return {"top1": top_k_accuracy(probs, labels, 1), "top5": None, "nll": None, "ece": None}
     return {"top1": top_k_accuracy(probs, labels, 1), "top5": top_k_accuracy(probs, labels, 5),
             "nll": nll(probs, labels), "ece": expected_calibration_error(probs, labels)}
 

@@ -10,7 +10,8 @@ import torch
 
 from autocls.data.augment import BatchAugment
 from autocls.data.sources import IMAGE_EXTENSIONS, decode_images
-from autocls.ensemble.build import FORMAT_VERSION, _sha256
+from autocls.artifacts import load_weights, sha256_file
+from autocls.ensemble.build import FORMAT_VERSION, manifest_digest
 from autocls.ensemble.voting import apply_temperature, hard_vote, soft_vote
 from autocls.errors import UserError
 
@@ -33,7 +34,7 @@ class LoadedEnsemble:
         return tuple(self.manifest["image_shape"])
 
     def predict_proba(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        from autocls.training.trainer import predict_proba
+        from autocls.inference import predict_proba
 
         flip = self.manifest.get("tta") == "flip"
         member_probs = []
@@ -47,35 +48,50 @@ class LoadedEnsemble:
         return vote(member_probs, weights)
 
 
-def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
-    """Read ``ensemble.json``, check versions and weight hashes, and build the member models.
-
-    Weights are read with safetensors only: nothing in the folder is unpickled.
-    """
+def read_manifest(folder: Path) -> dict:
+    """``ensemble.json``, checked: its format, its shape, and its content against the digest it records."""
     from autocls import __version__
-    from autocls.models import create_model
-    from autocls.training.trainer import load_weights, resolve_device
 
-    folder = Path(folder)
-    manifest_path = folder / "ensemble.json"
-    if not manifest_path.exists():
+    path = folder / "ensemble.json"
+    if not path.is_file():
         raise UserError(f"'{folder}' is not an autocls ensemble (no ensemble.json)")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{manifest_path}: not valid JSON ({exc})") from None
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not valid UTF-8 JSON ({str(exc)[:120]})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     if manifest.get("format") != FORMAT_VERSION:
         raise UserError(f"'{folder}' was saved by autocls {manifest.get('autocls_version', '?')} in format "
                         f"{manifest.get('format')}; this autocls {__version__} reads format {FORMAT_VERSION}")
+    if manifest.get("content_sha256") != manifest_digest(manifest):
+        raise UserError(f"{path}: its content does not match its recorded hash (modified or corrupt)")
+    return manifest
+
+
+def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
+    """Read ``ensemble.json``, check its hash, versions and weight hashes, and build the member models.
+
+    Weights are read with safetensors only, and only from inside the folder:
+    nothing in it is unpickled, and no path in the manifest leads out of it.
+    """
+    from autocls.inference import resolve_device
+    from autocls.models.registry import model_from_config
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
     device_obj = resolve_device(device)
     models = []
+    root = folder.resolve()
     for member in manifest["members"]:
-        path = folder / member["weights_file"]
-        if not path.exists():
+        path = (folder / member["weights_file"]).resolve()
+        if not path.is_relative_to(root):
+            raise UserError(f"ensemble member file '{member['weights_file']}' lies outside '{folder}'")
+        if not path.is_file():
             raise UserError(f"ensemble member file '{path}' is missing")
-        if _sha256(path) != member["sha256"]:
+        if sha256_file(path) != member["sha256"]:
             raise UserError(f"ensemble member file '{path}' does not match its recorded hash (modified or corrupt)")
-        model = create_model(member["config"]["model"], len(manifest["classes"]), in_chans=manifest["image_shape"][0])
+        model = model_from_config(member["config"], len(manifest["classes"]), in_chans=manifest["image_shape"][0])
         load_weights(model, path)
         models.append(model.to(device_obj).eval())
     return LoadedEnsemble(folder, manifest, models, device_obj)
@@ -109,6 +125,8 @@ def predict_files(ensemble: LoadedEnsemble, inputs: list[str | Path], batch_size
     """A pandas table: file, class, probability (and the files that could not be read)."""
     import pandas as pd
 
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     files = collect_images(inputs)
     rows, bad = [], []
     for start in range(0, len(files), 4096):  # bounded memory for large folders

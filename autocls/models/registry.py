@@ -42,7 +42,31 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: boo
         return _create_timm(name[len("timm/"):], num_classes, in_chans, pretrained, **kwargs)
     if pretrained:
         raise UserError(f"model '{name}' has no pretrained weights; use a timm model (timm/<name>) to fine-tune")
+    if "width" in kwargs and not accepts_width(name):
+        raise UserError(f"model '{name}' has no width multiplier; models with one: "
+                        f"{', '.join(n for n in sorted(_REGISTRY) if accepts_width(n))}")
     return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+def model_from_config(config: dict, num_classes: int, in_chans: int = 3) -> nn.Module:
+    """The model a TrainConfig mapping describes (name, width, pretrained), untrained weights.
+
+    Example:
+        >>> m = model_from_config({"model": "resnet9", "width": 0.5}, num_classes=10)
+    """
+    width = config.get("width", 1.0)
+    return create_model(config["model"], num_classes, in_chans=in_chans, pretrained=config.get("pretrained", False),
+                        **({"width": width} if width != 1.0 else {}))
+
+
+def accepts_width(name: str) -> bool:
+    """Whether the registered model ``name`` takes a ``width`` multiplier."""
+    import inspect
+
+    from autocls.models import zoo  # noqa: F401
+
+    fn = _REGISTRY.get(name)
+    return fn is not None and "width" in inspect.signature(fn).parameters
 
 
 def check_model_name(name: str) -> None:

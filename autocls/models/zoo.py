@@ -15,6 +15,11 @@ import torch.nn.functional as F
 from autocls.models.registry import register_model
 
 
+def _scaled(channels: int, width: float) -> int:
+    """Channels times a width multiplier, rounded to a multiple of 8 (at least 8) as MobileNet does."""
+    return max(8, int(channels * width + 4) // 8 * 8)
+
+
 def conv_bn(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
@@ -84,8 +89,9 @@ class CifarResNet(nn.Module):
     """ResNet with a 3x3 stem; ``widths`` per stage, ``blocks`` per stage."""
 
     def __init__(self, block, blocks, num_classes: int, in_chans: int = 3, widths=(64, 128, 256, 512),
-                 groups: int = 1, base_width: int = 64, preact: bool = False):
+                 groups: int = 1, base_width: int = 64, preact: bool = False, width: float = 1.0):
         super().__init__()
+        widths = [_scaled(w, width) for w in widths]
         self.stem = nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False) if preact else conv_bn(in_chans, widths[0])
         layers, cin = [], widths[0]
         for i, (width, n) in enumerate(zip(widths, blocks)):
@@ -104,35 +110,35 @@ class CifarResNet(nn.Module):
 
 
 @register_model
-def resnet18(num_classes: int, in_chans: int = 3, **kw):
-    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, **kw)
+def resnet18(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
+    return CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, width=width, **kw)
 
 
 @register_model
-def resnet34(num_classes: int, in_chans: int = 3, **kw):
-    return CifarResNet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, **kw)
+def resnet34(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
+    return CifarResNet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, width=width, **kw)
 
 
 @register_model
-def resnet50(num_classes: int, in_chans: int = 3, **kw):
-    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, **kw)
+def resnet50(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
+    return CifarResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, width=width, **kw)
 
 
 @register_model
-def preact_resnet18(num_classes: int, in_chans: int = 3, **kw):
-    return CifarResNet(PreActBlock, (2, 2, 2, 2), num_classes, in_chans, preact=True, **kw)
+def preact_resnet18(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
+    return CifarResNet(PreActBlock, (2, 2, 2, 2), num_classes, in_chans, preact=True, width=width, **kw)
 
 
 @register_model
-def resnext29_32x4d(num_classes: int, in_chans: int = 3, **kw):
+def resnext29_32x4d(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
     """ResNeXt-29, cardinality 32, bottleneck width 4 (Xie et al. 2017), 3 stages of 3 blocks."""
-    return CifarResNet(Bottleneck, (3, 3, 3), num_classes, in_chans, widths=(64, 128, 256), groups=32, base_width=4, **kw)
+    return CifarResNet(Bottleneck, (3, 3, 3), num_classes, in_chans, widths=(64, 128, 256), groups=32, base_width=4, width=width, **kw)
 
 
 @register_model
-def resnext29_8x64d(num_classes: int, in_chans: int = 3, **kw):
+def resnext29_8x64d(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
     """The paper's CIFAR ResNeXt-29 (8x64d, 34M parameters)."""
-    return CifarResNet(Bottleneck, (3, 3, 3), num_classes, in_chans, widths=(64, 128, 256), groups=8, base_width=64, **kw)
+    return CifarResNet(Bottleneck, (3, 3, 3), num_classes, in_chans, widths=(64, 128, 256), groups=8, base_width=64, width=width, **kw)
 
 
 # --- Wide ResNet ---------------------------------------------------------------------
@@ -156,12 +162,13 @@ class WideBlock(nn.Module):
 class WideResNet(nn.Module):
     """WRN-depth-k (Zagoruyko & Komodakis 2016): depth = 6n + 4."""
 
-    def __init__(self, depth: int, widen: int, num_classes: int, in_chans: int = 3, dropout: float = 0.0):
+    def __init__(self, depth: int, widen: int, num_classes: int, in_chans: int = 3, dropout: float = 0.0,
+                 width: float = 1.0):
         super().__init__()
         if (depth - 4) % 6:
             raise ValueError(f"WRN depth must be 6n+4, got {depth}")
         n = (depth - 4) // 6
-        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        widths = [_scaled(c, width) for c in (16, 16 * widen, 32 * widen, 64 * widen)]
         layers, cin = [nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False)], widths[0]
         for stage, width in enumerate(widths[1:]):
             for j in range(n):
@@ -176,23 +183,23 @@ class WideResNet(nn.Module):
 
 
 @register_model
-def wrn16_4(num_classes: int, in_chans: int = 3, **kw):
-    return WideResNet(16, 4, num_classes, in_chans, **kw)
+def wrn16_4(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
+    return WideResNet(16, 4, num_classes, in_chans, width=width, **kw)
 
 
 @register_model
-def wrn16_8(num_classes: int, in_chans: int = 3, **kw):
-    return WideResNet(16, 8, num_classes, in_chans, **kw)
+def wrn16_8(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
+    return WideResNet(16, 8, num_classes, in_chans, width=width, **kw)
 
 
 @register_model
-def wrn28_2(num_classes: int, in_chans: int = 3, **kw):
-    return WideResNet(28, 2, num_classes, in_chans, **kw)
+def wrn28_2(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
+    return WideResNet(28, 2, num_classes, in_chans, width=width, **kw)
 
 
 @register_model
-def wrn28_10(num_classes: int, in_chans: int = 3, **kw):
-    return WideResNet(28, 10, num_classes, in_chans, **kw)
+def wrn28_10(num_classes: int, in_chans: int = 3, width: float = 1.0, **kw):
+    return WideResNet(28, 10, num_classes, in_chans, width=width, **kw)
 
 
 # --- DenseNet-BC ---------------------------------------------------------------------
@@ -283,9 +290,9 @@ def vgg16_bn(num_classes: int, in_chans: int = 3):
 
 
 @register_model
-def lenet(num_classes: int, in_chans: int = 3, width: int = 1):
-    """LeNet-5 with ReLU and max-pool; padded convs so 8x8 inputs fit."""
-    c1, c2 = 6 * width, 16 * width
+def lenet(num_classes: int, in_chans: int = 3, width: float = 1.0):
+    """LeNet-5 with ReLU and max-pool; padded convs so 8x8 inputs fit. ``width`` multiplies the channels."""
+    c1, c2 = _scaled(6, width), _scaled(16, width)
     return nn.Sequential(
         nn.Conv2d(in_chans, c1, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
         nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
@@ -305,9 +312,13 @@ class Residual(nn.Module):
 
 
 @register_model
-def resnet9(num_classes: int, in_chans: int = 3, width: int = 64):
-    """The DAWNBench ResNet-9 (Page 2018): 94% on CIFAR-10 in a few minutes of GPU."""
-    w = [width, 2 * width, 4 * width, 8 * width]
+def resnet9(num_classes: int, in_chans: int = 3, width: float = 1.0):
+    """The DAWNBench ResNet-9 (Page 2018): 94% on CIFAR-10 in a few minutes of GPU.
+
+    ``width`` multiplies the channels (64-128-256-512 at 1.0); 0.5 is the
+    32-256-channel net that trains on a laptop CPU in minutes.
+    """
+    w = [_scaled(c, width) for c in (64, 128, 256, 512)]
 
     def pool_block(cin, cout):
         return nn.Sequential(conv_bn(cin, cout), nn.MaxPool2d(2, ceil_mode=True))

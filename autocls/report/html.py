@@ -1,7 +1,7 @@
 """``build_report``: one self-contained plotly HTML page about a study and its ensemble."""
 from __future__ import annotations
 
-import json
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +10,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from optuna.trial import TrialState
 
+from autocls.artifacts import TrialArtifacts
 from autocls.ensemble.metrics import per_class_accuracy, per_class_auc, summary
 from autocls.errors import UserError
+from autocls.files import atomic_write_text
 
 
 def learning_curves(study: optuna.Study) -> go.Figure:
@@ -96,6 +98,18 @@ def per_class_figures(classes: list[str], labels: np.ndarray, best_probs: np.nda
     return figures
 
 
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The best trial; of a multi-objective study, the Pareto member with the best first objective (val top-1)."""
+    if len(study.directions) == 1:
+        if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return study.best_trial
+        # only trials cut by the budget or ASHA: the best of what they saved
+        pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+        return max(pruned, key=lambda t: (t.user_attrs.get("best_val_acc", -1.0), -t.number))
+    sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
+    return max(study.best_trials, key=lambda t: (sign * t.values[0], -t.number))
+
+
 def _latest_ensemble(study: optuna.Study) -> Path | None:
     folder = Path(study.user_attrs.get("folder", "")) / "ensembles"
     found = sorted((p for p in folder.glob("*/ensemble.json")), key=lambda p: p.stat().st_mtime)
@@ -111,11 +125,9 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
     Example:
         >>> path = build_report(optuna.load_study(study_name="digits", storage="sqlite:///studies/digits.db"))
     """
-    from autocls.data import prepare_data
-
     folder = Path(study.user_attrs.get("folder", "."))
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise UserError(f"study '{study.study_name}' has no COMPLETE trial to report on yet")
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        raise UserError(f"study '{study.study_name}' has no finished trial to report on yet")
     ensemble_dir = Path(ensemble_dir) if ensemble_dir else _latest_ensemble(study)
     if ensemble_dir is not None and not (ensemble_dir / "ensemble.json").exists():
         raise UserError(f"'{ensemble_dir}' is not an autocls ensemble (no ensemble.json)")
@@ -124,22 +136,24 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
     importance = param_importances(study)
     if importance is not None:
         figures.append(importance)
-    best = study.best_trials[0] if len(study.directions) > 1 else study.best_trial
-    best_dir = Path(best.user_attrs.get("trial_dir", ""))
+    best = best_trial(study)
+    best_member = TrialArtifacts(best.user_attrs.get("trial_dir", "")).load_member()
     headline = ""
-    if (best_dir / "test_probs.npy").exists():
-        config = json.loads((best_dir / "result.json").read_text())
-        data = prepare_data(study.user_attrs["dataset"], None, split_file=folder / "split.npz")
+    if best_member is not None:
+        from autocls.ensemble.build import study_data
+
+        data = study_data(study)
         labels = data.test_y.numpy()
-        best_probs = np.load(best_dir / "test_probs.npy")
+        best_probs = best_member.test_probs
         ensemble_probs = member_probs = None
         if ensemble_dir is not None:
             ensemble_probs = np.load(ensemble_dir / "test_probs.npy")
             member_probs = np.load(ensemble_dir / "best_member_test_probs.npy")
-        figures += per_class_figures(config["classes"], labels, best_probs, f"best trial #{best.number}",
+        figures += per_class_figures(data.classes, labels, best_probs, f"best trial #{best.number}",
                                      ensemble_probs, member_probs)
         s = summary(best_probs, labels)
-        headline = f"best trial #{best.number}: test top-1 {s['top1']:.2%}, top-5 {s['top5']:.2%}"
+        which = "best val top-1 on the Pareto front" if len(study.directions) > 1 else "best trial"
+        headline = f"{which} #{best.number}: test top-1 {s['top1']:.2%}, top-5 {s['top5']:.2%}"
         if ensemble_probs is not None:
             e = summary(ensemble_probs, labels)
             headline += f"; ensemble ({ensemble_dir.name}): test top-1 {e['top1']:.2%}, top-5 {e['top5']:.2%}"
@@ -150,18 +164,17 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
     counts = {s.name: 0 for s in TrialState}
     for t in study.get_trials(deepcopy=False):
         counts[t.state.name] += 1
+    name, dataset = escape(study.study_name), escape(str(study.user_attrs.get("dataset", "?")))  # user text
     page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>autocls report: {study.study_name}</title>
+<html><head><meta charset="utf-8"><title>autocls report: {name}</title>
 <style>body{{font-family:sans-serif;margin:2em;}} .fig{{margin-bottom:2em;}}</style></head>
-<body><h1>autocls report: study '{study.study_name}'</h1>
-<p>dataset <b>{study.user_attrs.get('dataset', '?')}</b>; trials: {counts['COMPLETE']} complete,
+<body><h1>autocls report: study '{name}'</h1>
+<p>dataset <b>{dataset}</b>; trials: {counts['COMPLETE']} complete,
 {counts['PRUNED']} pruned, {counts['FAIL']} failed, {counts['RUNNING']} running.</p>
-<p>{headline}</p>
+<p>{escape(headline)}</p>
 {''.join(f'<div class="fig">{p}</div>' for p in parts)}
 </body></html>"""
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_text(out, page)
     if attach:
         from optuna_dashboard import save_plotly_graph_object
 

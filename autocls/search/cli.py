@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from autocls.errors import UserError
 
@@ -18,14 +19,21 @@ def parse_duration(text: str) -> float:
 def cmd_search(args) -> int:
     from autocls.search import run_search
 
-    run_search(
+    from optuna.trial import TrialState
+
+    study = run_search(
         dataset=args.dataset, space=args.space or _default_space(args.dataset), n_trials=args.trials,
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None, sampler=args.sampler,
         study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
-        max_concurrent=args.max_concurrent,
-        seed=args.seed,
+        max_concurrent=args.max_concurrent, seed=args.seed, ensemble_top=None if args.no_ensemble else args.ensemble_top,
     )
+    trials = study.get_trials(deepcopy=False)
+    if trials and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials):
+        failed = [t for t in trials if t.state == TrialState.FAIL]
+        reason = failed[0].user_attrs.get("reason", "") if failed else ""
+        print(f"error: every trial failed; the first: {reason}"[:2000], file=sys.stderr)
+        return 1
     return 0
 
 
@@ -77,6 +85,9 @@ def register(sub) -> None:
                    help="trials at once (default: as many as the cluster's CPUs/GPUs fit when the search starts)")
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker died")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ensemble-top", type=int, default=5,
+                   help="at the end, vote the best K trials (greedy selection on val) and score them on test (default 5)")
+    p.add_argument("--no-ensemble", action="store_true", help="skip the closing ensemble")
     p.set_defaults(func=_with_default_budget(cmd_search))
 
     s = sub.add_parser("spaces", help="list or show search spaces")

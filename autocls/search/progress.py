@@ -14,11 +14,12 @@ from rich.table import Table
 class SearchProgress:
     """Trials running / pruned / complete / failed, best so far, and an ETA against the budget."""
 
-    def __init__(self, study: optuna.Study, n_trials: int | None, time_budget_s: float | None, enabled: bool = True):
+    def __init__(self, study: optuna.Study, n_trials: int | None, time_budget_s: float | None, enabled: bool = True,
+                 start: float | None = None):
         self.study, self.n_trials, self.time_budget_s = study, n_trials, time_budget_s
         self.enabled = enabled
         self.console = Console(stderr=True)
-        self.start = time.time()
+        self.start = start or time.time()
         self.counts: Counter = Counter()
         self.best: float | None = None
         self.finished_at_start = None

@@ -4,8 +4,10 @@ from __future__ import annotations
 import fcntl
 import math
 import os
+import re
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from autocls.errors import UserError
+from autocls.errors import UserError, short_repr
 from autocls.search.space import SearchSpace
 from autocls.search.samplers import create_sampler
 
@@ -30,8 +32,21 @@ class StudyPaths:
 
     @classmethod
     def default(cls, name: str, storage: str | None = None, root: str | Path = "studies") -> "StudyPaths":
+        check_study_name(name)
         root = Path(root).resolve()
         return cls(name, storage or f"sqlite:///{root / name}.db", root / name)
+
+
+def check_study_name(name: str) -> None:
+    """A study name becomes a folder and a file name: one path component of safe characters."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
+        raise UserError(f"study name {short_repr(name)} must be 1-100 letters, digits, '.', '_' or '-', "
+                        f"starting with a letter or digit")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -41,13 +56,14 @@ def _sqlite_file(url: str) -> Path | None:
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage, with a clear error when the URL cannot be opened."""
-    if (path := _sqlite_file(url)) is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if (path := _sqlite_file(url)) is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # sqlalchemy raises a dozen kinds for a bad URL
-        raise UserError(f"cannot open storage '{url}': {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    except Exception as exc:  # sqlalchemy raises a dozen kinds for a bad URL; the OS others for a bad path
+        detail = redact_url(str(exc).splitlines()[0][:200]) if str(exc) else ""
+        raise UserError(f"cannot open storage '{redact_url(url)}': {type(exc).__name__}: {detail}") from None
 
 
 def load_existing_study(name: str, storage: str) -> optuna.Study:
@@ -59,7 +75,7 @@ def load_existing_study(name: str, storage: str) -> optuna.Study:
     store = open_storage(storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)]
     if name not in names:
-        raise UserError(f"no study '{name}' in {storage}; studies there: {', '.join(names) or 'none'}")
+        raise UserError(f"no study '{name}' in {redact_url(storage)}; studies there: {', '.join(names) or 'none'}")
     return optuna.load_study(study_name=name, storage=store)
 
 
@@ -119,19 +135,23 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                storage: str | None = None, studies_dir: str | Path = "studies", data_dir: str | None = None,
                address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float | None = None,
                max_failures: int = 0, seed: int = 0, num_cpus: int | None = None, show_progress: bool = True,
-               max_concurrent: int | None = None) -> optuna.Study:
+               max_concurrent: int | None = None, ensemble_top: int | None = 5) -> optuna.Study:
     """Run (or continue) a search and return the Optuna study.
 
     Running the same call again continues the study: finished trials are kept,
     trials that were interrupted are re-run first under their own numbers, and
     the sampler sees the whole history.  ``n_trials`` counts finished trials
-    over all sessions.
+    over all sessions.  ``time_budget_s`` bounds the whole call: running
+    trials stop in time, keeping their best epoch (PRUNED, reason "time
+    budget"), and the closing ensemble of the best ``ensemble_top`` trials
+    (greedy selection on val; None: none) is built within it too.
 
     Example:
         >>> import autocls
         >>> study = autocls.search("digits", space="digits", n_trials=12)
         >>> study.best_trial.params
     """
+    started = time.time()
     # Ray Tune's newer console output prints a results box even at verbose=0; the
     # live table below is this command's progress display.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -155,23 +175,43 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         raise UserError(f"--trials must be >= 1, got {n_trials}")
     if time_budget_s is not None and time_budget_s <= 0:
         raise UserError(f"--time-budget must be > 0, got {time_budget_s}")
-    sampler_obj = create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)
+    if not cpus_per_trial > 0:
+        raise UserError(f"--cpus-per-trial must be > 0, got {cpus_per_trial}")
+    if gpus_per_trial is not None and gpus_per_trial < 0:
+        raise UserError(f"--gpus-per-trial must be >= 0, got {gpus_per_trial}")
+    if ensemble_top is not None and ensemble_top < 0:
+        raise UserError(f"--ensemble-top must be >= 0, got {ensemble_top}")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise UserError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32), got {seed}")
+    create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)  # a bad name fails before any write
+    if address is None and gpus_per_trial and gpus_per_trial > _local_gpus():
+        raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has {_local_gpus()} GPU(s)")
     dataset = _absolute_dataset(dataset)
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
     raw = load_dataset(dataset, data_dir)
-    paths = StudyPaths.default(study_name or Path(dataset).name, storage, studies_dir)
+    paths = StudyPaths.default(study_name or re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).name).strip("-._") or "study",
+                               storage, studies_dir)
     store = open_storage(paths.storage)
 
     with _driver_lock(paths.folder):
-        study = optuna.create_study(study_name=paths.name, storage=store, sampler=sampler_obj, load_if_exists=True,
+        study = optuna.create_study(study_name=paths.name, storage=store, load_if_exists=True,
                                     directions=space.directions)
+        # Seeded by the session as well as --seed: a resumed search with the seed of the
+        # first session would replay its proposals (random search, TPE's start-up trials).
+        study.sampler = create_sampler(sampler, seed=(seed + 7919 * len(study.trials)) % 2**32,
+                                       multi_objective=space.multi_objective)
         if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in space.directions]:
             raise UserError(f"study '{paths.name}' was created with other objectives; use another --study name")
         stored = study.user_attrs.get("dataset")
         if stored and stored != dataset:
             raise UserError(f"study '{paths.name}' searches '{stored}', not '{dataset}'; use another --study name")
+        if "uid" not in study.user_attrs:  # names this study's trial folders
+            study.set_user_attr("uid", uuid.uuid4().hex[:8])
         if not stored:
             study.set_user_attr("dataset", dataset)
+            study.set_user_attr("data_dir", data_dir)
             study.set_user_attr("space", space.source)
             study.set_user_attr("space_name", space.name)
             study.set_user_attr("folder", str(paths.folder))
@@ -199,19 +239,25 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                      log_to_driver=False, configure_logging=True, logging_level="ERROR")
         if gpus_per_trial is None:
             gpus_per_trial = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        _check_trial_fits(cpus_per_trial, gpus_per_trial)
         if max_concurrent is None:
             # As many trials as the cluster has slots now.  Also what lets Ray Tune
             # start that many at once: for a custom searcher without a limit it keeps
             # one trial pending, so slots fill one actor start-up at a time.
             max_concurrent = _slots(ray.cluster_resources(), cpus_per_trial, gpus_per_trial)
-        progress = SearchProgress(study, n_trials, time_budget_s, enabled=show_progress)
-        deadline = time.time() + time_budget_s if time_budget_s else None
+        progress = SearchProgress(study, n_trials, time_budget_s, enabled=show_progress, start=started)
+        # The budget bounds the whole command: trials end by `trial_deadline`, which
+        # leaves time to stop Ray and build the ensemble; none starts later than `deadline`.
+        trial_deadline = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) \
+            if time_budget_s else None
+        deadline = trial_deadline - 2 if trial_deadline else None
         overrides = {"dataset": dataset, "data_dir": data_dir, "seed": seed}
         searcher = OptunaSearcher(study, space, paths.folder / "trials",
                                   extra_config={"split_file": str(split_file), "threads": max(1, int(cpus_per_trial))},
                                   overrides=overrides, rerun=interrupted, deadline=deadline, on_change=progress.refresh,
                                   budget=remaining if n_trials is not None else None,
-                                  cpu_pool=None if gpus_per_trial else _single_node_cpus())
+                                  cpu_pool=None if gpus_per_trial else _single_node_cpus(),
+                                  trial_deadline=trial_deadline)
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.max_epochs, grace_period=space.grace_period,
                                   reduction_factor=space.reduction_factor)
         trainable = tune.with_resources(run_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
@@ -227,20 +273,45 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         )
         with progress:
             tuner.fit()
+        # Every trial ends by the deadline on its own, so a trial still RUNNING here
+        # was cut off by Ctrl-C: it stays RUNNING, and the same command continues it.
         unfinished = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if unfinished and deadline is not None and time.time() >= deadline:
-            for t in unfinished:  # cut by the time budget, and the budget is spent
-                study._storage.set_trial_user_attr(t._trial_id, "reason", "not finished within the time budget")
-                study.tell(t.number, state=TrialState.FAIL)
-            unfinished = []
         progress.final()
         leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
+        if not unfinished and ensemble_top:
+            _closing_ensemble(study, ensemble_top, show_progress)
     if unfinished:
         # Ray Tune takes Ctrl-C and returns normally; say so, and keep Ctrl-C's meaning for callers.
         print(f"search interrupted: {len(unfinished)} trial(s) left unfinished; run the same command again to "
               f"continue them", file=sys.stderr)
         raise KeyboardInterrupt
     return study
+
+
+def _closing_reserve(budget_s: float, ensemble_top: int | None) -> float:
+    """Seconds kept at the end of a budget for stopping Ray's trials and building the ensemble."""
+    return min(60.0, max(5.0, 0.04 * budget_s)) + (min(30.0, max(3.0, 0.02 * budget_s)) if ensemble_top else 0.0)
+
+
+def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool) -> None:
+    """Greedy selection over every trial with saved probabilities; the scores go to the console."""
+    import warnings
+
+    from autocls.ensemble.build import build_ensemble, candidates, ensemble_name
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("ignore")
+        try:
+            result = build_ensemble(study, top=top, method="greedy", name=f"search-{ensemble_name('greedy', top)}",
+                                    overwrite=True)
+        except UserError as exc:
+            print(f"no ensemble: {exc}", file=sys.stderr)
+            return
+    study.set_user_attr("ensemble", str(result.folder))
+    if show_progress:
+        from autocls.ensemble.cli import print_scores
+
+        print_scores(result)
 
 
 def _single_node_cpus() -> float | None:
@@ -251,6 +322,24 @@ def _single_node_cpus() -> float | None:
     return alive[0]["Resources"].get("CPU") if len(alive) == 1 else None
 
 
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _check_trial_fits(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Fail at once when no node can ever run one trial (Ray would wait for it forever)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if not any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
+        most_cpus = max((r.get("CPU", 0) for r in nodes), default=0)
+        most_gpus = max((r.get("GPU", 0) for r in nodes), default=0)
+        raise UserError(f"no Ray node has room for one trial ({cpus_per_trial:g} CPU, {gpus_per_trial:g} GPU per trial); "
+                        f"the largest node has {most_cpus:g} CPU and {most_gpus:g} GPU")
+
+
 def _slots(resources: dict, cpus_per_trial: float, gpus_per_trial: float) -> int:
     """How many trials of this size fit in ``resources`` (Ray's cluster_resources())."""
     fits = [resources.get("CPU", 0) / cpus_per_trial if cpus_per_trial else math.inf,
@@ -259,13 +348,14 @@ def _slots(resources: dict, cpus_per_trial: float, gpus_per_trial: float) -> int
 
 
 def leaderboard(study: optuna.Study):
-    """A pandas table of the study's trials, best first (pruned trials by their last value)."""
+    """A pandas table of the study's trials, best first: each by its best epoch's val top-1."""
     import pandas as pd
 
     rows = []
     for t in study.get_trials(deepcopy=False):
-        value = t.values[0] if t.values else (t.intermediate_values[t.last_step] if t.last_step is not None else None)
-        row = {"number": t.number, "state": t.state.name, "val_acc": value,
+        curve = list(t.intermediate_values.values()) or list(t.user_attrs.get("curve", {}).values())
+        value = t.user_attrs.get("best_val_acc", max(curve) if curve else None)
+        row = {"number": t.number, "state": t.state.name, "best_val_acc": value,
                "epochs": t.user_attrs.get("epochs_run"), "images_per_s": t.user_attrs.get("images_per_s"),
                "duration_s": t.duration.total_seconds() if t.duration else None}
         if t.values and len(t.values) > 1:
@@ -279,7 +369,7 @@ def leaderboard(study: optuna.Study):
         return frame
     order = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 4}
     frame["_rank"] = frame["state"].map(order)
-    return frame.sort_values(["_rank", "val_acc"], ascending=[True, False], na_position="last").drop(columns="_rank").reset_index(drop=True)
+    return frame.sort_values(["_rank", "best_val_acc"], ascending=[True, False], na_position="last").drop(columns="_rank").reset_index(drop=True)
 
 
 def format_cell(value) -> str:

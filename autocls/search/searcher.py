@@ -26,8 +26,15 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from autocls.artifacts import TrialArtifacts
 from autocls.search.space import SearchSpace
 from autocls.search.trainable import THREADS_FILE
+
+
+# Each objective is read from the trial's last result, and there describes the
+# saved best epoch (speed: the trial's own threads, see trainer._speed).
+OBJECTIVE_KEYS = {"val_acc": "best_val_acc", "val_loss": "best_val_loss", "num_params": "num_params",
+                  "images_per_s": "speed_images_per_s", "epoch_time": "speed_epoch_time"}
 
 
 class OptunaSearcher(Searcher):
@@ -42,9 +49,12 @@ class OptunaSearcher(Searcher):
     def __init__(self, study: optuna.Study, space: SearchSpace, trial_root: Path, extra_config: dict,
                  overrides: dict | None = None, rerun: list[optuna.trial.FrozenTrial] | None = None,
                  deadline: float | None = None, on_change: Callable[[], None] | None = None,
-                 budget: int | None = None, cpu_pool: float | None = None):
+                 budget: int | None = None, cpu_pool: float | None = None, trial_deadline: float | None = None):
         super().__init__(metric=None, mode=None)
         self.study, self.space = study, space
+        self.study_uid = study.user_attrs["uid"]
+        # `deadline`: no trial starts after it; `trial_deadline`: running trials end by it
+        self.trial_deadline = trial_deadline
         self.trial_root = Path(trial_root)
         self.extra_config, self.overrides = extra_config, overrides or {}
         self.rerun = list(rerun or [])
@@ -79,7 +89,11 @@ class OptunaSearcher(Searcher):
             values = self.space.sample(trial)
             self.reported[trial_id], self.curves[trial_id] = set(), {}
         values.update(self.overrides)
-        trial_dir = self.trial_root / f"{trial.number:05d}"
+        # each trial its own seed: two trials of one config are two draws, not clones
+        values["seed"] = (int(values.get("seed", 0)) + trial.number) % 2**32
+        # the study's uid in the folder name: a new study of the same name (another
+        # storage, or the database deleted) never meets this one's files
+        trial_dir = self.trial_root / f"{trial.number:05d}-{self.study_uid}"
         (trial_dir / THREADS_FILE).unlink(missing_ok=True)  # an earlier session's
         trial.set_user_attr("ray_trial_id", trial_id)
         trial.set_user_attr("trial_dir", str(trial_dir))
@@ -89,7 +103,9 @@ class OptunaSearcher(Searcher):
         self.epochs[trial_id] = int(values.get("epochs", self.space.max_epochs))
         self._share_idle_cpus()  # the budget's last trial may start with a slot already idle
         self.on_change()
-        return {"train": values, "trial_dir": str(trial_dir), "number": trial.number, **self.extra_config}
+        return {"train": values, "trial_dir": str(trial_dir), "number": trial.number,
+                "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
+                **self.extra_config}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.live:
@@ -110,9 +126,12 @@ class OptunaSearcher(Searcher):
             pass  # never started (the driver is stopping): stays RUNNING and is re-run next session
         elif status == "diverged":
             self._tell(trial, TrialState.PRUNED, reason=result.get("reason", "loss diverged"))
+        elif status == "time_budget":
+            self._tell(trial, TrialState.PRUNED, reason=result.get("reason", "time budget"))
+        elif status == "no_time":
+            self._tell(trial, TrialState.FAIL, reason="not started: the time budget was spent")
         elif result.get("epoch", 0) >= epochs:
-            values = [result["best_val_acc"] if o == "val_acc" else result[o] for o in self.space.objectives]
-            self._tell(trial, TrialState.COMPLETE, values=values)
+            self._tell(trial, TrialState.COMPLETE, values=[result[OBJECTIVE_KEYS[o]] for o in self.space.objectives])
         elif result.get("done"):
             self._tell(trial, TrialState.PRUNED, reason=f"stopped by ASHA after epoch {result.get('epoch')}")
         # else: stopped from outside mid-run (Ctrl-C, time limit): left RUNNING for the next session
@@ -183,12 +202,8 @@ class OptunaSearcher(Searcher):
                 stats[key] = result[key]
 
     def _error_reason(self, trial: optuna.Trial) -> str:
-        from autocls.search.trainable import ERROR_FILE
-
-        error_file = Path(trial.user_attrs.get("trial_dir", "")) / ERROR_FILE
-        if error_file.exists():
-            return error_file.read_text().split("\n\n")[0]
-        return "the trial's worker process died (see the Ray logs)"
+        error = TrialArtifacts(trial.user_attrs.get("trial_dir", "")).load_error()
+        return error.split("\n\n")[0] if error else "the trial's worker process died (see the Ray logs)"
 
     def _write_stats(self, trial_id: str, trial: optuna.Trial) -> None:
         stats = self.stats.pop(trial_id, {})

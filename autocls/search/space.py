@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from autocls.errors import UserError, short_repr
+from autocls.files import load_yaml
+from autocls.training.config import RUNTIME_FIELDS, TrainConfig
 
-from autocls.errors import UserError
-from autocls.training.config import TrainConfig
-
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"  # package data: shipped in the wheel
 TOP_LEVEL_KEYS = {"name", "description", "dataset", "objectives", "directions", "asha", "fixed", "params", "seeds"}
 PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
 ASHA_KEYS = {"grace_period", "reduction_factor"}
@@ -116,7 +115,7 @@ class SearchSpace:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> "SearchSpace":
-        """Load ``search_spaces/<name>.yaml`` or a YAML file path."""
+        """Load a shipped space by name (``autocls/spaces/<name>.yaml``) or a YAML file path."""
         path = Path(name_or_path)
         if not path.suffix and not path.exists():
             path = SPACES_DIR / f"{name_or_path}.yaml"
@@ -126,10 +125,7 @@ class SearchSpace:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> "SearchSpace":
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UserError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raw = load_yaml(text, source)
         return parse_space(raw, source, text)
 
 
@@ -143,7 +139,7 @@ def _fail(source: str, where: str, problem: str):
 
 def _number(source, where, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        _fail(source, where, f"expected a number, got {value!r}")
+        _fail(source, where, f"expected a number, got {short_repr(value)}")
     return value
 
 
@@ -151,14 +147,16 @@ def _parse_param(source: str, name: str, spec, earlier: dict[str, Param]) -> Par
     where = f"params.{name}"
     if name not in TrainConfig.field_names():
         _fail(source, where, f"unknown parameter; TrainConfig fields are {', '.join(TrainConfig.field_names())}")
+    if name in RUNTIME_FIELDS:
+        _fail(source, where, "is a runtime setting (where a trial runs, not what it learns); it cannot be searched")
     if not isinstance(spec, dict):
-        _fail(source, where, f"expected a mapping with 'type', got {spec!r}")
+        _fail(source, where, f"expected a mapping with 'type', got {short_repr(spec)}")
     unknown = set(spec) - PARAM_KEYS
     if unknown:
         _fail(source, where, f"unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(PARAM_KEYS)}")
     kind = spec.get("type")
     if kind not in ("float", "int", "categorical"):
-        _fail(source, f"{where}.type", f"must be float, int or categorical, got {kind!r}")
+        _fail(source, f"{where}.type", f"must be float, int or categorical, got {short_repr(kind)}")
     param = Param(name, kind)
     if kind == "categorical":
         choices = spec.get("choices")
@@ -166,7 +164,7 @@ def _parse_param(source: str, name: str, spec, earlier: dict[str, Param]) -> Par
             _fail(source, f"{where}.choices", "must be a non-empty list")
         for choice in choices:
             if choice is not None and not isinstance(choice, (bool, int, float, str)):
-                _fail(source, f"{where}.choices", f"{choice!r} is not a bool, number or string")
+                _fail(source, f"{where}.choices", f"{short_repr(choice)} is not a bool, number or string")
             _check_value(source, where, name, choice)
         if len(set(map(repr, choices))) != len(choices):
             _fail(source, f"{where}.choices", "has duplicates")
@@ -180,7 +178,7 @@ def _parse_param(source: str, name: str, spec, earlier: dict[str, Param]) -> Par
             _fail(source, where, f"low ({low}) must be below high ({high})")
         log = spec.get("log", False)
         if not isinstance(log, bool):
-            _fail(source, f"{where}.log", f"must be true or false, got {log!r}")
+            _fail(source, f"{where}.log", f"must be true or false, got {short_repr(log)}")
         if log and low <= 0:
             _fail(source, where, f"log scale needs low > 0, got {low}")
         step = spec.get("step")
@@ -199,7 +197,7 @@ def _parse_param(source: str, name: str, spec, earlier: dict[str, Param]) -> Par
         _check_value(source, where, name, int(high) if kind == "int" else float(high))
     when = spec.get("when", {})
     if not isinstance(when, dict):
-        _fail(source, f"{where}.when", f"expected a mapping parent: [values], got {when!r}")
+        _fail(source, f"{where}.when", f"expected a mapping parent: [values], got {short_repr(when)}")
     for parent, allowed in when.items():
         allowed = allowed if isinstance(allowed, list) else [allowed]
         if parent not in earlier:
@@ -238,6 +236,10 @@ def parse_space(raw, source: str = "<space>", text: str = "") -> SearchSpace:
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
         _fail(source, "fixed", f"expected a mapping of TrainConfig values, got {type(fixed).__name__}")
+    runtime = sorted(set(fixed) & set(RUNTIME_FIELDS) - {"dataset"})
+    if runtime:
+        _fail(source, f"fixed.{runtime[0]}", "is a runtime setting (where a trial runs, not what it learns); "
+                                              "set it on the command line")
     try:
         fixed = {k: v for k, v in TrainConfig.from_dict(fixed).to_dict().items() if k in fixed}
     except UserError as exc:
@@ -255,37 +257,37 @@ def parse_space(raw, source: str = "<space>", text: str = "") -> SearchSpace:
     if isinstance(objectives, str):
         objectives = [objectives]
     if not isinstance(objectives, list) or not objectives or any(o not in METRICS for o in objectives):
-        _fail(source, "objectives", f"must be a list of {sorted(METRICS)}, got {objectives!r}")
+        _fail(source, "objectives", f"must be a list of {sorted(METRICS)}, got {short_repr(objectives)}")
     if objectives[0] != "val_acc":
         _fail(source, "objectives", "the first objective must be val_acc (ASHA ranks trials by it)")
     directions = raw.get("directions", [METRICS[o] for o in objectives])
     if isinstance(directions, str):
         directions = [directions]
     if not isinstance(directions, list) or len(directions) != len(objectives) or any(d not in ("maximize", "minimize") for d in directions):
-        _fail(source, "directions", f"needs one of maximize/minimize per objective, got {directions!r}")
+        _fail(source, "directions", f"needs one of maximize/minimize per objective, got {short_repr(directions)}")
     asha = raw.get("asha") or {}
     if not isinstance(asha, dict) or set(asha) - ASHA_KEYS:
-        _fail(source, "asha", f"expected a mapping with keys among {sorted(ASHA_KEYS)}, got {asha!r}")
+        _fail(source, "asha", f"expected a mapping with keys among {sorted(ASHA_KEYS)}, got {short_repr(asha)}")
     grace = asha.get("grace_period", 1)
     factor = asha.get("reduction_factor", 3)
     if not isinstance(grace, int) or isinstance(grace, bool) or grace < 1:
-        _fail(source, "asha.grace_period", f"must be an integer >= 1, got {grace!r}")
+        _fail(source, "asha.grace_period", f"must be an integer >= 1, got {short_repr(grace)}")
     if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 1:
-        _fail(source, "asha.reduction_factor", f"must be a number > 1, got {factor!r}")
+        _fail(source, "asha.reduction_factor", f"must be a number > 1, got {short_repr(factor)}")
     dataset = raw.get("dataset")
     if dataset is not None and not isinstance(dataset, str):
-        _fail(source, "dataset", f"expected a dataset name, got {dataset!r}")
+        _fail(source, "dataset", f"expected a dataset name, got {short_repr(dataset)}")
     seeds = raw.get("seeds") or []
     if not isinstance(seeds, list):
         _fail(source, "seeds", "expected a list of parameter mappings")
     for i, seed in enumerate(seeds):
         if not isinstance(seed, dict):
-            _fail(source, f"seeds[{i}]", f"expected a mapping of parameter values, got {seed!r}")
+            _fail(source, f"seeds[{i}]", f"expected a mapping of parameter values, got {short_repr(seed)}")
         for key, value in seed.items():
             if key not in params:
                 _fail(source, f"seeds[{i}].{key}", "is not a searched parameter")
             if not params[key].contains(value):
-                _fail(source, f"seeds[{i}].{key}", f"{value!r} is outside the parameter's range or choices")
+                _fail(source, f"seeds[{i}].{key}", f"{short_repr(value)} is outside the parameter's range or choices")
     space = SearchSpace(
         name=str(raw.get("name") or Path(source).stem), dataset=dataset, params=params, fixed=fixed,
         objectives=objectives, directions=directions, grace_period=grace, reduction_factor=factor, seeds=seeds,

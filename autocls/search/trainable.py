@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import time
 import traceback
-from pathlib import Path
 
 import torch
 
-ERROR_FILE = "error.txt"
 THREADS_FILE = "threads"  # written by the searcher when idle cores can go to this trial
 _DATA: dict[tuple, object] = {}  # one dataset per worker process: Ray reuses workers across trials
 
@@ -27,21 +25,24 @@ def run_trial(config: dict) -> None:
 
     A trial resumes from its folder's last checkpoint, so a trial that Ray
     retries (``--max-failures``) or that the next session re-runs continues
-    where it stopped.  An exception from training (a bad combination, CUDA out
-    of memory) is written to ``error.txt`` in the trial folder, where the
-    searcher reads the reason it records with the FAIL, and re-raised so that
-    Ray can retry the trial.
+    where it stopped.  It ends by the search's ``deadline``, keeping its best
+    epoch.  An exception from training (a bad combination, CUDA out of memory)
+    is written to the trial folder, where the searcher reads the reason it
+    records with the FAIL, and re-raised so that Ray can retry the trial.
     """
     from ray import tune
 
+    from autocls.artifacts import TrialArtifacts
     from autocls.training import TrainConfig, train
 
     started_at = time.time()  # with the report times, the trial's span on the search's timeline
+    deadline = config.get("deadline")
+    if deadline is not None and started_at >= deadline - 1:
+        tune.report({"status": "no_time", "val_acc": 0.0})  # started after the budget was spent: nothing to train
+        return
     torch.set_num_threads(config.get("threads", 1))
-    trial_dir = Path(config["trial_dir"])
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / ERROR_FILE).unlink(missing_ok=True)
-    threads_file = trial_dir / THREADS_FILE
+    artifacts = TrialArtifacts(config["trial_dir"])
+    threads_file = artifacts.folder / THREADS_FILE
     try:
         cfg = TrainConfig.from_dict(config["train"])
         data = _cached_data(cfg, config["split_file"])
@@ -53,12 +54,14 @@ def run_trial(config: dict) -> None:
             nonlocal waited
             sent = time.time()
             tune.report({"status": "ok", "started_at": started_at, "reported_at": sent, "report_wait": waited,
-                         "threads": torch.get_num_threads(), **metrics})
+                         **metrics})
             waited += time.time() - sent
             if threads_file.exists():  # the searcher gives this trial the cores of finished ones
                 torch.set_num_threads(int(threads_file.read_text()))
 
-        train(cfg, data, reporter=report, out_dir=trial_dir, resume=True)
+        train(cfg, data, reporter=report, out_dir=artifacts.folder, resume=True, identity=config["identity"],
+              deadline=deadline)
     except Exception as exc:
-        (trial_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
+        artifacts.folder.mkdir(parents=True, exist_ok=True)
+        artifacts.save_error(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
         raise

@@ -6,13 +6,15 @@ sample, a YAML file can set and ``autocls train --field value`` can override.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from autocls.errors import UserError, short_repr
+from autocls.files import load_yaml
 
-from autocls.errors import UserError
-
+# Where and how a run executes, not what it learns: a search space may not search or fix these.
+RUNTIME_FIELDS = ("dataset", "data_dir", "device", "compile", "checkpoint_share", "seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("cosine", "multistep", "step", "onecycle", "cyclic", "plateau", "constant")
 LOSSES = ("ce", "focal")
@@ -33,6 +35,7 @@ class TrainConfig:
     data_dir: str | None = None
     val_fraction: float = 0.1
     model: str = "resnet18"
+    width: float = 1.0  # channel multiplier of the CIFAR nets that have one (resnet*, wrn*, resnet9, lenet)
     pretrained: bool = False
     image_size: int | None = None  # resize on the device, e.g. 224 for ImageNet backbones
     epochs: int = 10
@@ -83,7 +86,7 @@ class TrainConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}: '{getattr(self, key)}' is not one of {', '.join(allowed)}")
-        positive = ("epochs", "batch_size", "lr", "eval_every", "checkpoint_share")
+        positive = ("epochs", "batch_size", "lr", "eval_every", "checkpoint_share", "width")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)}")
@@ -97,6 +100,12 @@ class TrainConfig:
             raise UserError(f"class_balanced_beta must be in (0, 1), got {self.class_balanced_beta}")
         if not 0 <= self.randaugment_magnitude <= 30:  # RandAugment's 31 magnitude bins
             raise UserError(f"randaugment_magnitude must be in [0, 30], got {self.randaugment_magnitude}")
+        if not 0 <= self.seed < 2**32:  # numpy's and torch's seed range
+            raise UserError(f"seed must be in [0, 2**32), got {self.seed}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise UserError(f"device: '{self.device}' is not one of auto, cpu, cuda, cuda:N, mps")
+        if not all(0 < m < 1 for m in self.milestones):
+            raise UserError(f"milestones must be fractions of the epochs in (0, 1), got {self.milestones}")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -123,10 +132,7 @@ class TrainConfig:
         path = Path(path)
         if not path.exists():
             raise UserError(f"config file '{path}' does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        values = load_yaml(path.read_text(), str(path)) or {}
         if not isinstance(values, dict):
             raise UserError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
         return cls.from_dict({**values, **(overrides or {})})
@@ -135,10 +141,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+OPTIONAL_FIELDS = ("data_dir", "image_size")  # the only fields whose "not set" is None
+
+
 def _coerce(key: str, value, default):
     """Accept YAML/CLI values of the right type; ints where floats are expected."""
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and not isinstance(default, str)):
-        return None
+    is_null = value is None or (isinstance(value, str) and value.lower() in ("none", "null") and not isinstance(default, str))
+    if is_null:
+        if key in OPTIONAL_FIELDS:
+            return None
+        raise UserError(f"{key}: a value is required, got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -163,11 +175,11 @@ def _coerce(key: str, value, default):
         if isinstance(value, str):
             return value
     elif isinstance(default, list):
-        if isinstance(value, (list, tuple)):
-            return [float(v) for v in value]
-        if isinstance(value, str):
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)) and all(isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                                                    for v in items):
             try:
-                return [float(v) for v in value.split(",") if v.strip()]
+                return [float(v) for v in items if not isinstance(v, str) or v.strip()]
             except ValueError:
                 pass
-    raise UserError(f"{key}: expected {type(default).__name__}, got {value!r}")
+    raise UserError(f"{key}: expected {type(default).__name__}, got {short_repr(value)}")

@@ -36,14 +36,16 @@ def build_scheduler(cfg, optimizer, steps_per_epoch: int):
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     if cfg.scheduler == "plateau":
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.gamma, patience=2)
+    # cycle_momentum=False: torch's default would overwrite the momentum (or Adam's
+    # beta1) that the search sampled, and the study would record one that never ran.
     if cfg.scheduler == "onecycle":  # has its own warm-up
         pct_start = min(0.9, max(warmup / total, 0.3, 2.5 / total))  # torch divides by zero below 2 warm-up steps
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start)
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start,
+                                       cycle_momentum=False)
     if cfg.scheduler == "cyclic":
-        # triangular2 over 4 cycles; momentum cycling only where the optimizer has momentum
-        half = max(1, (total - warmup) // 8)
+        half = max(1, (total - warmup) // 8)  # triangular2 over 4 cycles
         main = lr_scheduler.CyclicLR(optimizer, base_lr=cfg.lr / 25, max_lr=cfg.lr, step_size_up=half,
-                                     mode="triangular2", cycle_momentum=cfg.optimizer in ("sgd", "rmsprop") and cfg.momentum > 0)
+                                     mode="triangular2", cycle_momentum=False)
     else:
         main = lr_scheduler.LambdaLR(optimizer, _decay_fn(cfg, total - warmup, steps_per_epoch))
     if warmup <= 0:

@@ -1,0 +1,50 @@
+"""The training split served as augmented batches from the device it lives on.
+
+As airbench's ``CifarLoader``: the uint8 images go to the device once; an
+epoch is one permutation (or one class-balanced draw) and then slices of it,
+each augmented as a whole batch.  No DataLoader, no worker processes, no
+per-sample Python between optimizer steps.
+"""
+from __future__ import annotations
+
+import torch
+
+from autocls.data.augment import BatchAugment
+
+
+class DeviceLoader:
+    """``for x, y in loader``: normalised, augmented float batches and int64 labels on ``device``.
+
+    ``images`` may live on the training device or, when they do not fit there,
+    in pinned host memory: each batch is then sliced on the host and copied.
+    Batches are all full (``drop_last``), so every step sees ``batch_size`` images.
+
+    Example:
+        >>> loader = DeviceLoader(data.train_x, data.train_y, 128, BatchAugment(data.mean, data.std, 4, True),
+        ...                       torch.device("cpu"))
+        >>> x, y = next(iter(loader))
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, augment: BatchAugment,
+                 device: torch.device, balanced: bool = False):
+        self.images, self.labels = images, labels.to(images.device)
+        self.augment, self.device = augment, device
+        n = len(labels)
+        self.batch_size = min(batch_size, n - n % 2)  # timm's Mixup needs an even batch
+        counts = torch.bincount(labels)
+        # class-balanced sampling draws with replacement, each class equally often
+        self.sample_weights = (1.0 / counts.float())[labels].to(images.device) if balanced else None
+
+    def __len__(self) -> int:
+        return len(self.labels) // self.batch_size
+
+    def __iter__(self):
+        n = len(self.labels)
+        if self.sample_weights is not None:
+            order = torch.multinomial(self.sample_weights, n, replacement=True)
+        else:
+            order = torch.randperm(n, device=self.images.device)
+        for step in range(len(self)):
+            idx = order[step * self.batch_size:(step + 1) * self.batch_size]
+            x = self.images[idx].to(self.device, non_blocking=True)
+            yield self.augment(x), self.labels[idx].to(self.device, non_blocking=True)
