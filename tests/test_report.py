@@ -46,3 +46,17 @@ def test_report_renders_in_headless_chromium(searched, tmp_path):
     # plot areas have plotly's light blue-grey background
     plot_bg = (np.abs(pixels - np.array([229, 236, 246])).sum(-1) < 12).mean()
     assert plot_bg > 0.05
+
+
+def test_user_text_is_escaped_in_the_page(searched, tmp_path):
+    """Regression: a study name with an <img onerror=...> tag ran script in the report."""
+    import optuna
+
+    study, root = searched
+    evil = "<img src=x onerror=alert(1)>"
+    storage = f"sqlite:///{tmp_path / 'copy.db'}"
+    optuna.copy_study(from_study_name="digits", from_storage=f"sqlite:///{root / 'studies' / 'digits.db'}",
+                      to_storage=storage, to_study_name=evil)
+    copy = optuna.load_study(study_name=evil, storage=storage)
+    html = build_report(copy, out=tmp_path / "report.html", attach=False).read_text()
+    assert evil not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
