@@ -41,3 +41,24 @@ def test_pretrained_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HOME", "/nonexistent-hf-cache")
     with pytest.raises(UserError, match="pretrained weights"):
         create_model("timm/resnet10t", 10, pretrained=True)
+
+
+@pytest.mark.parametrize("name", ["resnet9", "resnet18", "preact_resnet18", "wrn16_4", "wrn28_2", "lenet"])
+def test_width_multiplier_builds_trains_and_shrinks(name):
+    from autocls.models.registry import accepts_width
+
+    assert accepts_width(name)
+    sizes = {}
+    for width in (0.25, 1.0):
+        model = create_model(name, 10, width=width)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 3]))
+        loss.backward()
+        opt.step()
+        sizes[width] = sum(p.numel() for p in model.parameters())
+    assert sizes[0.25] < sizes[1.0] / (1.5 if name == "lenet" else 8)  # convs: ~1/16; lenet: its linear layers stay
+
+
+def test_width_on_a_model_without_one_is_a_clear_error():
+    with pytest.raises(UserError, match="has no width multiplier"):
+        create_model("vgg11_bn", 10, width=0.5)

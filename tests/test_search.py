@@ -300,3 +300,71 @@ def test_study_names_stay_inside_the_studies_folder(name, tmp_path):
     with pytest.raises(UserError, match="study name"):
         run_search("digits", space="digits", n_trials=1, study_name=name, studies_dir=tmp_path / "studies")
     assert not (tmp_path / "studies").exists() and not (tmp_path / "x.db").exists()
+
+
+def test_a_time_budget_bounds_the_whole_search_and_keeps_the_cut_trials(tmp_path):
+    """60 s for trials that would each take longer: cut in time, PRUNED 'time budget', and ensembled."""
+    space = tmp_path / "long.yaml"
+    space.write_text(textwrap.dedent("""
+        dataset: digits
+        asha: {grace_period: 200, reduction_factor: 2}
+        fixed: {epochs: 400, batch_size: 32, crop_padding: 1, flip: false, model: lenet, optimizer: adam}
+        params:
+          lr: {type: float, low: 1.0e-3, high: 3.0e-3, log: true}
+    """))
+    cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(space), "--time-budget", "60s",
+           "--ensemble-top", "3", "--keep-epochs"]
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    took = time.time() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert took < 60 + 30, took  # the budget plus the tolerance of max(30 s, 3%)
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path}/studies/digits.db")
+    trials = study.get_trials()
+    cut = [t for t in trials if t.state == TrialState.PRUNED and t.user_attrs["reason"].startswith("time budget")]
+    assert len(cut) >= 2 and not [t for t in trials if t.state == TrialState.RUNNING]
+    assert all(TrialArtifacts(t.user_attrs["trial_dir"]).load_member() is not None for t in cut)
+    ensemble = Path(study.user_attrs["ensemble"])
+    members = json.loads((ensemble / "ensemble.json").read_text())["members"]
+    assert {m["trial"] for m in members} <= {t.number for t in cut}
+    assert "best single trial" in proc.stdout and "ensemble" in proc.stdout
+    assert "epochs" in proc.stderr  # progress lines while trials ran, not only when they ended
+
+
+def test_ctrl_c_in_a_budgeted_search_leaves_it_resumable(tmp_path):
+    """Regression: Ctrl-C of a --time-budget search turned its RUNNING trials into FAIL and exited 0."""
+    space = tmp_path / "space.yaml"
+    space.write_text(textwrap.dedent("""
+        dataset: digits
+        asha: {grace_period: 2, reduction_factor: 2}
+        fixed: {epochs: 60, batch_size: 32, crop_padding: 1, flip: false, model: resnet9, optimizer: sgd}
+        params:
+          lr: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}
+    """))
+    cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(space), "--time-budget", "50s",
+           "--keep-epochs", "--ensemble-top", "2"]
+    driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "studies" / "digits.db"
+    deadline = time.time() + 120
+    while time.time() < deadline and driver.poll() is None:  # until a trial has reported an epoch
+        time.sleep(0.5)
+        try:
+            with sqlite3.connect(db) as con:
+                if con.execute("select count(*) from trial_intermediate_values").fetchone()[0]:
+                    break
+        except sqlite3.OperationalError:
+            continue
+    assert driver.poll() is None, "the search ended before it could be interrupted"
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130 and "run the same command again" in err, err[-2000:]
+    url = f"sqlite:///{db}"
+    trials = optuna.load_study(study_name="digits", storage=url).get_trials()
+    assert not [t for t in trials if t.state == TrialState.FAIL]
+    running = {t.number for t in trials if t.state == TrialState.RUNNING}
+    assert running
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    after = optuna.load_study(study_name="digits", storage=url).get_trials()
+    assert all(after[n].state in (TrialState.COMPLETE, TrialState.PRUNED) for n in running)  # continued, same numbers
+    assert not [t for t in after if t.state in (TrialState.FAIL, TrialState.RUNNING)]

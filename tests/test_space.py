@@ -101,3 +101,14 @@ def test_random_malformed_spaces_never_raise_anything_but_user_error(raw):
         parse_space(raw)
     except UserError:
         pass
+
+
+def test_the_preset_follows_the_hardware():
+    from autocls.search.cli import default_space
+
+    assert default_space("cifar10", gpus=0)[0] == "cpu-small"
+    assert default_space("/data/my_images", gpus=0)[0] == "cpu-small"
+    assert default_space("cifar100", gpus=2) == ("cifar100", "the cifar100 space on 2 GPU(s)")
+    assert default_space("/data/my_images", gpus=1)[0] == "cifar10"
+    assert default_space("digits", gpus=0)[0] == "digits"
+    assert SearchSpace.load("cpu-small").params["width"].choices == [0.25, 0.375, 0.5]

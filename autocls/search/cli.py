@@ -21,12 +21,20 @@ def cmd_search(args) -> int:
 
     from optuna.trial import TrialState
 
+    space = args.space
+    if space is None:
+        import torch
+
+        gpus = torch.cuda.device_count() if args.address is None else 1  # a cluster's GPUs are its own business
+        space, why = default_space(args.dataset, gpus if args.gpus_per_trial != 0 else 0)
+        print(f"preset: space '{space}' ({why}); choose another with --space", file=sys.stderr)
     study = run_search(
-        dataset=args.dataset, space=args.space or _default_space(args.dataset), n_trials=args.trials,
+        dataset=args.dataset, space=space, n_trials=args.trials,
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None, sampler=args.sampler,
         study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         max_concurrent=args.max_concurrent, seed=args.seed, ensemble_top=None if args.no_ensemble else args.ensemble_top,
+        size_trials=not args.keep_epochs,
     )
     trials = study.get_trials(deepcopy=False)
     if trials and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials):
@@ -37,17 +45,22 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _default_space(dataset: str) -> str:
+def default_space(dataset: str, gpus: int) -> tuple[str, str]:
+    """The shipped space (preset) for a dataset on this hardware, and why: no GPU gets small fast nets."""
     from pathlib import Path
 
     from autocls.search.space import list_spaces
 
     name = Path(dataset).name
+    if name == "digits":
+        return "digits", "scikit-learn's digits"
+    if not gpus:
+        return "cpu-small", "no GPU here: small fast nets, epochs sized to the budget"
     if name in list_spaces():
-        return name
+        return name, f"the {name} space on {gpus} GPU(s)"
     if name.startswith("cifar100"):
-        return "cifar100"
-    return "cifar10"  # a sound default for small images, ImageFolders included
+        return "cifar100", f"CIFAR-100 on {gpus} GPU(s)"
+    return "cifar10", f"small images on {gpus} GPU(s): the CIFAR-10 space"  # ImageFolders included
 
 
 def cmd_spaces(args) -> int:
@@ -88,6 +101,9 @@ def register(sub) -> None:
     p.add_argument("--ensemble-top", type=int, default=5,
                    help="at the end, vote the best K trials (greedy selection on val) and score them on test (default 5)")
     p.add_argument("--no-ensemble", action="store_true", help="skip the closing ensemble")
+    p.add_argument("--keep-epochs", action="store_true",
+                   help="with --time-budget: run the space's epochs as they are instead of fitting them to the "
+                        "measured speed (trials still stop at the deadline)")
     p.set_defaults(func=_with_default_budget(cmd_search))
 
     s = sub.add_parser("spaces", help="list or show search spaces")

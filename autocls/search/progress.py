@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -9,6 +10,9 @@ import optuna
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+
+
+HEARTBEAT_S = 30
 
 
 class SearchProgress:
@@ -25,6 +29,9 @@ class SearchProgress:
         self.finished_at_start = None
         self.live: Live | None = None
         self._last_line = ""
+        self.epochs: dict[int, tuple[int, int]] = {}  # running trial number -> (epochs done, epochs)
+        self.best_seen: float | None = None  # best val top-1 reported by any trial, finished or not
+        self._stop: threading.Event | None = None
 
     def __enter__(self):
         self.refresh()
@@ -32,21 +39,42 @@ class SearchProgress:
         if self.enabled and self.console.is_terminal:
             self.live = Live(self, console=self.console, refresh_per_second=2, transient=False)
             self.live.__enter__()
+        elif self.enabled:  # a log: a line at least every HEARTBEAT_S, so long epochs don't look like a hang
+            self._stop = threading.Event()
+            threading.Thread(target=self._heartbeat, daemon=True).start()
         return self
 
     def __exit__(self, *exc):
         if self.live is not None:
             self.live.__exit__(*exc)
+        if self._stop is not None:
+            self._stop.set()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            self._show()  # cached counts and the clock only: no storage access from this thread
 
     @property
     def finished(self) -> int:
         return self.counts["COMPLETE"] + self.counts["PRUNED"] + self.counts["FAIL"]
 
+    def epoch_done(self, number: int, epoch: int, epochs: int, val_acc: float) -> None:
+        """A running trial reported an epoch: the display moves while trials train, not only when they end."""
+        self.epochs[number] = (epoch, epochs)
+        self.best_seen = val_acc if self.best_seen is None else max(self.best_seen, val_acc)
+        self._show()
+
     def refresh(self) -> None:
         trials = self.study.get_trials(deepcopy=False)
         self.counts = Counter(t.state.name for t in trials)
+        running = {t.number for t in trials if t.state.name == "RUNNING"}
+        self.epochs = {n: e for n, e in self.epochs.items() if n in running}
         values = [t.values[0] for t in trials if t.state.name == "COMPLETE" and t.values]
+        values += [self.best_seen] if self.best_seen is not None else []
         self.best = max(values) if values else None
+        self._show()
+
+    def _show(self) -> None:
         if self.enabled and self.live is None and self.finished_at_start is not None:
             line = self.summary()
             if line != self._last_line:  # not a terminal (CI, a log file): one line per change
@@ -68,7 +96,9 @@ class SearchProgress:
         return {
             "finished": f"{self.finished}/{self.n_trials or '∞'}", "running": str(self.counts["RUNNING"]),
             "complete": str(self.counts["COMPLETE"]), "pruned": str(self.counts["PRUNED"]),
-            "failed": str(self.counts["FAIL"]), "best val top-1": f"{self.best:.2%}" if self.best is not None else "-",
+            "failed": str(self.counts["FAIL"]),
+            "epochs": " ".join(f"#{n}:{e}/{total}" for n, (e, total) in sorted(self.epochs.items())) or "-",
+            "best val top-1": f"{self.best:.2%}" if self.best is not None else "-",
             "elapsed": f"{time.time() - self.start:.0f}s", "ETA": self.eta(),
         }
 

@@ -135,7 +135,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                storage: str | None = None, studies_dir: str | Path = "studies", data_dir: str | None = None,
                address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float | None = None,
                max_failures: int = 0, seed: int = 0, num_cpus: int | None = None, show_progress: bool = True,
-               max_concurrent: int | None = None, ensemble_top: int | None = 5) -> optuna.Study:
+               max_concurrent: int | None = None, ensemble_top: int | None = 5,
+               size_trials: bool = True) -> optuna.Study:
     """Run (or continue) a search and return the Optuna study.
 
     Running the same call again continues the study: finished trials are kept,
@@ -144,7 +145,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
     over all sessions.  ``time_budget_s`` bounds the whole call: running
     trials stop in time, keeping their best epoch (PRUNED, reason "time
     budget"), and the closing ensemble of the best ``ensemble_top`` trials
-    (greedy selection on val; None: none) is built within it too.
+    (greedy selection on val; None: none) is built within it too.  With
+    ``size_trials`` each trial's epochs are fitted to the budget from the
+    measured speed of its model (see :mod:`autocls.search.budget`).
 
     Example:
         >>> import autocls
@@ -160,6 +163,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
     from ray.tune.schedulers import ASHAScheduler
 
     from autocls.data import load_dataset, make_splits
+    from autocls.search.budget import plan, seconds_per_epoch
     from autocls.search.progress import SearchProgress
     from autocls.search.searcher import OptunaSearcher
     from autocls.search.trainable import run_trial
@@ -215,12 +219,19 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             study.set_user_attr("space", space.source)
             study.set_user_attr("space_name", space.name)
             study.set_user_attr("folder", str(paths.folder))
-            for values in space.seeds:  # known-good recipes first
-                study.enqueue_trial(values, skip_if_exists=True)
         split_file = paths.folder / "split.npz"
         val_fraction = space.fixed.get("val_fraction", 0.1)
-        make_splits(raw, val_fraction=val_fraction, seed=seed, split_file=split_file)  # written once, shared by all trials
+        data = make_splits(raw, val_fraction=val_fraction, seed=seed, split_file=split_file)  # written once, shared
         del raw
+        measured = None
+        if time_budget_s and size_trials:  # measured once per study: a resumed search sizes its trials the same way
+            measured = study.user_attrs.get("seconds_per_epoch")
+            if measured is None:
+                if show_progress:
+                    print("budget: timing an epoch of each model on this machine", file=sys.stderr, flush=True)
+                measured = seconds_per_epoch(space, data, threads=max(1, int(cpus_per_trial)))
+                study.set_user_attr("seconds_per_epoch", measured)
+        del data
 
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state in FINISHED_STATES for t in trials)
@@ -246,6 +257,17 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             # one trial pending, so slots fill one actor start-up at a time.
             max_concurrent = _slots(ray.cluster_resources(), cpus_per_trial, gpus_per_trial)
         progress = SearchProgress(study, n_trials, time_budget_s, enabled=show_progress, start=started)
+        budget_plan = None
+        if measured is not None:
+            left = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) - time.time()
+            budget_plan = plan(space, measured, left, max_concurrent)
+            space = space.restricted_to_models(budget_plan.models)
+            if show_progress:
+                print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
+        if not stored:  # a new study: known-good recipes first, where the budget kept their model
+            for values in space.seeds:
+                if budget_plan is None or values.get("model", space.fixed.get("model")) in budget_plan.models:
+                    study.enqueue_trial(values, skip_if_exists=True)
         # The budget bounds the whole command: trials end by `trial_deadline`, which
         # leaves time to stop Ray and build the ensemble; none starts later than `deadline`.
         trial_deadline = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) \
@@ -257,7 +279,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                                   overrides=overrides, rerun=interrupted, deadline=deadline, on_change=progress.refresh,
                                   budget=remaining if n_trials is not None else None,
                                   cpu_pool=None if gpus_per_trial else _single_node_cpus(),
-                                  trial_deadline=trial_deadline)
+                                  trial_deadline=trial_deadline, on_epoch=progress.epoch_done, plan=budget_plan)
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.max_epochs, grace_period=space.grace_period,
                                   reduction_factor=space.reduction_factor)
         trainable = tune.with_resources(run_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
@@ -280,6 +302,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
         if not unfinished and ensemble_top:
             _closing_ensemble(study, ensemble_top, show_progress)
+            sys.stdout.flush()  # Ray's exit handlers may end the process before Python flushes a redirected stdout
     if unfinished:
         # Ray Tune takes Ctrl-C and returns normally; say so, and keep Ctrl-C's meaning for callers.
         print(f"search interrupted: {len(unfinished)} trial(s) left unfinished; run the same command again to "

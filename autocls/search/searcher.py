@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from autocls.artifacts import TrialArtifacts
+from autocls.search.budget import BudgetPlan
 from autocls.search.space import SearchSpace
 from autocls.search.trainable import THREADS_FILE
 
@@ -49,17 +50,20 @@ class OptunaSearcher(Searcher):
     def __init__(self, study: optuna.Study, space: SearchSpace, trial_root: Path, extra_config: dict,
                  overrides: dict | None = None, rerun: list[optuna.trial.FrozenTrial] | None = None,
                  deadline: float | None = None, on_change: Callable[[], None] | None = None,
-                 budget: int | None = None, cpu_pool: float | None = None, trial_deadline: float | None = None):
+                 budget: int | None = None, cpu_pool: float | None = None, trial_deadline: float | None = None,
+                 on_epoch: Callable[[int, int, int, float], None] | None = None, plan: BudgetPlan | None = None):
         super().__init__(metric=None, mode=None)
         self.study, self.space = study, space
         self.study_uid = study.user_attrs["uid"]
         # `deadline`: no trial starts after it; `trial_deadline`: running trials end by it
         self.trial_deadline = trial_deadline
+        self.plan = plan
         self.trial_root = Path(trial_root)
         self.extra_config, self.overrides = extra_config, overrides or {}
         self.rerun = list(rerun or [])
         self.deadline = deadline
         self.on_change = on_change or (lambda: None)
+        self.on_epoch = on_epoch or (lambda number, epoch, epochs, val_acc: None)
         self.live: dict[str, optuna.Trial] = {}
         self.epochs: dict[str, int] = {}
         self.reported: dict[str, set[int]] = {}
@@ -78,6 +82,8 @@ class OptunaSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict | None:
         if self.deadline is not None and time.time() >= self.deadline:
             return Searcher.FINISHED
+        if self.plan is not None and self._seconds_left() < self.plan.shortest_rung():
+            return Searcher.FINISHED  # not even the fastest config would reach its first rung
         if self.rerun:  # interrupted in an earlier session: same number, same params
             frozen = self.rerun.pop(0)
             trial = optuna.Trial(self.study, frozen._trial_id)
@@ -85,9 +91,13 @@ class OptunaSearcher(Searcher):
             self.curves[trial_id] = {int(k): v for k, v in frozen.user_attrs.get("curve", {}).items()}
             self.reported[trial_id] = set(frozen.intermediate_values) | set(self.curves[trial_id])
         else:
-            trial = self.study.ask()
-            values = self.space.sample(trial)
+            asked = self._ask()
+            if asked is None:
+                return Searcher.FINISHED
+            trial, values = asked
             self.reported[trial_id], self.curves[trial_id] = set(), {}
+        if self.plan is not None:
+            values["epochs"] = self.plan.epochs_for(values, self._seconds_left()) or values["epochs"]
         values.update(self.overrides)
         # each trial its own seed: two trials of one config are two draws, not clones
         values["seed"] = (int(values.get("seed", 0)) + trial.number) % 2**32
@@ -107,9 +117,34 @@ class OptunaSearcher(Searcher):
                 "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
                 **self.extra_config}
 
+    def _seconds_left(self) -> float:
+        return self.trial_deadline - time.time() if self.trial_deadline is not None else float("inf")
+
+    def _ask(self, tries: int = 20) -> tuple[optuna.Trial, dict] | None:
+        """A new trial that can finish an epoch before the deadline, or None.
+
+        A proposal that cannot (a slow width near the end), and a seed enqueued
+        in an earlier session with a model the budget left out, are PRUNED with
+        the reason: the sampler learns from them, and nothing runs in vain.
+        """
+        for _ in range(tries):
+            trial = self.study.ask()
+            try:
+                values = self.space.sample(trial)
+            except ValueError as exc:  # Optuna: an enqueued value outside the narrowed choices
+                self._tell(trial, TrialState.PRUNED, reason=f"skipped by the budget: {exc}")
+                continue
+            if self.plan is None or self.plan.epochs_for(values, self._seconds_left()) != 0:
+                return trial, values
+            self._tell(trial, TrialState.PRUNED, reason="not started: its first rung would not end before the deadline")
+        return None
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.live:
             self._record(trial_id, self.live[trial_id], result)
+            if "epoch" in result:
+                self.on_epoch(self.live[trial_id].number, int(result["epoch"]), self.epochs[trial_id],
+                              float(result.get("best_val_acc", 0.0)))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         trial = self.live.pop(trial_id, None)
@@ -167,7 +202,7 @@ class OptunaSearcher(Searcher):
         # Ray pickles its tune config (searcher included) into the experiment
         # folder; storages, live trials and the progress callback don't pickle.
         state = self.__dict__.copy()
-        state.update(study=None, live={}, on_change=None)
+        state.update(study=None, live={}, on_change=None, on_epoch=None)
         return state
 
     # --- helpers -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ the listed values, so it appears in a trial's params only then.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,14 @@ class SearchSpace:
             if param.active(values):
                 values[param.name] = param.suggest(trial)
         return values
+
+    def restricted_to_models(self, models: list[str]) -> "SearchSpace":
+        """The same space with its model choices narrowed to ``models`` (kept in file order)."""
+        param = self.params.get("model")
+        if param is None or param.type != "categorical" or set(param.choices) <= set(models):
+            return self
+        narrowed = dataclasses.replace(param, choices=[c for c in param.choices if c in models])
+        return dataclasses.replace(self, params={**self.params, "model": narrowed})
 
     def values_from_params(self, params: dict) -> dict:
         """The TrainConfig values of an already-sampled trial (for re-running it)."""

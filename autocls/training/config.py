@@ -67,7 +67,7 @@ class TrainConfig:
     class_balanced_beta: float = 0.9999
     weighted_sampling: bool = False
     amp: bool = True  # bf16 autocast; used on CUDA only
-    channels_last: bool = True  # used on CUDA only
+    channels_last: bool = True
     compile: bool = False
     eval_every: int = 1
     # Most of the training time that writing last.pt (model + optimizer) may take;

@@ -1,0 +1,164 @@
+"""Fitting trials to a time budget on the hardware at hand.
+
+A search with ``--time-budget`` first measures the seconds an epoch takes
+here for each model (and width) the space can choose: a few training steps at
+the space's largest batch size, on the threads a trial gets.  With those:
+
+* models whose first ASHA rung cannot finish within a fair share of the
+  budget are left out, with the reason printed;
+* every trial gets the epochs that fit its share (never more than the space
+  asks for), so it anneals its schedule instead of being cut in the middle;
+* near the end, a trial gets only the epochs that still fit before the
+  deadline, and none starts that could not finish one epoch.
+
+The measurements are cached in the study (user attr ``seconds_per_epoch``),
+so a resumed search sizes its trials the same way.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from autocls.search.space import SearchSpace
+
+# Each slot should finish at least this many full trials in the budget: fewer
+# leaves nothing to compare or ensemble; more makes every trial too short.
+TRIALS_PER_SLOT = 2
+
+
+def config_key(values: dict) -> str:
+    """What an epoch's time depends on, as the key of the measurements: ``model@width``."""
+    return f"{values.get('model')}@{float(values.get('width', 1.0)):g}"
+
+
+@dataclass
+class BudgetPlan:
+    """Seconds and epochs per ``model@width``; models left out and why.
+
+    Example:
+        >>> p = BudgetPlan({"resnet9@0.5": 60.0}, {"resnet9@0.5": 8}, {}, grace_period=1)
+        >>> p.epochs_for({"model": "resnet9", "width": 0.5}, seconds_left=150)
+        2
+    """
+
+    seconds: dict[str, float]
+    epochs: dict[str, int]
+    skipped: dict[str, str]
+    grace_period: int = 1
+
+    @property
+    def models(self) -> list[str]:
+        return sorted({key.split("@")[0] for key in self.epochs})
+
+    def epochs_for(self, values: dict, seconds_left: float) -> int | None:
+        """The epochs this config gets with ``seconds_left`` before the deadline.
+
+        0 when its first rung would not end in time (it should not start);
+        None when the config was not measured.
+        """
+        key = config_key(values)
+        if key not in self.epochs:
+            return None
+        fits = int(seconds_left / self.seconds[key])
+        return 0 if fits < min(self.grace_period, self.epochs[key]) else min(self.epochs[key], fits)
+
+    def shortest_rung(self) -> float:
+        return min(self.seconds[key] * min(self.grace_period, self.epochs[key]) for key in self.epochs)
+
+    def lines(self) -> list[str]:
+        fitted = ", ".join(f"{key} {e} epoch{'s' * (e > 1)} (~{self.seconds[key]:.0f} s each)"
+                           for key, e in sorted(self.epochs.items()))
+        return [f"budget: trials sized to fit: {fitted}"] + [f"budget: skipped {m}: {why}" for m, why in
+                                                             sorted(self.skipped.items())]
+
+
+def configs(space: SearchSpace) -> list[dict]:
+    """Every model the space can choose, at each width it can take (its extremes for a range)."""
+    from autocls.models.registry import accepts_width
+
+    param = space.params.get("model")
+    models = list(param.choices) if param is not None else [space.fixed.get("model", "resnet18")]
+    width = space.params.get("width")
+    if width is None:
+        widths = [float(space.fixed.get("width", 1.0))]
+    else:
+        widths = [float(w) for w in width.choices] if width.type == "categorical" else [width.low, width.high]
+    return [{"model": m, "width": w} for m in models for w in (widths if accepts_width(m) else [1.0])]
+
+
+def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3) -> dict[str, float]:
+    """Measured seconds of one epoch (training plus evaluation of val and test) per ``model@width``.
+
+    Each trains ``steps`` steps (after one warm-up step) on a batch of the real
+    images at the space's largest batch size, channels-last as the trainer runs.
+    """
+    from autocls.data.augment import BatchAugment
+    from autocls.models.registry import model_from_config
+
+    batch = _largest(space, "batch_size", 128)
+    n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
+    batch = min(batch, n_train - n_train % 2)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = BatchAugment(data.mean, data.std, 4, True)(data.train_x[:batch])
+        x = x.contiguous(memory_format=torch.channels_last)
+        y = data.train_y[:batch]
+        measured = {}
+        for config in configs(space):
+            model = model_from_config(config, data.num_classes, in_chans=data.image_shape[0])
+            model = model.to(memory_format=torch.channels_last)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            for step in range(steps + 1):
+                if step == 1:
+                    start = time.perf_counter()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            per_step = (time.perf_counter() - start) / steps
+            # a forward pass costs about a third of a training step
+            measured[config_key(config)] = per_step * (n_train // batch) + per_step / 3 * n_eval / batch
+        return measured
+    finally:
+        torch.set_num_threads(previous)
+
+
+def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots: int) -> BudgetPlan:
+    """Epochs per ``model@width`` so that each slot fits :data:`TRIALS_PER_SLOT` trials.
+
+    A model is left out when even its fastest width cannot finish its first
+    rung in a trial's share.  When nothing fits, the fastest config alone is
+    kept, for one rung: a small model rather than none.
+
+    Example:
+        >>> plan(space, {"resnet9@1": 30.0, "resnet18@1": 400.0}, budget_s=600, slots=2).skipped
+        {'resnet18': "an epoch takes ~400 s here; its first rung (1 epoch) does not fit a trial's share (300 s)"}
+    """
+    share = budget_s / TRIALS_PER_SLOT  # each slot runs its trials one after the other
+    grace = space.grace_period
+    epochs, fastest = {}, {}
+    for key, seconds in measured.items():
+        model = key.split("@")[0]
+        fastest[model] = min(fastest.get(model, seconds), seconds)
+        if grace * seconds <= share:
+            epochs[key] = max(grace, min(space.max_epochs, int(share / seconds)))
+    kept = {key.split("@")[0] for key in epochs}
+    skipped = {m: f"an epoch takes ~{s:.0f} s here; its first rung ({grace} epoch{'s' * (grace > 1)}) does not fit "
+                  f"a trial's share ({share:.0f} s)" for m, s in fastest.items() if m not in kept}
+    if not epochs:
+        key = min(measured, key=measured.get)
+        skipped.pop(key.split("@")[0])
+        epochs[key] = grace
+    # widths of a kept model that are too slow still run, at one rung
+    epochs.update({key: grace for key in measured if key.split("@")[0] in kept and key not in epochs})
+    return BudgetPlan(dict(measured), epochs, skipped, grace)
+
+
+def _largest(space: SearchSpace, name: str, default):
+    if name in space.params:
+        param = space.params[name]
+        return max(param.choices) if param.type == "categorical" else param.high
+    return space.fixed.get(name, default)

@@ -1,0 +1,139 @@
+"""Budget-true AutoML on real CIFAR-10 photos: autocls's search vs the best seed recipe alone, same wall time.
+
+The 50,000 shared CIFAR-10 training JPEGs are split here, stratified and
+seeded, into train / val / test folders (40k / 5k / 5k); no arm's training or
+selection sees the test part.  Three arms, one after the other, each with the
+same wall-clock budget on this machine's cores:
+
+  (a) ``autocls search <folder> --time-budget B``: the automatic preset, trials
+      sized to the budget, and the closing ensemble;
+  (b) the preset's first seed recipe trained alone with ``autocls train`` on all
+      cores, its epochs set to fill the budget (from the measured epoch time);
+  (c) ``autocls search ... --sampler random``: random search, same preset.
+
+Printed per arm: wall time, best single model's and ensemble's test top-1.  The
+machine's speed varies from day to day, so the fp32 matmul GFLOP/s on its
+threads is printed too; compare arms of the same run only.
+
+    python benchmarks/budget.py                 # 20 minutes per arm (about an hour)
+    python benchmarks/budget.py --budget 3m     # a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _shared_data import cifar10_jpg_folder  # noqa: E402
+
+from autocls.search.cli import parse_duration  # noqa: E402
+
+AUTOCLS = [sys.executable, "-m", "autocls"]
+
+
+def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    torch.set_num_threads(threads)
+    a = torch.randn(n, n)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return repeats * 2 * n**3 / (time.perf_counter() - start) / 1e9
+
+
+def split_folders(train: Path, root: Path, val: int = 500, test: int = 500, seed: int = 0) -> Path:
+    """``root/{train,val,test}/<class>/`` as hard links: per class, ``val`` and ``test`` images held out."""
+    rng = random.Random(seed)
+    for folder in sorted(train.iterdir()):
+        files = sorted(folder.iterdir())
+        rng.shuffle(files)
+        parts = {"test": files[:test], "val": files[test:test + val], "train": files[test + val:]}
+        for part, chosen in parts.items():
+            dest = root / part / folder.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in chosen:
+                os.link(f, dest / f.name)
+    return root
+
+
+def run(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.time()
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return time.time() - start, proc
+
+
+def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]) -> dict:
+    wall, proc = run([*AUTOCLS, "search", str(data), "--time-budget", budget, "--study", study, *extra], work)
+    import optuna
+
+    s = optuna.load_study(study_name=study, storage=f"sqlite:///{work / 'studies' / study}.db")
+    scores = json.loads((Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())["scores"]
+    finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
+            "trials": len(finished), "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), "")}
+
+
+def recipe_arm(data: Path, work: Path, budget_s: float) -> dict:
+    """The preset's first seed on all cores, epochs to fill the budget (less start-up and final evaluation)."""
+    from autocls.data import prepare_data
+    from autocls.search.budget import seconds_per_epoch
+    from autocls.search.space import SearchSpace
+
+    space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
+    recipe = {**space.fixed, **space.seeds[0]}
+    one = SearchSpace.from_yaml(json.dumps({"fixed": {k: v for k, v in recipe.items() if k != "width"},
+                                            "params": {"width": {"type": "categorical",
+                                                                 "choices": [recipe.get("width", 1.0)]}}}))
+    start = time.time()
+    data_splits = prepare_data(str(data))
+    per_epoch = list(seconds_per_epoch(one, data_splits, threads=os.cpu_count()).values())[0]
+    overhead = time.time() - start + 20  # loading, as measured, and the closing test prediction
+    recipe["epochs"] = max(1, int((budget_s - overhead) / per_epoch))
+    config = work / "recipe.yaml"
+    config.write_text(json.dumps(recipe))
+    run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / "recipe")], work)
+    result = json.loads((work / "recipe" / "result.json").read_text())
+    return {"wall_s": time.time() - start, "single": result["test_acc"], "ensemble": None,
+            "trials": 1, "preset": f"seed recipe, {recipe['epochs']} epochs"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", default="20m", help="wall-clock budget per arm (default 20m)")
+    args = parser.parse_args()
+    budget_s = parse_duration(args.budget)
+    cores = os.cpu_count()
+    print(f"machine: {cores} cores, fp32 matmul {matmul_gflops(cores):.0f} GFLOP/s on {cores} threads, "
+          f"{matmul_gflops(1):.0f} on 1; budget {budget_s:.0f} s per arm", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="autocls-budget-"))
+    data = split_folders(cifar10_jpg_folder(5000, work / "jpg"), work / "cifar10")
+    arms = {}
+    arms["(a) autocls search"] = search_arm(data, work, args.budget, "a", [])
+    print("(a)", arms["(a) autocls search"], flush=True)
+    arms["(b) best seed alone"] = recipe_arm(data, work, budget_s)
+    print("(b)", arms["(b) best seed alone"], flush=True)
+    arms["(c) random search"] = search_arm(data, work, args.budget, "c", ["--sampler", "random"])
+    print("(c)", arms["(c) random search"], flush=True)
+    print(f"\n{'arm':24s} {'wall s':>8s} {'/budget':>8s} {'trials':>7s} {'single':>8s} {'ensemble':>9s}")
+    for name, a in arms.items():
+        ens = f"{a['ensemble']:.2%}" if a["ensemble"] is not None else "-"
+        print(f"{name:24s} {a['wall_s']:8.0f} {a['wall_s'] / budget_s:8.3f} {a['trials']:7d} {a['single']:8.2%} {ens:>9s}")
+    a, b = arms["(a) autocls search"], arms["(b) best seed alone"]
+    print(f"\n(a) ensemble - (b) single: {100 * (a['ensemble'] - b['single']):+.2f} points; "
+          f"(a) wall / budget: {a['wall_s'] / budget_s:.3f}")
+
+
+if __name__ == "__main__":
+    main()

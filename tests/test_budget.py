@@ -1,0 +1,47 @@
+"""Trials sized to the budget from measured speed; models that cannot reach their first rung left out."""
+import textwrap
+
+from optuna.trial import TrialState
+
+from autocls.search.budget import plan
+from autocls.search.space import SearchSpace
+
+SPACE = textwrap.dedent("""
+    dataset: digits
+    asha: {grace_period: 3, reduction_factor: 2}
+    fixed: {epochs: 40, batch_size: 128, crop_padding: 1, flip: false, optimizer: adam, lr: 0.003}
+    params:
+      model: {type: categorical, choices: [lenet, resnext29_8x64d]}
+    seeds: [{model: resnext29_8x64d}, {model: lenet}]
+""")
+
+
+def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung():
+    space = SearchSpace.from_yaml(SPACE)
+    p = plan(space, {"lenet@1": 0.5, "resnext29_8x64d@1": 200.0}, budget_s=100, slots=2)
+    assert p.epochs == {"lenet@1": 40}  # 50 s share / 0.5 s = 100 epochs, capped at the space's 40
+    assert "first rung (3 epochs) does not fit a trial's share (50 s)" in p.skipped["resnext29_8x64d"]
+    assert p.models == ["lenet"]
+    p = plan(space, {"lenet@1": 5.0}, budget_s=100, slots=1)
+    assert p.epochs == {"lenet@1": 10}
+    # near the deadline a trial gets what still fits; none when not even one epoch does
+    assert p.epochs_for({"model": "lenet"}, seconds_left=22) == 4
+    assert p.epochs_for({"model": "lenet"}, 14) == 0  # 2 epochs fit, its first rung needs 3: not started
+    p = plan(space, {"lenet@1": 500.0}, budget_s=100, slots=1)  # nothing fits: one rung of the fastest
+    assert p.epochs == {"lenet@1": 3} and not p.skipped
+
+
+def test_a_search_skips_a_model_it_measured_too_slow_and_says_so(tmp_path, capsys):
+    from autocls.search import run_search
+
+    (tmp_path / "space.yaml").write_text(SPACE)
+    study = run_search("digits", space=tmp_path / "space.yaml", n_trials=None, time_budget_s=40, study_name="b",
+                       studies_dir=tmp_path, ensemble_top=None)
+    err = capsys.readouterr().err
+    assert "budget: skipped resnext29_8x64d" in err and "does not fit a trial's share" in err
+    measured = study.user_attrs["seconds_per_epoch"]
+    assert measured["resnext29_8x64d@1"] > 10 * measured["lenet@1"]
+    trials = study.get_trials()  # the seed that names the skipped model is not run; the lenet seed is first
+    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert ran and all(t.params["model"] == "lenet" for t in ran) and trials[0].params == {"model": "lenet"}
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
