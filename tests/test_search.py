@@ -290,7 +290,11 @@ def test_a_new_study_of_the_same_name_never_meets_the_old_ones_files(tiny_space,
     old_dirs = {t.user_attrs["trial_dir"] for t in first.trials}
     new_dirs = {t.user_attrs["trial_dir"] for t in second.trials}
     assert not old_dirs & new_dirs
-    assert all(json.loads((Path(d) / "result.json").read_text())["resumed_from_epoch"] == 0 for d in new_dirs)
+    uid = second.user_attrs["uid"]
+    assert uid != first.user_attrs["uid"]
+    assert all(json.loads((Path(d) / "identity.json").read_text())["study"] == uid for d in new_dirs)
+    results = [Path(d) / "result.json" for d in new_dirs if (Path(d) / "result.json").exists()]  # ASHA's cut write none
+    assert results and all(json.loads(r.read_text())["resumed_from_epoch"] == 0 for r in results)
 
 
 @pytest.mark.parametrize("name", ["../../x", "a" * 101, "bad name"])
