@@ -118,6 +118,7 @@ def main() -> None:
     print(f"machine: {cores} cores, fp32 matmul {matmul_gflops(cores):.0f} GFLOP/s on {cores} threads, "
           f"{matmul_gflops(1):.0f} on 1; budget {budget_s:.0f} s per arm", flush=True)
     work = Path(tempfile.mkdtemp(prefix="autocls-budget-"))
+    (work / "jpg").mkdir()
     data = split_folders(cifar10_jpg_folder(5000, work / "jpg"), work / "cifar10")
     arms = {}
     arms["(a) autocls search"] = search_arm(data, work, args.budget, "a", [])

@@ -37,10 +37,9 @@ def cmd_search(args) -> int:
         size_trials=not args.keep_epochs,
     )
     trials = study.get_trials(deepcopy=False)
-    if trials and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials):
-        failed = [t for t in trials if t.state == TrialState.FAIL]
-        reason = failed[0].user_attrs.get("reason", "") if failed else ""
-        print(f"error: every trial failed; the first: {reason}"[:2000], file=sys.stderr)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    if failed and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials):
+        print(f"error: every trial failed; the first: {failed[0].user_attrs.get('reason', '')}"[:2000], file=sys.stderr)
         return 1
     return 0
 

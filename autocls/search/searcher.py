@@ -82,7 +82,7 @@ class OptunaSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict | None:
         if self.deadline is not None and time.time() >= self.deadline:
             return Searcher.FINISHED
-        if self.plan is not None and self._seconds_left() < self.plan.shortest_rung():
+        if self.plan is not None and self.started and self._seconds_left() < self.plan.shortest_rung():
             return Searcher.FINISHED  # not even the fastest config would reach its first rung
         if self.rerun:  # interrupted in an earlier session: same number, same params
             frozen = self.rerun.pop(0)
@@ -96,8 +96,9 @@ class OptunaSearcher(Searcher):
                 return Searcher.FINISHED
             trial, values = asked
             self.reported[trial_id], self.curves[trial_id] = set(), {}
-        if self.plan is not None:
-            values["epochs"] = self.plan.epochs_for(values, self._seconds_left()) or values["epochs"]
+        fitted = self.plan.epochs_for(values, self._seconds_left()) if self.plan is not None else None
+        if fitted is not None:
+            values["epochs"] = max(1, fitted)  # what fits the budget (budget.BudgetPlan)
         values.update(self.overrides)
         # each trial its own seed: two trials of one config are two draws, not clones
         values["seed"] = (int(values.get("seed", 0)) + trial.number) % 2**32
@@ -134,7 +135,8 @@ class OptunaSearcher(Searcher):
             except ValueError as exc:  # Optuna: an enqueued value outside the narrowed choices
                 self._tell(trial, TrialState.PRUNED, reason=f"skipped by the budget: {exc}")
                 continue
-            if self.plan is None or self.plan.epochs_for(values, self._seconds_left()) != 0:
+            # the session's first trial always runs: a model cut short beats no model
+            if self.plan is None or not self.started or self.plan.epochs_for(values, self._seconds_left()) != 0:
                 return trial, values
             self._tell(trial, TrialState.PRUNED, reason="not started: its first rung would not end before the deadline")
         return None
