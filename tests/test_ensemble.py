@@ -159,3 +159,32 @@ def test_cli_build_ensemble_prints_single_vs_ensemble(searched):
                           cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "fewer than --top 50: the ensemble uses those 10" in proc.stderr
+
+
+def test_predict_skips_bombs_and_fails_without_a_readable_image(searched, tmp_path):
+    import struct
+    import zlib
+
+    study, root = searched
+    result = build_ensemble(study, top=2, name="for-bombs")
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)  # claims 400 megapixels
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+                                      + struct.pack(">I", zlib.crc32(chunk)) + b"\0" * 64)
+    (folder / "text.jpg").write_text("not an image")
+    table, bad = predict_files(load_ensemble(result.folder), [folder])
+    assert table.empty and len(bad) == 2
+    proc = subprocess.run([sys.executable, "-m", "autocls", "predict", str(result.folder), str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "none of the files is a readable image" in proc.stderr
+
+
+def test_leaderboard_ranks_every_trial_by_its_best_epoch(searched):
+    from autocls.search.runner import leaderboard
+
+    study, _ = searched
+    board = leaderboard(study)
+    for row in board.itertuples():
+        trial = study.trials[row.number]
+        assert row.best_val_acc == pytest.approx(max(trial.intermediate_values.values()))

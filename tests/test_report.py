@@ -60,3 +60,35 @@ def test_user_text_is_escaped_in_the_page(searched, tmp_path):
     copy = optuna.load_study(study_name=evil, storage=storage)
     html = build_report(copy, out=tmp_path / "report.html", attach=False).read_text()
     assert evil not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_multi_objective_best_trial_is_the_front_member_with_the_best_val_acc():
+    import optuna
+
+    from autocls.report.html import best_trial
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values in ([0.9, 500], [0.95, 900], [0.8, 100], [0.7, 1000]):
+        study.add_trial(optuna.trial.create_trial(values=values))
+    assert best_trial(study).values == [0.95, 900]
+
+
+def test_the_report_reads_the_studys_data_dir(tmp_path, monkeypatch):
+    """Regression: the report reloaded the dataset from ./data, ignoring the study's --data-dir."""
+    import textwrap
+
+    from autocls.search import run_search
+    from tests.conftest import write_cifar10
+
+    write_cifar10(tmp_path / "elsewhere", per_batch=20, test=30)
+    (tmp_path / "space.yaml").write_text(textwrap.dedent("""
+        dataset: cifar10
+        fixed: {epochs: 1, batch_size: 32, model: lenet, optimizer: adam}
+        params:
+          lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+    """))
+    study = run_search("cifar10", space=tmp_path / "space.yaml", n_trials=1, study_name="c", data_dir=str(tmp_path / "elsewhere"),
+                       studies_dir=tmp_path / "studies", show_progress=False, ensemble_top=None)
+    monkeypatch.chdir(tmp_path / "studies")  # no ./data here
+    html = build_report(study, out=tmp_path / "report.html", attach=False).read_text()
+    assert "Confusion matrix" in html

@@ -254,3 +254,13 @@ def test_cyclic_schedules_leave_the_searched_momentum_alone(digits):
 def test_config_refuses_more_bad_values(values, message):
     with pytest.raises(UserError, match=message):
         TrainConfig.from_dict(values)
+
+
+def test_speed_objectives_ignore_epochs_run_on_handed_over_cores():
+    """Regression: images_per_s / epoch_time objectives were inflated for trials given idle cores at the end."""
+    from autocls.training.trainer import _speed
+
+    history = [{"epoch": 1, "images_per_s": 100.0, "epoch_time": 10.0, "threads": 1},
+               {"epoch": 2, "images_per_s": 110.0, "epoch_time": 9.0, "threads": 1},
+               {"epoch": 3, "images_per_s": 190.0, "epoch_time": 5.0, "threads": 2}]
+    assert _speed(history) == {"speed_images_per_s": 105.0, "speed_epoch_time": 9.5}

@@ -88,11 +88,14 @@ def configs(space: SearchSpace) -> list[dict]:
     return [{"model": m, "width": w} for m in models for w in (widths if accepts_width(m) else [1.0])]
 
 
-def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3) -> dict[str, float]:
+def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3,
+                      device: str = "cpu") -> dict[str, float]:
     """Measured seconds of one epoch (training plus evaluation of val and test) per ``model@width``.
 
     Each trains ``steps`` steps (after one warm-up step) on a batch of the real
-    images at the space's largest batch size, channels-last as the trainer runs.
+    images at the space's largest batch size, channels-last as the trainer runs,
+    on ``device`` (bf16 autocast on CUDA, as the trainer runs there).  A search
+    whose trials run on other machines (``--address``) times them here: a guess.
     """
     from autocls.data.augment import BatchAugment
     from autocls.models.registry import model_from_config
@@ -103,21 +106,24 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3) ->
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        x = BatchAugment(data.mean, data.std, 4, True)(data.train_x[:batch])
+        x = BatchAugment(data.mean, data.std, 4, True)(data.train_x[:batch].to(device))
         x = x.contiguous(memory_format=torch.channels_last)
-        y = data.train_y[:batch]
+        y = data.train_y[:batch].to(device)
         measured = {}
         for config in configs(space):
             model = model_from_config(config, data.num_classes, in_chans=data.image_shape[0])
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(device, memory_format=torch.channels_last)
             optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
             for step in range(steps + 1):
                 if step == 1:
+                    _synchronize(device)
                     start = time.perf_counter()
-                loss = torch.nn.functional.cross_entropy(model(x), y)
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                    loss = torch.nn.functional.cross_entropy(model(x), y)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+            _synchronize(device)
             per_step = (time.perf_counter() - start) / steps
             # a forward pass costs about a third of a training step
             measured[config_key(config)] = per_step * (n_train // batch) + per_step / 3 * n_eval / batch
@@ -155,6 +161,11 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     # widths of a kept model that are too slow still run, at one rung
     epochs.update({key: grace for key in measured if key.split("@")[0] in kept and key not in epochs})
     return BudgetPlan(dict(measured), epochs, skipped, grace)
+
+
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def _largest(space: SearchSpace, name: str, default):

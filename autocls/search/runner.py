@@ -229,7 +229,10 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             if measured is None:
                 if show_progress:
                     print("budget: timing an epoch of each model on this machine", file=sys.stderr, flush=True)
-                measured = seconds_per_epoch(space, data, threads=max(1, int(cpus_per_trial)))
+                # timed where the trials will run: this machine's GPU when trials get one
+                on_gpu = address is None and gpus_per_trial != 0 and _local_gpus() > 0
+                measured = seconds_per_epoch(space, data, threads=max(1, int(cpus_per_trial)),
+                                             device="cuda" if on_gpu else "cpu")
                 study.set_user_attr("seconds_per_epoch", measured)
         del data
 

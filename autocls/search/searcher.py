@@ -58,6 +58,7 @@ class OptunaSearcher(Searcher):
         # `deadline`: no trial starts after it; `trial_deadline`: running trials end by it
         self.trial_deadline = trial_deadline
         self.plan = plan
+        self.out_of_time = False  # the budget plan says no further trial can reach its first rung
         self.trial_root = Path(trial_root)
         self.extra_config, self.overrides = extra_config, overrides or {}
         self.rerun = list(rerun or [])
@@ -83,7 +84,11 @@ class OptunaSearcher(Searcher):
         if self.deadline is not None and time.time() >= self.deadline:
             return Searcher.FINISHED
         if self.plan is not None and self.started and self._seconds_left() < self.plan.shortest_rung():
-            return Searcher.FINISHED  # not even the fastest config would reach its first rung
+            # not even the fastest config would reach its first rung: nothing more starts, so
+            # the cores of idle slots can go to the running trials now, not at the deadline
+            self.out_of_time = True
+            self._share_idle_cpus()
+            return Searcher.FINISHED
         if self.rerun:  # interrupted in an earlier session: same number, same params
             frozen = self.rerun.pop(0)
             trial = optuna.Trial(self.study, frozen._trial_id)
@@ -179,7 +184,7 @@ class OptunaSearcher(Searcher):
         self.on_change()
 
     def _share_idle_cpus(self) -> None:
-        no_more = (self.budget is not None and self.started >= self.budget) or (
+        no_more = (self.budget is not None and self.started >= self.budget) or self.out_of_time or (
             self.deadline is not None and time.time() >= self.deadline)
         if not (self.cpu_pool and self.live and no_more):
             return
