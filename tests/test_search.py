@@ -156,14 +156,19 @@ def test_resume_extends_the_budget(study, tiny_space):
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
 
 
-def wait_for_finished(db: Path, count: int, driver, timeout: float = 240) -> None:
+FINISHED_TRIALS = "select count(*) from trials where state in ('COMPLETE','PRUNED')"
+REPORTED_EPOCHS = "select count(*) from trial_intermediate_values"
+
+
+def wait_for_finished(db: Path, count: int, driver, timeout: float = 240, query: str = FINISHED_TRIALS) -> None:
+    """Poll the study's database while the driver runs, until ``query`` counts ``count`` rows."""
     deadline = time.time() + timeout
     while time.time() < deadline and driver.poll() is None:
         time.sleep(0.3)
         if db.exists():
             try:
                 with sqlite3.connect(db) as con:
-                    done = con.execute("select count(*) from trials where state in ('COMPLETE','PRUNED')").fetchone()[0]
+                    done = con.execute(query).fetchone()[0]
             except sqlite3.OperationalError:
                 continue
             if done >= count:
@@ -349,15 +354,7 @@ def test_ctrl_c_in_a_budgeted_search_leaves_it_resumable(tmp_path):
            "--keep-epochs", "--ensemble-top", "2"]
     driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     db = tmp_path / "studies" / "digits.db"
-    deadline = time.time() + 120
-    while time.time() < deadline and driver.poll() is None:  # until a trial has reported an epoch
-        time.sleep(0.5)
-        try:
-            with sqlite3.connect(db) as con:
-                if con.execute("select count(*) from trial_intermediate_values").fetchone()[0]:
-                    break
-        except sqlite3.OperationalError:
-            continue
+    wait_for_finished(db, 1, driver, timeout=120, query=REPORTED_EPOCHS)  # until a trial has reported an epoch
     assert driver.poll() is None, "the search ended before it could be interrupted"
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=120)
