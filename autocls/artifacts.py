@@ -11,7 +11,13 @@ A run's folder holds::
     history.json        every evaluated epoch's metrics
     last.pt             for resuming: model, optimizer, schedule, RNG (torch.save of tensors and plain data)
 
-Every file is written atomically.  The weights and probability files each
+The folder lives in an :class:`ArtifactStore`: a local folder (the study's,
+by default) or an object store named by a URI (``s3://bucket/prefix``, any
+S3-compatible server, or ``gs://``), so that the nodes of a cluster without a
+shared filesystem write there, and ``build-ensemble``, ``predict``, ``report``
+and a trial resumed on another node read from there.
+
+Every file is written atomically (a local rename, or one object PUT).  The weights and probability files each
 record their epoch, and readers (:meth:`TrialArtifacts.load_member`) refuse a
 set whose epochs differ, so a run killed between two writes can never pass
 off one epoch's probabilities as another's.  A checkpoint is resumed only by
@@ -22,12 +28,18 @@ Example:
     >>> art = TrialArtifacts("runs/lenet", identity={"study": "a1b2c3d4", "trial": 0, "config": "9f0e"})
     >>> art.claim()       # True when the folder already holds this run's checkpoint
     False
+    >>> store = ArtifactStore("s3://bucket/studies/cifar10?endpoint_override=127.0.0.1:9000&scheme=http")
+    >>> art = store.trial("trials/00003-a1b2c3d4", identity={"study": "a1b2c3d4", "trial": 3})
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import json
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +47,8 @@ import numpy as np
 import torch
 import yaml
 
-from autocls.files import atomic_write_bytes, atomic_write_text
+from autocls.errors import UserError
+from autocls.files import atomic_write_bytes
 
 IDENTITY_FILE = "identity.json"
 CONFIG_FILE = "config.yaml"
@@ -45,6 +58,7 @@ HISTORY_FILE = "history.json"
 CHECKPOINT_FILE = "last.pt"
 ERROR_FILE = "error.txt"
 PROBS_FILES = {"val": "val_probs.npz", "test": "test_probs.npz"}
+SPLIT_FILE = "split.npz"  # the study's train/val/test split, at the store's root
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, RESULT_FILE, HISTORY_FILE, CHECKPOINT_FILE, ERROR_FILE, *PROBS_FILES.values())
 
 
@@ -61,13 +75,134 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """The model's state dict as safetensors, atomically."""
+class ArtifactStore:
+    """Where runs leave their files: a local folder, or an object store by URI.
+
+    A path (or ``file://``) is a folder on this machine.  ``s3://bucket/prefix``
+    and ``gs://bucket/prefix`` go through pyarrow's file systems, the ones Ray
+    Tune uses for its own ``storage_path`` (credentials from the usual
+    environment: ``AWS_ACCESS_KEY_ID``..., instance roles).  An S3-compatible
+    server (MinIO, Ceph, moto) is named in the URI's query:
+    ``s3://bucket/prefix?endpoint_override=host:9000&scheme=http``.
+
+    Example:
+        >>> store = ArtifactStore("studies/digits")
+        >>> store.write("notes/a.txt", b"hello")
+        >>> store.read("notes/a.txt")
+        b'hello'
+    """
+
+    def __init__(self, uri: str | Path):
+        self.uri = str(uri)
+        self.fs = None
+        if "://" in self.uri and not self.uri.startswith("file://"):
+            import pyarrow.fs
+
+            try:
+                self.fs, self.root = pyarrow.fs.FileSystem.from_uri(self.uri)
+            except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for bad or unsupported URIs
+                raise UserError(f"cannot open artifact store '{self.uri}': {str(exc).splitlines()[0][:200]}") from None
+        else:
+            self.root = str(Path(self.uri.removeprefix("file://")).resolve())
+
+    @property
+    def is_local(self) -> bool:
+        return self.fs is None
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.uri!r})"
+
+    def local_path(self, key: str) -> Path:
+        """The file of ``key`` on this machine (local stores only)."""
+        assert self.is_local, "an object store has no local paths"
+        return Path(self.root, key)
+
+    def write(self, key: str, data: bytes) -> None:
+        if self.is_local:
+            self.local_path(key).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.local_path(key), data)
+        else:
+            with self.fs.open_output_stream(f"{self.root}/{key}") as f:  # one PUT: all or nothing
+                f.write(data)
+
+    def read(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is none."""
+        try:
+            if self.is_local:
+                return self.local_path(key).read_bytes()
+            with self.fs.open_input_file(f"{self.root}/{key}") as f:
+                return f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def exists(self, key: str) -> bool:
+        if self.is_local:
+            return self.local_path(key).is_file()
+        import pyarrow.fs
+
+        return self.fs.get_file_info(f"{self.root}/{key}").type == pyarrow.fs.FileType.File
+
+    def fetch(self, key: str) -> Path | None:
+        """The file of ``key`` on this machine: the store's own, or a downloaded copy; None when absent."""
+        if self.is_local:
+            path = self.local_path(key)
+            return path if path.is_file() else None
+        data = self.read(key)
+        if data is None:
+            return None
+        path = _download_folder() / uuid.uuid4().hex / Path(key).name
+        path.parent.mkdir()
+        path.write_bytes(data)
+        return path
+
+    def delete(self, key: str) -> None:
+        if self.is_local:
+            self.local_path(key).unlink(missing_ok=True)
+        elif self.exists(key):
+            self.fs.delete_file(f"{self.root}/{key}")
+
+    def trial(self, key: str, identity: dict | None = None) -> "TrialArtifacts":
+        """The run folder ``key`` of this store."""
+        return TrialArtifacts(key, identity, store=self)
+
+
+def study_store(study) -> ArtifactStore:
+    """The artifact store of an autocls study (its ``artifacts`` URI; older studies: the study folder)."""
+    return ArtifactStore(study.user_attrs.get("artifacts") or study.user_attrs.get("folder") or ".")
+
+
+def trial_artifacts(study, trial) -> "TrialArtifacts | None":
+    """The files of an Optuna trial of an autocls study (``trial``: a FrozenTrial or Trial); None if it never ran."""
+    key = trial.user_attrs.get("trial_key")
+    if key is not None:
+        return study_store(study).trial(key)
+    folder = trial.user_attrs.get("trial_dir")  # an older study recorded the trial's local folder
+    return TrialArtifacts(folder) if folder else None
+
+
+_DOWNLOADS: list[Path] = []
+
+
+def _download_folder() -> Path:
+    """A temporary folder of this process for files fetched from object stores (removed at exit)."""
+    if not _DOWNLOADS:
+        _DOWNLOADS.append(Path(tempfile.mkdtemp(prefix="autocls-artifacts-")))
+        atexit.register(shutil.rmtree, _DOWNLOADS[0], ignore_errors=True)
+    return _DOWNLOADS[0]
+
+
+def weights_bytes(model: torch.nn.Module, metadata: dict[str, str] | None = None) -> bytes:
+    """The model's state dict as safetensors."""
     from safetensors.torch import save
 
     # contiguous(): channels_last conv weights are strided views, which safetensors refuses
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path, save(state, metadata=metadata))
+    return save(state, metadata=metadata)
+
+
+def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """The model's state dict as safetensors, atomically."""
+    atomic_write_bytes(path, weights_bytes(model, metadata))
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
@@ -79,29 +214,57 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 @dataclass
 class Member:
-    """A finished run's best epoch as the ensemble needs it: config, weights file, val/test probabilities."""
+    """A finished run's best epoch as the ensemble needs it: config, weights file, val/test probabilities.
 
-    folder: Path
+    ``weights_file`` is on this machine: in the store's folder, or fetched from an object store.
+    """
+
+    weights_file: Path
     config: dict
     val_probs: np.ndarray
     test_probs: np.ndarray
     epoch: int
 
-    @property
-    def weights_file(self) -> Path:
-        return self.folder / WEIGHTS_FILE
-
 
 class TrialArtifacts:
-    """The files of one run's folder (see the module docstring)."""
+    """The files of one run's folder (see the module docstring).
 
-    def __init__(self, folder: str | Path, identity: dict | None = None):
-        self.folder = Path(folder)
+    ``folder``: the folder's key in ``store`` (default: a local folder of that name).
+    """
+
+    def __init__(self, folder: str | Path, identity: dict | None = None, store: ArtifactStore | None = None):
+        if store is None:
+            store, folder = ArtifactStore(folder), ""
+        self.store, self.key = store, str(folder).strip("/")
         self.identity = dict(identity or {})
+        self._fetched: dict[str, Path | None] = {}  # files on this machine (downloaded from an object store)
+
+    def __repr__(self) -> str:
+        return f"TrialArtifacts({self.key!r}, store={self.store!r})"
 
     @property
-    def weights_file(self) -> Path:
-        return self.folder / WEIGHTS_FILE
+    def location(self) -> str:
+        """The folder as a user names it: a local path or an object store URI."""
+        return str(self.store.local_path(self.key)) if self.store.is_local else f"{self.store.uri.split('?')[0]}/{self.key}"
+
+    def _name(self, name: str) -> str:
+        return f"{self.key}/{name}" if self.key else name
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.store.write(self._name(name), data)
+
+    def _read(self, name: str) -> bytes | None:
+        return self.store.read(self._name(name))
+
+    def _path(self, name: str) -> Path | None:
+        """The file on this machine (fetched once from an object store), or None when it does not exist."""
+        if name not in self._fetched or not self._fetched[name].exists():
+            self._fetched[name] = self.store.fetch(self._name(name))
+        return self._fetched[name]
+
+    @property
+    def weights_file(self) -> Path | None:
+        return self._path(WEIGHTS_FILE)
 
     # --- ownership ---------------------------------------------------------------------
 
@@ -111,96 +274,101 @@ class TrialArtifacts:
         Another run's files (another study, another config under the same
         number) are removed first; files this module does not own are left.
         """
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / IDENTITY_FILE
         try:
-            mine = json.loads(path.read_text()) == self.identity
-        except (OSError, ValueError):
+            mine = json.loads(self._read(IDENTITY_FILE) or b"null") == self.identity
+        except ValueError:
             mine = False
         if not mine:
             for name in RUN_FILES:
-                (self.folder / name).unlink(missing_ok=True)
-            atomic_write_text(path, json.dumps(self.identity))
+                self.store.delete(self._name(name))
+            self._write(IDENTITY_FILE, json.dumps(self.identity).encode())
         return mine
 
     # --- writing, in the order a run makes them -------------------------------------------
 
     def save_config(self, config: dict) -> None:
-        atomic_write_text(self.folder / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+        self._write(CONFIG_FILE, yaml.safe_dump(config, sort_keys=False).encode())
 
     def save_best(self, model: torch.nn.Module, val_probs: np.ndarray, epoch: int) -> None:
         """A new best epoch: its val probabilities, then its weights; older test probabilities go."""
-        (self.folder / PROBS_FILES["test"]).unlink(missing_ok=True)
+        self.store.delete(self._name(PROBS_FILES["test"]))
         self.save_probs("val", val_probs, epoch)
-        save_weights(model, self.folder / WEIGHTS_FILE, metadata={"epoch": str(epoch)})
+        self._write(WEIGHTS_FILE, weights_bytes(model, metadata={"epoch": str(epoch)}))
+        self._fetched.pop(WEIGHTS_FILE, None)
 
     def save_probs(self, split: str, probs: np.ndarray, epoch: int) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, probs=np.asarray(probs, dtype=np.float32), epoch=np.int64(epoch))
-        atomic_write_bytes(self.folder / PROBS_FILES[split], buffer.getvalue())
+        self._write(PROBS_FILES[split], buffer.getvalue())
 
     def save_checkpoint(self, **state) -> None:
         """``torch.save`` of tensors and plain data only (``weights_only=True`` reads it), with the run's identity."""
         buffer = io.BytesIO()
         torch.save({**state, "identity": self.identity}, buffer)
-        atomic_write_bytes(self.folder / CHECKPOINT_FILE, buffer.getvalue())
+        self._write(CHECKPOINT_FILE, buffer.getvalue())
 
     def save_result(self, summary: dict, history: list[dict]) -> None:
-        atomic_write_text(self.folder / HISTORY_FILE, json.dumps(history))
-        atomic_write_text(self.folder / RESULT_FILE, json.dumps(summary, indent=1))
+        self._write(HISTORY_FILE, json.dumps(history).encode())
+        self._write(RESULT_FILE, json.dumps(summary, indent=1).encode())
 
     def save_error(self, text: str) -> None:
-        atomic_write_text(self.folder / ERROR_FILE, text)
+        self._write(ERROR_FILE, text.encode())
 
     # --- reading ---------------------------------------------------------------------------
 
     def load_checkpoint(self, device: torch.device) -> dict | None:
         """This run's last checkpoint, or None (none written, or another run's)."""
-        path = self.folder / CHECKPOINT_FILE
-        if not path.exists():
+        data = self._read(CHECKPOINT_FILE)
+        if data is None:
             return None
-        state = torch.load(path, map_location=device, weights_only=True)  # never unpickles code
+        state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)  # never unpickles code
         return state if state.get("identity") == self.identity else None
 
     def best_epoch(self) -> int | None:
         """The epoch of the saved weights (None without weights)."""
         from safetensors import safe_open
 
-        path = self.folder / WEIGHTS_FILE
-        if not path.exists():
+        path = self.weights_file
+        if path is None:
             return None
         with safe_open(str(path), "pt") as f:
             return int((f.metadata() or {}).get("epoch", -1))
 
     def load_probs(self, split: str) -> tuple[np.ndarray, int] | None:
-        path = self.folder / PROBS_FILES[split]
-        if not path.exists():
+        data = self._read(PROBS_FILES[split])
+        if data is None:
             return None
-        with np.load(path) as z:
+        with np.load(io.BytesIO(data)) as z:
             return z["probs"], int(z["epoch"])
 
-    def load_config(self) -> dict:
-        return yaml.safe_load((self.folder / CONFIG_FILE).read_text())
+    def load_config(self) -> dict | None:
+        data = self._read(CONFIG_FILE)
+        return yaml.safe_load(data) if data is not None else None
 
     def load_result(self) -> dict | None:
-        path = self.folder / RESULT_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        data = self._read(RESULT_FILE)
+        return json.loads(data) if data is not None else None
+
+    def load_history(self) -> list[dict] | None:
+        data = self._read(HISTORY_FILE)
+        return json.loads(data) if data is not None else None
 
     def load_error(self) -> str | None:
-        path = self.folder / ERROR_FILE
-        return path.read_text() if path.exists() else None
+        data = self._read(ERROR_FILE)
+        return data.decode(errors="replace") if data is not None else None
 
     def load_member(self) -> Member | None:
         """Weights and val/test probabilities of one epoch, or None when any is missing or they disagree."""
         epoch = self.best_epoch()
         val, test = self.load_probs("val"), self.load_probs("test")
-        if epoch is None or val is None or test is None or not (self.folder / CONFIG_FILE).exists():
+        config = self.load_config()
+        if epoch is None or val is None or test is None or config is None:
             return None
         if not val[1] == test[1] == epoch:
             return None  # interrupted between two writes: not one model's outputs
-        return Member(self.folder, self.load_config(), val[0], test[0], epoch)
+        return Member(self.weights_file, config, val[0], test[0], epoch)
 
     def missing(self) -> list[str]:
         """Names of the member files that are absent (for messages)."""
         names = [WEIGHTS_FILE, PROBS_FILES["val"], PROBS_FILES["test"], CONFIG_FILE]
-        return [n for n in names if not (self.folder / n).exists()]
+        return [n for n in names if not self.store.exists(self._name(n))]

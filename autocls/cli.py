@@ -20,10 +20,10 @@ console = Console(stderr=True)
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    from autocls.training.config import TrainConfig
+    from autocls.training.config import Runtime, TrainConfig
 
-    group = parser.add_argument_group("config overrides (any TrainConfig field)")
-    for name in TrainConfig.field_names():
+    group = parser.add_argument_group("config overrides (any TrainConfig or Runtime field)")
+    for name in TrainConfig.field_names() + Runtime.field_names():
         if name == "dataset":
             continue
         group.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", metavar="V", default=None)
@@ -39,25 +39,26 @@ def cmd_train(args) -> int:
 
     from autocls.data import prepare_data
     from autocls.models.registry import check_model_name
-    from autocls.training import TrainConfig, train
+    from autocls.training import train
+    from autocls.training.config import from_settings, load_settings
 
     overrides = _overrides(args)
     if args.dataset:
         overrides["dataset"] = args.dataset
-    cfg = TrainConfig.from_yaml(args.config, overrides) if args.config else TrainConfig.from_dict(overrides)
+    cfg, runtime = load_settings(args.config, overrides) if args.config else from_settings(overrides)
     check_model_name(cfg.model)
-    data = prepare_data(cfg.dataset, cfg.data_dir, cfg.val_fraction)  # bad names fail here, before the progress bar
-    out_dir = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.dataset).name}-{cfg.model.replace('/', '_')}"
+    data = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction)  # bad names fail here, before the progress bar
+    out_dir = Path(args.out) if args.out else Path("runs") / f"{Path(runtime.dataset).name}-{cfg.model.replace('/', '_')}"
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console) as progress:
-        task = progress.add_task(f"{cfg.model} on {cfg.dataset}", total=cfg.epochs, info="")
+        task = progress.add_task(f"{cfg.model} on {runtime.dataset}", total=cfg.epochs, info="")
 
         def report(m: dict) -> None:
             info = f"val {m['val_acc']:.2%}  loss {m['train_loss']:.3f}  {m.get('images_per_s', 0):,.0f} img/s"
             progress.update(task, completed=m["epoch"], info=info)
 
-        result = train(cfg, data, reporter=report, out_dir=out_dir)
-    table = Table(title=f"{cfg.model} on {cfg.dataset}: {result.status}")
+        result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime)
+    table = Table(title=f"{cfg.model} on {runtime.dataset}: {result.status}")
     for col in ("epoch", "train loss", "val loss", "val top-1", "img/s"):
         table.add_column(col, justify="right")
     for m in result.history:

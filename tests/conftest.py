@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from services import postgres_url, s3_endpoint  # noqa: F401  (fixtures: real services on loopback)
+
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 # decoded-image caches of the tests go to a folder of their own, not the user's ~/.cache
 os.environ.setdefault("AUTOCLS_CACHE", tempfile.mkdtemp(prefix="autocls-test-cache-"))

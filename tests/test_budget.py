@@ -1,4 +1,5 @@
 """Trials sized to the budget from measured speed; models that cannot reach their first rung left out."""
+import os
 import textwrap
 
 from optuna.trial import TrialState
@@ -39,9 +40,24 @@ def test_a_search_skips_a_model_it_measured_too_slow_and_says_so(tmp_path, capsy
                        studies_dir=tmp_path, ensemble_top=None)
     err = capsys.readouterr().err
     assert "budget: skipped resnext29_8x64d" in err and "does not fit a trial's share" in err
+    assert ("trials: one at a time on all" in err) == ((os.cpu_count() or 1) <= 4)  # a small CPU machine
     measured = study.user_attrs["seconds_per_epoch"]
     assert measured["resnext29_8x64d@1"] > 10 * measured["lenet@1"]
     trials = study.get_trials()  # the seed that names the skipped model is not run; the lenet seed is first
     ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert ran and all(t.params["model"] == "lenet" for t in ran) and trials[0].params == {"model": "lenet"}
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_a_small_cpu_machine_with_a_budget_runs_one_trial_at_a_time_on_all_cores(monkeypatch):
+    from autocls.search import runner
+
+    monkeypatch.setattr(runner, "_local_gpus", lambda: 0)
+    assert runner._default_cpus_per_trial(None, None, 2, budgeted=True) == 2
+    assert runner._default_cpus_per_trial(None, None, 4, budgeted=True) == 4
+    assert runner._default_cpus_per_trial(None, None, 16, budgeted=True) == 1  # many cores: trials side by side
+    assert runner._default_cpus_per_trial(None, None, 2, budgeted=False) == 1  # a trial count, no budget
+    assert runner._default_cpus_per_trial("10.0.0.1:6379", None, 2, budgeted=True) == 1  # a cluster
+    monkeypatch.setattr(runner, "_local_gpus", lambda: 1)
+    assert runner._default_cpus_per_trial(None, None, 2, budgeted=True) == 1  # trials get the GPU
+    assert runner._default_cpus_per_trial(None, 0, 2, budgeted=True) == 2  # ... unless told not to

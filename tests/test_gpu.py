@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from autocls.data import prepare_data
-from autocls.training import TrainConfig, train
+from autocls.training import Runtime, TrainConfig, train
 from autocls.training import trainer as trainer_module
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -19,9 +19,9 @@ def digits():
 
 
 def test_bf16_channels_last_learns_on_the_gpu(digits):
-    cfg = TrainConfig(dataset="digits", model="resnet9", epochs=4, batch_size=64, lr=0.02, device="cuda",
+    cfg = TrainConfig(model="resnet9", epochs=4, batch_size=64, lr=0.02,
                       amp=True, channels_last=True, crop_padding=1, flip=False, auto_augment="trivialaugment")
-    result = train(cfg, digits)
+    result = train(cfg, digits, runtime=Runtime(device="cuda"))
     assert result.status == "complete" and result.best_val_acc > 0.8
 
 
@@ -31,6 +31,6 @@ def test_data_too_big_for_the_gpu_stays_in_pinned_host_memory(digits, monkeypatc
     data = prepare_data("digits")
     assert trainer_module._data_device(data, torch.device("cuda")).type == "cpu"
     assert data.train_x.is_pinned()
-    cfg = TrainConfig(dataset="digits", model="lenet", epochs=3, batch_size=64, device="cuda", crop_padding=1)
-    result = train(cfg, data)
+    cfg = TrainConfig(model="lenet", epochs=3, batch_size=64, crop_padding=1)
+    result = train(cfg, data, runtime=Runtime(device="cuda"))
     assert result.status == "complete" and result.best_val_acc > 0.5

@@ -14,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autocls.artifacts import TrialArtifacts
+from autocls.artifacts import trial_artifacts
 from autocls.search import run_search
 from autocls.search.cli import parse_duration
 
@@ -64,7 +64,7 @@ def test_asha_leaves_pruned_trials_with_shorter_curves(study):
     assert trials[0].params == {"optimizer": "adam", "lr": 0.004} and trials[0].state == TrialState.COMPLETE
     assert s.best_value > 0.5
     # checkpoints and probabilities of complete trials, for the ensemble
-    assert TrialArtifacts(s.best_trial.user_attrs["trial_dir"]).load_member() is not None
+    assert trial_artifacts(s, s.best_trial).load_member() is not None
     assert (folder / "tiny" / "leaderboard.csv").exists()
 
 
@@ -207,7 +207,7 @@ def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_pat
     # the second session's sampler does not replay the first's proposals (regression: same seed each session)
     params = [tuple(sorted(t.params.items())) for t in after]
     assert len(set(params)) == len(params), params
-    assert len({t.user_attrs["trial_dir"] for t in after}) == 10
+    assert len({t.user_attrs["trial_key"] for t in after}) == 10
     with sqlite3.connect(db) as con:
         assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
 
@@ -292,8 +292,8 @@ def test_a_new_study_of_the_same_name_never_meets_the_old_ones_files(tiny_space,
     (tmp_path / "same" / "split.npz").unlink()
     second = run_search("digits", space=tiny_space, n_trials=2, study_name="same", studies_dir=tmp_path,
                         show_progress=False, ensemble_top=None)
-    old_dirs = {t.user_attrs["trial_dir"] for t in first.trials}
-    new_dirs = {t.user_attrs["trial_dir"] for t in second.trials}
+    old_dirs = {trial_artifacts(first, t).location for t in first.trials}
+    new_dirs = {trial_artifacts(second, t).location for t in second.trials}
     assert not old_dirs & new_dirs
     uid = second.user_attrs["uid"]
     assert uid != first.user_attrs["uid"]
@@ -332,7 +332,7 @@ def test_a_time_budget_bounds_the_whole_search_and_keeps_the_cut_trials(tmp_path
     trials = study.get_trials()
     cut = [t for t in trials if t.state == TrialState.PRUNED and t.user_attrs["reason"].startswith("time budget")]
     assert len(cut) >= 2 and not [t for t in trials if t.state == TrialState.RUNNING]
-    assert all(TrialArtifacts(t.user_attrs["trial_dir"]).load_member() is not None for t in cut)
+    assert all(trial_artifacts(study, t).load_member() is not None for t in cut)
     ensemble = Path(study.user_attrs["ensemble"])
     members = json.loads((ensemble / "ensemble.json").read_text())["members"]
     assert {m["trial"] for m in members} <= {t.number for t in cut}

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from autocls.artifacts import WEIGHTS_FILE, TrialArtifacts, load_weights, sha256_file
+from autocls.artifacts import SPLIT_FILE, load_weights, sha256_file, study_store, trial_artifacts
 
 from autocls.ensemble.metrics import summary
 from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_selection, hard_vote, soft_vote
@@ -29,16 +29,12 @@ class Member:
     """One trial's best epoch: its config, weights and saved val/test probabilities."""
 
     number: int
-    folder: Path
+    weights_file: Path  # on this machine (fetched from the study's artifact store)
     config: dict
     val_probs: np.ndarray
     test_probs: np.ndarray
     val_acc: float
     temperature: float = 1.0
-
-    @property
-    def weights_file(self) -> Path:
-        return self.folder / WEIGHTS_FILE
 
 
 @dataclass
@@ -68,13 +64,13 @@ def candidates(study: optuna.Study, val_y: np.ndarray) -> tuple[list[Member], li
     """
     members, problems = [], []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        folder = t.user_attrs.get("trial_dir")
-        if not folder:
-            continue
-        member = TrialArtifacts(folder).load_member()
+        artifacts = trial_artifacts(study, t)
+        if artifacts is None:
+            continue  # never ran (left out by the budget)
+        member = artifacts.load_member()
         if member is None:
             if t.state == TrialState.COMPLETE:
-                missing = TrialArtifacts(folder).missing()
+                missing = artifacts.missing()
                 problems.append(f"trial {t.number}: " + (f"missing {', '.join(missing)}" if missing else
                                                          "its weights and probabilities are of different epochs"))
             continue
@@ -82,7 +78,7 @@ def candidates(study: optuna.Study, val_y: np.ndarray) -> tuple[list[Member], li
             problems.append(f"trial {t.number}: its saved probabilities do not match the study's split")
             continue
         val_acc = float((member.val_probs.argmax(1) == val_y).mean())  # of the saved model itself
-        members.append(Member(t.number, member.folder, member.config, member.val_probs, member.test_probs, val_acc))
+        members.append(Member(t.number, member.weights_file, member.config, member.val_probs, member.test_probs, val_acc))
     members.sort(key=lambda m: (-m.val_acc, m.number))
     return members, problems
 
@@ -158,27 +154,34 @@ def study_data(study: optuna.Study):
     """The study's data, split as its trials saw it (the split file in the study folder)."""
     from autocls.data import prepare_data
 
-    folder = Path(study.user_attrs.get("folder", ""))
     val_fraction = SearchSpace.from_yaml(study.user_attrs["space"]).fixed.get("val_fraction", 0.1) \
         if study.user_attrs.get("space") else 0.1
+    split_file = study_store(study).fetch(SPLIT_FILE)
+    if split_file is None:
+        raise UserError(f"study '{study.study_name}': its split file '{SPLIT_FILE}' is missing from {study_store(study).uri}")
     return prepare_data(study.user_attrs["dataset"], study.user_attrs.get("data_dir"), val_fraction,
-                        split_file=folder / "split.npz")
+                        split_file=split_file)
 
 
 def _recompute_with_flip(members: list[Member], data) -> None:
     """Flip test-time augmentation needs the models: recompute each member's val and test probabilities."""
+    import torch
+
     from autocls.data.augment import BatchAugment
-    from autocls.inference import predict_proba, resolve_device
+    from autocls.inference import fast_bf16, predict_proba, resolve_device
     from autocls.models.registry import model_from_config
 
     device = resolve_device("auto")
     for m in members:
         model = model_from_config(m.config, data.num_classes, in_chans=data.image_shape[0])
         load_weights(model, m.weights_file)
-        model.to(device)
+        channels_last = m.config.get("channels_last", True)
+        model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         normalize = BatchAugment(data.mean, data.std, image_size=m.config.get("image_size")).normalize
-        m.val_probs = predict_proba(model, data.val_x, normalize, flip_tta=True).numpy()  # batches move to the device
-        m.test_probs = predict_proba(model, data.test_x, normalize, flip_tta=True).numpy()
+        # as the trial predicted (and as predict will): its precision and layout
+        options = {"flip_tta": True, "channels_last": channels_last, "amp": m.config.get("amp", True) and fast_bf16(device)}
+        m.val_probs = predict_proba(model, data.val_x, normalize, **options).numpy()  # batches move to the device
+        m.test_probs = predict_proba(model, data.test_x, normalize, **options).numpy()
 
 
 def manifest_digest(manifest: dict) -> str:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from optuna.trial import TrialState
 
-from autocls.artifacts import TrialArtifacts
+from autocls.artifacts import trial_artifacts
 from autocls.ensemble.metrics import per_class_accuracy, per_class_auc, summary
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
@@ -137,7 +137,8 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
     if importance is not None:
         figures.append(importance)
     best = best_trial(study)
-    best_member = TrialArtifacts(best.user_attrs.get("trial_dir", "")).load_member()
+    best_artifacts = trial_artifacts(study, best)
+    best_member = best_artifacts.load_member() if best_artifacts else None
     headline = ""
     if best_member is not None:
         from autocls.ensemble.build import study_data

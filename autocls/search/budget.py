@@ -94,10 +94,11 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3,
 
     Each trains ``steps`` steps (after one warm-up step) on a batch of the real
     images at the space's largest batch size, channels-last as the trainer runs,
-    on ``device`` (bf16 autocast on CUDA, as the trainer runs there).  A search
+    on ``device`` (bf16 autocast where it is fast, as the trainer runs there).  A search
     whose trials run on other machines (``--address``) times them here: a guess.
     """
     from autocls.data.augment import BatchAugment
+    from autocls.inference import fast_bf16
     from autocls.models.registry import model_from_config
 
     batch = _largest(space, "batch_size", 128)
@@ -110,6 +111,7 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3,
         x = x.contiguous(memory_format=torch.channels_last)
         y = data.train_y[:batch].to(device)
         measured = {}
+        bf16 = fast_bf16(torch.device(device))
         for config in configs(space):
             model = model_from_config(config, data.num_classes, in_chans=data.image_shape[0])
             model = model.to(device, memory_format=torch.channels_last)
@@ -118,7 +120,7 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3,
                 if step == 1:
                     _synchronize(device)
                     start = time.perf_counter()
-                with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
                     loss = torch.nn.functional.cross_entropy(model(x), y)
                 optimizer.zero_grad()
                 loss.backward()

@@ -34,7 +34,7 @@ def cmd_search(args) -> int:
         study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         max_concurrent=args.max_concurrent, seed=args.seed, ensemble_top=None if args.no_ensemble else args.ensemble_top,
-        size_trials=not args.keep_epochs,
+        size_trials=not args.keep_epochs, artifacts=args.artifacts,
     )
     trials = study.get_trials(deepcopy=False)
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -91,7 +91,13 @@ def register(sub) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
     p.add_argument("--data-dir", help="where datasets are downloaded / found")
     p.add_argument("--address", help="Ray cluster address ('auto' joins a running cluster); default: a local one")
-    p.add_argument("--cpus-per-trial", type=float, default=1)
+    p.add_argument("--artifacts", metavar="URI",
+                   help="where trials leave weights, probabilities and checkpoints: a folder or an object store "
+                        "(s3://bucket/prefix, gs://...; an S3-compatible server: "
+                        "s3://bucket/prefix?endpoint_override=HOST:PORT&scheme=http); default: the study folder")
+    p.add_argument("--cpus-per-trial", type=float, default=None,
+                   help="default 1; with --time-budget on a machine of up to 4 cores and no GPU: all of them "
+                        "(one trial at a time)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="1, 0.5, ... (default: 1 when GPUs exist)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="trials at once (default: as many as the cluster's CPUs/GPUs fit when the search starts)")

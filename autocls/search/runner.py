@@ -16,10 +16,12 @@ import optuna
 from optuna.trial import TrialState
 
 from autocls.errors import UserError, short_repr
+from autocls.files import atomic_write_bytes
 from autocls.search.space import SearchSpace
 from autocls.search.samplers import create_sampler
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+SMALL_MACHINE_CORES = 4  # up to this many cores and no GPU, a budgeted search runs one trial at a time on all
 
 
 @dataclass
@@ -93,36 +95,31 @@ def _driver_lock(folder: Path):
         yield
 
 
-def _prepare_ray_connection(address: str | None) -> None:
-    """Keep a machine-local Ray on loopback; follow a cluster's token authentication.
+def _prepare_ray_environment(address: str | None) -> None:
+    """Ray's environment switches for this search, set before Ray is imported (it reads them once).
 
-    Ray binds its services to the host's network address even for a local
-    instance (and rewrites 127.0.0.1 to it), which exposes them to the network
-    and breaks loopback-only clusters.  A search without ``--address``, or
-    with a loopback one, keeps Ray on 127.0.0.1 instead.  Ray keeps the switch
-    in a private constant; if it moves, Ray's own behaviour is kept.
+    * A machine-local Ray stays on loopback.  Ray binds its services to the
+      host's network address even for a local instance (and rewrites
+      127.0.0.1 to it), which exposes them to the network and breaks
+      loopback-only clusters.  ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is
+      Ray's switch for a local-only Ray (its default on macOS and Windows).
+    * A driver connecting to a cluster started with token authentication
+      (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``)
+      must use it too, which ``ray.init(address=...)`` does not do on its own:
+      ``RAY_AUTH_MODE=token`` says so.
+
+    A variable the user has set is left as it is; when Ray was already
+    imported (an API caller), the first switch no longer takes, and Ray binds
+    as it does by default.
     """
     from urllib.parse import urlparse
 
     host = urlparse(f"//{address}").hostname if address and address != "auto" else None
     if address is None or host in ("127.0.0.1", "localhost", "::1"):
-        try:
-            import ray._private.ray_constants as ray_constants
-
-            ray_constants.ENABLE_RAY_CLUSTER = False
-        except (ImportError, AttributeError):
-            pass
-    if address is not None and "RAY_AUTH_MODE" not in os.environ:
-        # `ray start` enables token authentication when ~/.ray/auth_token exists; a
-        # driver connecting to it must do the same, which ray.init does not.
-        try:
-            from ray._private.authentication.authentication_token_setup import (
-                maybe_enable_token_auth_if_token_available,
-            )
-
-            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-        except ImportError:
-            pass
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    token = os.environ.get("RAY_AUTH_TOKEN") or Path(os.environ.get("RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token")).expanduser().is_file()
+    if address is not None and token:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
 def _absolute_dataset(dataset: str) -> str:
@@ -133,10 +130,10 @@ def _absolute_dataset(dataset: str) -> str:
 def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "digits", n_trials: int | None = 20,
                time_budget_s: float | None = None, sampler: str = "tpe", study_name: str | None = None,
                storage: str | None = None, studies_dir: str | Path = "studies", data_dir: str | None = None,
-               address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float | None = None,
+               address: str | None = None, cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
                max_failures: int = 0, seed: int = 0, num_cpus: int | None = None, show_progress: bool = True,
                max_concurrent: int | None = None, ensemble_top: int | None = 5,
-               size_trials: bool = True) -> optuna.Study:
+               size_trials: bool = True, artifacts: str | None = None) -> optuna.Study:
     """Run (or continue) a search and return the Optuna study.
 
     Running the same call again continues the study: finished trials are kept,
@@ -148,6 +145,10 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
     (greedy selection on val; None: none) is built within it too.  With
     ``size_trials`` each trial's epochs are fitted to the budget from the
     measured speed of its model (see :mod:`autocls.search.budget`).
+    ``artifacts`` is where trials leave their files (a folder or an object
+    store URI, see :class:`autocls.artifacts.ArtifactStore`; default: the
+    study folder): on a cluster without a shared filesystem, an object store
+    that every node can reach.
 
     Example:
         >>> import autocls
@@ -158,13 +159,16 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
     # Ray Tune's newer console output prints a results box even at verbose=0; the
     # live table below is this command's progress display.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    _prepare_ray_environment(address)
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from autocls.artifacts import SPLIT_FILE, ArtifactStore
     from autocls.data import load_dataset, make_splits
     from autocls.search.budget import plan, seconds_per_epoch
     from autocls.search.progress import SearchProgress
+    from autocls.search.cores import CoreHandOver
     from autocls.search.searcher import OptunaSearcher
     from autocls.search.trainable import run_trial
 
@@ -179,7 +183,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         raise UserError(f"--trials must be >= 1, got {n_trials}")
     if time_budget_s is not None and time_budget_s <= 0:
         raise UserError(f"--time-budget must be > 0, got {time_budget_s}")
-    if not cpus_per_trial > 0:
+    if cpus_per_trial is not None and not cpus_per_trial > 0:
         raise UserError(f"--cpus-per-trial must be > 0, got {cpus_per_trial}")
     if gpus_per_trial is not None and gpus_per_trial < 0:
         raise UserError(f"--gpus-per-trial must be >= 0, got {gpus_per_trial}")
@@ -192,12 +196,19 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
     create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)  # a bad name fails before any write
     if address is None and gpus_per_trial and gpus_per_trial > _local_gpus():
         raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has {_local_gpus()} GPU(s)")
+    if cpus_per_trial is None:
+        cpus_per_trial = _default_cpus_per_trial(address, gpus_per_trial, num_cpus, time_budget_s is not None and size_trials)
+        if cpus_per_trial > 1 and show_progress:
+            print(f"trials: one at a time on all {cpus_per_trial:g} cores (a few cores, no GPU, a time budget); "
+                  f"set --cpus-per-trial to change it", file=sys.stderr, flush=True)
     dataset = _absolute_dataset(dataset)
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
     raw = load_dataset(dataset, data_dir)
     paths = StudyPaths.default(study_name or re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).name).strip("-._") or "study",
                                storage, studies_dir)
     store = open_storage(paths.storage)
+    if artifacts is not None:
+        ArtifactStore(artifacts)  # a bad URI fails before any write
 
     with _driver_lock(paths.folder):
         study = optuna.create_study(study_name=paths.name, storage=store, load_if_exists=True,
@@ -213,15 +224,26 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             raise UserError(f"study '{paths.name}' searches '{stored}', not '{dataset}'; use another --study name")
         if "uid" not in study.user_attrs:  # names this study's trial folders
             study.set_user_attr("uid", uuid.uuid4().hex[:8])
+        known_store = study.user_attrs.get("artifacts")
+        if stored and artifacts is not None and known_store and artifacts != known_store:
+            raise UserError(f"study '{paths.name}' keeps its trials' files in {known_store}, not {artifacts}; "
+                            f"leave out --artifacts to continue it")
+        artifact_store = ArtifactStore(known_store or artifacts or paths.folder)
+        if not known_store:
+            study.set_user_attr("artifacts", artifact_store.uri)
         if not stored:
             study.set_user_attr("dataset", dataset)
             study.set_user_attr("data_dir", data_dir)
             study.set_user_attr("space", space.source)
             study.set_user_attr("space_name", space.name)
             study.set_user_attr("folder", str(paths.folder))
-        split_file = paths.folder / "split.npz"
+        split_file = paths.folder / SPLIT_FILE
+        if not split_file.exists() and not artifact_store.is_local and (kept := artifact_store.read(SPLIT_FILE)):
+            atomic_write_bytes(split_file, kept)  # a study continued from another machine keeps its split
         val_fraction = space.fixed.get("val_fraction", 0.1)
         data = make_splits(raw, val_fraction=val_fraction, seed=seed, split_file=split_file)  # written once, shared
+        if not artifact_store.is_local and not artifact_store.exists(SPLIT_FILE):  # the trials read it from the store
+            artifact_store.write(SPLIT_FILE, split_file.read_bytes())
         del raw
         measured = None
         if time_budget_s and size_trials:  # measured once per study: a resumed search sizes its trials the same way
@@ -247,7 +269,6 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         interrupted = interrupted[:remaining]
 
         if not ray.is_initialized():
-            _prepare_ray_connection(address)
             # "local": a Ray of our own, even when a `ray start` cluster runs on this machine
             ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
                      log_to_driver=False, configure_logging=True, logging_level="ERROR")
@@ -276,12 +297,15 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         trial_deadline = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) \
             if time_budget_s else None
         deadline = trial_deadline - 2 if trial_deadline else None
-        overrides = {"dataset": dataset, "data_dir": data_dir, "seed": seed}
-        searcher = OptunaSearcher(study, space, paths.folder / "trials",
-                                  extra_config={"split_file": str(split_file), "threads": max(1, int(cpus_per_trial))},
-                                  overrides=overrides, rerun=interrupted, deadline=deadline, on_change=progress.refresh,
+        threads = max(1, int(cpus_per_trial))
+        cpus = None if gpus_per_trial else _single_node_cpus()
+        searcher = OptunaSearcher(study, space, artifact_store,
+                                  extra_config={"artifacts": artifact_store.uri, "split_key": SPLIT_FILE,
+                                                "threads": threads},
+                                  runtime={"dataset": dataset, "data_dir": data_dir, "seed": seed}, rerun=interrupted,
+                                  deadline=deadline, on_change=progress.refresh,
                                   budget=remaining if n_trials is not None else None,
-                                  cpu_pool=None if gpus_per_trial else _single_node_cpus(),
+                                  cores=CoreHandOver(paths.folder / "cores", cpus, threads) if cpus else None,
                                   trial_deadline=trial_deadline, on_epoch=progress.epoch_done, plan=budget_plan)
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.max_epochs, grace_period=space.grace_period,
                                   reduction_factor=space.reduction_factor)
@@ -338,6 +362,21 @@ def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool) -> Non
         from autocls.ensemble.cli import print_scores
 
         print_scores(result)
+
+
+def _default_cpus_per_trial(address: str | None, gpus_per_trial: float | None, num_cpus: int | None,
+                            budgeted: bool) -> float:
+    """All cores for one trial at a time on a small CPU-only machine with a time budget, else 1.
+
+    On a few cores, trials side by side each run at a fraction of the speed:
+    the first model arrives that much later, and the last trials of a budget
+    crawl on one core.  One trial at a time on every core finishes each sooner
+    and sizes its epochs on the machine's full speed.  Many cores stay split:
+    a small net's step does not scale to 16 threads.
+    """
+    cores = num_cpus or os.cpu_count() or 1
+    uses_gpu = gpus_per_trial != 0 and (address is not None or _local_gpus() > 0)
+    return float(cores) if budgeted and address is None and not uses_gpu and cores <= SMALL_MACHINE_CORES else 1.0
 
 
 def _single_node_cpus() -> float | None:

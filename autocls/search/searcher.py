@@ -11,14 +11,15 @@ learning curve and cannot continue a study's interrupted trials.  This one:
 * leaves a trial that was cut off by the driver stopping (Ctrl-C, kill -9) as
   RUNNING, and re-runs such trials first in the next session, under the same
   trial number, so the study neither loses nor duplicates a trial;
-* on one machine, hands the cores of idle slots to the trials still running
-  once no trial is left to start.
+* says when no further trial will start, so that on one machine the cores of
+  idle slots can go to the trials still running (:mod:`autocls.search.cores`).
 """
 from __future__ import annotations
 
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,10 +27,10 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from autocls.artifacts import TrialArtifacts
+from autocls.artifacts import ArtifactStore
 from autocls.search.budget import BudgetPlan
+from autocls.search.cores import CoreHandOver
 from autocls.search.space import SearchSpace
-from autocls.search.trainable import THREADS_FILE
 
 
 # Each objective is read from the trial's last result, and there describes the
@@ -42,41 +43,32 @@ class OptunaSearcher(Searcher):
     """Propose Ray Tune trials from an Optuna study and tell it how they ended.
 
     Example:
-        >>> searcher = OptunaSearcher(study, space, trial_root=Path("studies/digits/trials"),
-        ...                           extra_config={"split_file": "studies/digits/split.npz"})
+        >>> searcher = OptunaSearcher(study, space, store=ArtifactStore("studies/digits"),
+        ...                           extra_config={"split_key": "split.npz"})
         >>> tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, ...))
     """
 
-    def __init__(self, study: optuna.Study, space: SearchSpace, trial_root: Path, extra_config: dict,
-                 overrides: dict | None = None, rerun: list[optuna.trial.FrozenTrial] | None = None,
+    def __init__(self, study: optuna.Study, space: SearchSpace, store: ArtifactStore, extra_config: dict,
+                 runtime: dict | None = None, rerun: list[optuna.trial.FrozenTrial] | None = None,
                  deadline: float | None = None, on_change: Callable[[], None] | None = None,
-                 budget: int | None = None, cpu_pool: float | None = None, trial_deadline: float | None = None,
+                 budget: int | None = None, cores: CoreHandOver | None = None, trial_deadline: float | None = None,
                  on_epoch: Callable[[int, int, int, float], None] | None = None, plan: BudgetPlan | None = None):
         super().__init__(metric=None, mode=None)
-        self.study, self.space = study, space
+        self.study, self.space, self.store = study, space, store
         self.study_uid = study.user_attrs["uid"]
         # `deadline`: no trial starts after it; `trial_deadline`: running trials end by it
-        self.trial_deadline = trial_deadline
+        self.deadline, self.trial_deadline = deadline, trial_deadline
         self.plan = plan
         self.out_of_time = False  # the budget plan says no further trial can reach its first rung
-        self.trial_root = Path(trial_root)
-        self.extra_config, self.overrides = extra_config, overrides or {}
+        self.extra_config, self.runtime = extra_config, runtime or {}  # runtime: autocls.training.Runtime fields
         self.rerun = list(rerun or [])
-        self.deadline = deadline
         self.on_change = on_change or (lambda: None)
         self.on_epoch = on_epoch or (lambda number, epoch, epochs, val_acc: None)
-        self.live: dict[str, optuna.Trial] = {}
-        self.epochs: dict[str, int] = {}
-        self.reported: dict[str, set[int]] = {}
-        self.curves: dict[str, dict[int, float]] = {}
-        self.stats: dict[str, dict] = {}
-        # Once `budget` trials are started, the cores of slots that fall idle go to the
-        # trials still running (a thread count they read after each report): on a
-        # laptop the last long trial otherwise crawls on one core while the others idle.
-        # `cpu_pool` is the CPUs to share (a local Ray only; None: off).
-        self.budget, self.cpu_pool = budget, cpu_pool
+        self.live: dict[str, _LiveTrial] = {}  # by Ray Tune trial id
+        # Once `budget` trials have started (or the deadline or the plan allows no
+        # more), `cores` hands the CPUs of idle slots to the running trials.
+        self.budget, self.cores = budget, cores
         self.started = 0
-        self.trial_dirs: dict[str, Path] = {}
 
     # --- Ray Tune's Searcher interface ---------------------------------------------------
 
@@ -87,41 +79,42 @@ class OptunaSearcher(Searcher):
             # not even the fastest config would reach its first rung: nothing more starts, so
             # the cores of idle slots can go to the running trials now, not at the deadline
             self.out_of_time = True
-            self._share_idle_cpus()
+            self._share_idle_cores()
             return Searcher.FINISHED
         if self.rerun:  # interrupted in an earlier session: same number, same params
             frozen = self.rerun.pop(0)
-            trial = optuna.Trial(self.study, frozen._trial_id)
+            live = _LiveTrial(reopen_trial(self.study, frozen))
             values = self.space.values_from_params(frozen.params)
-            self.curves[trial_id] = {int(k): v for k, v in frozen.user_attrs.get("curve", {}).items()}
-            self.reported[trial_id] = set(frozen.intermediate_values) | set(self.curves[trial_id])
+            live.curve = {int(k): v for k, v in frozen.user_attrs.get("curve", {}).items()}
+            live.reported = set(frozen.intermediate_values) | set(live.curve)
         else:
             asked = self._ask()
             if asked is None:
                 return Searcher.FINISHED
-            trial, values = asked
-            self.reported[trial_id], self.curves[trial_id] = set(), {}
+            live, values = _LiveTrial(asked[0]), asked[1]
+        trial = live.trial
         fitted = self.plan.epochs_for(values, self._seconds_left()) if self.plan is not None else None
         if fitted is not None:
             values["epochs"] = max(1, fitted)  # what fits the budget (budget.BudgetPlan)
-        values.update(self.overrides)
         # each trial its own seed: two trials of one config are two draws, not clones
-        values["seed"] = (int(values.get("seed", 0)) + trial.number) % 2**32
+        runtime = {**self.runtime, "seed": (int(self.runtime.get("seed", 0)) + trial.number) % 2**32}
         # the study's uid in the folder name: a new study of the same name (another
         # storage, or the database deleted) never meets this one's files
-        trial_dir = self.trial_root / f"{trial.number:05d}-{self.study_uid}"
-        (trial_dir / THREADS_FILE).unlink(missing_ok=True)  # an earlier session's
+        key = f"trials/{trial.number:05d}-{self.study_uid}"
         trial.set_user_attr("ray_trial_id", trial_id)
-        trial.set_user_attr("trial_dir", str(trial_dir))
-        self.live[trial_id] = trial
-        self.trial_dirs[trial_id] = trial_dir
+        trial.set_user_attr("trial_key", key)
+        live.epochs = int(values.get("epochs", self.space.max_epochs))
+        self.live[trial_id] = live
         self.started += 1
-        self.epochs[trial_id] = int(values.get("epochs", self.space.max_epochs))
-        self._share_idle_cpus()  # the budget's last trial may start with a slot already idle
+        config = {"train": values, "runtime": runtime, "trial_key": key, "number": trial.number,
+                  "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
+                  **self.extra_config}
+        if self.cores is not None:
+            self.cores.reset(trial.number)
+            config["cores_file"] = str(self.cores.file(trial.number))
+        self._share_idle_cores()  # the budget's last trial may start with a slot already idle
         self.on_change()
-        return {"train": values, "trial_dir": str(trial_dir), "number": trial.number,
-                "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
-                **self.extra_config}
+        return config
 
     def _seconds_left(self) -> float:
         return self.trial_deadline - time.time() if self.trial_deadline is not None else float("inf")
@@ -147,20 +140,21 @@ class OptunaSearcher(Searcher):
         return None
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.live:
-            self._record(trial_id, self.live[trial_id], result)
+        live = self.live.get(trial_id)
+        if live is not None:
+            live.record(result, self.space.multi_objective)
             if "epoch" in result:
-                self.on_epoch(self.live[trial_id].number, int(result["epoch"]), self.epochs[trial_id],
+                self.on_epoch(live.trial.number, int(result["epoch"]), live.epochs,
                               float(result.get("best_val_acc", 0.0)))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        trial = self.live.pop(trial_id, None)
-        if trial is None:
+        live = self.live.pop(trial_id, None)
+        if live is None:
             return
+        trial = live.trial
         if result:
-            self._record(trial_id, trial, result)  # the result that made ASHA stop is not sent to on_trial_result
-        self._write_stats(trial_id, trial)
-        epochs = self.epochs.pop(trial_id)
+            live.record(result, self.space.multi_objective)  # the result that made ASHA stop is not sent to on_trial_result
+        live.write_stats()
         status = (result or {}).get("status", "ok")
         if error:
             self._tell(trial, TrialState.FAIL, reason=self._error_reason(trial))
@@ -172,28 +166,23 @@ class OptunaSearcher(Searcher):
             self._tell(trial, TrialState.PRUNED, reason=result.get("reason", "time budget"))
         elif status == "no_time":
             self._tell(trial, TrialState.FAIL, reason="not started: the time budget was spent")
-        elif result.get("epoch", 0) >= epochs:
+        elif result.get("epoch", 0) >= live.epochs:
             self._tell(trial, TrialState.COMPLETE, values=[result[OBJECTIVE_KEYS[o]] for o in self.space.objectives])
         elif result.get("done"):
             self._tell(trial, TrialState.PRUNED, reason=f"stopped by ASHA after epoch {result.get('epoch')}")
         # else: stopped from outside mid-run (Ctrl-C, time limit): left RUNNING for the next session
-        self.reported.pop(trial_id, None)
-        self.curves.pop(trial_id, None)
-        self.trial_dirs.pop(trial_id, None)
-        self._share_idle_cpus()
+        self._share_idle_cores()
         self.on_change()
 
-    def _share_idle_cpus(self) -> None:
-        no_more = (self.budget is not None and self.started >= self.budget) or self.out_of_time or (
+    @property
+    def starts_no_more(self) -> bool:
+        """True once no further trial will start in this session."""
+        return (self.budget is not None and self.started >= self.budget) or self.out_of_time or (
             self.deadline is not None and time.time() >= self.deadline)
-        if not (self.cpu_pool and self.live and no_more):
-            return
-        threads = max(int(self.extra_config.get("threads", 1)), int(self.cpu_pool // len(self.live)))
-        for trial_dir in self.trial_dirs.values():
-            trial_dir.mkdir(parents=True, exist_ok=True)
-            tmp = trial_dir / (THREADS_FILE + ".tmp")
-            tmp.write_text(str(threads))
-            tmp.replace(trial_dir / THREADS_FILE)
+
+    def _share_idle_cores(self) -> None:
+        if self.cores is not None and self.live and self.starts_no_more:
+            self.cores.share([live.trial.number for live in self.live.values()])
 
     # --- persistence: the study is the state ------------------------------------------
 
@@ -214,22 +203,48 @@ class OptunaSearcher(Searcher):
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _record(self, trial_id: str, trial: optuna.Trial, result: dict) -> None:
+    def _error_reason(self, trial: optuna.Trial) -> str:
+        error = self.store.trial(trial.user_attrs["trial_key"]).load_error()
+        return error.split("\n\n")[0] if error else "the trial's worker process died (see the Ray logs)"
+
+    def _tell(self, trial: optuna.Trial, state: TrialState, values=None, reason: str | None = None) -> None:
+        if reason:
+            trial.set_user_attr("reason", reason)
+        if state == TrialState.PRUNED and self.space.multi_objective:
+            state_values = None
+        else:
+            state_values = values
+        self.study.tell(trial, state=state, values=state_values)
+
+
+@dataclass
+class _LiveTrial:
+    """A running trial: its Optuna handle, planned epochs, reported curve and timing statistics."""
+
+    trial: optuna.Trial
+    epochs: int = 0
+    reported: set[int] = field(default_factory=set)
+    curve: dict[int, float] = field(default_factory=dict)  # multi-objective studies: Optuna keeps no curve
+    stats: dict = field(default_factory=lambda: {"train_seconds": 0.0, "train_core_seconds": 0.0, "eval_seconds": 0.0})
+
+    def record(self, result: dict, multi_objective: bool) -> None:
         step, value = result.get("epoch"), result.get("val_acc")
-        if step is None or value is None or step in self.reported[trial_id]:
+        if result.get("resumed_from_epoch"):  # continued from a checkpoint (another node, another session)
+            self.stats["resumed_from_epoch"] = int(result["resumed_from_epoch"])
+        if step is None or value is None or step in self.reported:
             return
         step, value = int(step), float(value)
         if not math.isfinite(value):
             value = 0.0
-        self.reported[trial_id].add(step)
-        if self.space.multi_objective:  # Optuna keeps intermediate values for one objective only
-            self.curves[trial_id][step] = value
+        self.reported.add(step)
+        if multi_objective:  # Optuna keeps intermediate values for one objective only
+            self.curve[step] = value
         else:
-            trial.report(value, step)  # the one storage write per epoch: the dashboard's live curve
+            self.trial.report(value, step)  # the one storage write per epoch: the dashboard's live curve
         # The rest is kept here and written once, when the trial ends: every
         # attribute is its own SQLite transaction, and per-epoch writes of six
         # of them cost more than a small model's epoch.
-        stats = self.stats.setdefault(trial_id, {"train_seconds": 0.0, "train_core_seconds": 0.0, "eval_seconds": 0.0})
+        stats = self.stats
         stats["train_seconds"] += float(result.get("epoch_time", 0.0))  # training steps only
         # with cores handed over at the end of a search, one trial's second is several cores'
         stats["train_core_seconds"] += float(result.get("epoch_time", 0.0)) * int(result.get("threads", 1))
@@ -243,22 +258,20 @@ class OptunaSearcher(Searcher):
             if key in result:
                 stats[key] = result[key]
 
-    def _error_reason(self, trial: optuna.Trial) -> str:
-        error = TrialArtifacts(trial.user_attrs.get("trial_dir", "")).load_error()
-        return error.split("\n\n")[0] if error else "the trial's worker process died (see the Ray logs)"
+    def write_stats(self) -> None:
+        attrs = dict(self.stats) if "epochs_run" in self.stats or "resumed_from_epoch" in self.stats else {}
+        if self.curve:
+            attrs["curve"] = {str(k): v for k, v in sorted(self.curve.items())}
+        for key, value in attrs.items():
+            self.trial.set_user_attr(key, value)
 
-    def _write_stats(self, trial_id: str, trial: optuna.Trial) -> None:
-        stats = self.stats.pop(trial_id, {})
-        if self.curves.get(trial_id):
-            stats["curve"] = {str(k): v for k, v in sorted(self.curves[trial_id].items())}
-        for key, value in stats.items():
-            trial.set_user_attr(key, value)
 
-    def _tell(self, trial: optuna.Trial, state: TrialState, values=None, reason: str | None = None) -> None:
-        if reason:
-            trial.set_user_attr("reason", reason)
-        if state == TrialState.PRUNED and self.space.multi_objective:
-            state_values = None
-        else:
-            state_values = values
-        self.study.tell(trial, state=state, values=state_values)
+def reopen_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:
+    """A live handle on a trial left RUNNING by an interrupted session, to continue it under its number.
+
+    Optuna has no public way to continue an unfinished trial: its answer is to
+    fail it and enqueue a copy (``RetryFailedTrialCallback``), which would give
+    the study a FAIL and a second number for one run (optuna/optuna#3351,
+    optuna/optuna#6283).  The one private attribute read in autocls, kept here.
+    """
+    return optuna.Trial(study, frozen._trial_id)

@@ -75,8 +75,8 @@ class SearchSpace:
         >>> space = SearchSpace.load("digits")
         >>> study = optuna.create_study(direction="maximize")
         >>> values = space.sample(study.ask())
-        >>> TrainConfig.from_dict(values).dataset
-        'digits'
+        >>> TrainConfig.from_dict(values).model
+        'lenet'
     """
 
     name: str
@@ -154,10 +154,10 @@ def _number(source, where, value):
 
 def _parse_param(source: str, name: str, spec, earlier: dict[str, Param]) -> Param:
     where = f"params.{name}"
-    if name not in TrainConfig.field_names():
-        _fail(source, where, f"unknown parameter; TrainConfig fields are {', '.join(TrainConfig.field_names())}")
     if name in RUNTIME_FIELDS:
         _fail(source, where, "is a runtime setting (where a trial runs, not what it learns); it cannot be searched")
+    if name not in TrainConfig.field_names():
+        _fail(source, where, f"unknown parameter; TrainConfig fields are {', '.join(TrainConfig.field_names())}")
     if not isinstance(spec, dict):
         _fail(source, where, f"expected a mapping with 'type', got {short_repr(spec)}")
     unknown = set(spec) - PARAM_KEYS
@@ -245,7 +245,7 @@ def parse_space(raw, source: str = "<space>", text: str = "") -> SearchSpace:
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
         _fail(source, "fixed", f"expected a mapping of TrainConfig values, got {type(fixed).__name__}")
-    runtime = sorted(set(fixed) & set(RUNTIME_FIELDS) - {"dataset"})
+    runtime = sorted(set(fixed) & set(RUNTIME_FIELDS))
     if runtime:
         _fail(source, f"fixed.{runtime[0]}", "is a runtime setting (where a trial runs, not what it learns); "
                                               "set it on the command line")

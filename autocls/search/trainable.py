@@ -6,34 +6,37 @@ import traceback
 
 import torch
 
-THREADS_FILE = "threads"  # written by the searcher when idle cores can go to this trial
 _DATA: dict[tuple, object] = {}  # one dataset per worker process: Ray reuses workers across trials
 
 
-def _cached_data(cfg, split_file: str):
+def _cached_data(cfg, runtime, store, split_key: str):
     from autocls.data import prepare_data
 
-    key = (cfg.dataset, cfg.data_dir, cfg.val_fraction, split_file)
+    key = (runtime.dataset, runtime.data_dir, cfg.val_fraction, store.uri, split_key)
     if key not in _DATA:
         _DATA.clear()  # hold one dataset at a time
-        _DATA[key] = prepare_data(cfg.dataset, cfg.data_dir, cfg.val_fraction, split_file=split_file)
+        split_file = store.fetch(split_key)  # written by the driver before any trial starts
+        if split_file is None:
+            raise FileNotFoundError(f"the study's split file '{split_key}' is not in {store.uri}")
+        _DATA[key] = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, split_file=split_file)
     return _DATA[key]
 
 
 def run_trial(config: dict) -> None:
     """Train one sampled config and stream its metrics to Ray Tune.
 
-    A trial resumes from its folder's last checkpoint, so a trial that Ray
-    retries (``--max-failures``) or that the next session re-runs continues
-    where it stopped.  It ends by the search's ``deadline``, keeping its best
+    A trial resumes from its folder's last checkpoint in the study's artifact
+    store, so a trial that Ray retries (``--max-failures``, on any node) or
+    that the next session re-runs continues where it stopped.  It ends by the search's ``deadline``, keeping its best
     epoch.  An exception from training (a bad combination, CUDA out of memory)
-    is written to the trial folder, where the searcher reads the reason it
+    is written to the trial's folder, where the searcher reads the reason it
     records with the FAIL, and re-raised so that Ray can retry the trial.
     """
     from ray import tune
 
-    from autocls.artifacts import TrialArtifacts
-    from autocls.training import TrainConfig, train
+    from autocls.artifacts import ArtifactStore
+    from autocls.search.cores import CoreHandOver
+    from autocls.training import Runtime, TrainConfig, train
 
     started_at = time.time()  # with the report times, the trial's span on the search's timeline
     deadline = config.get("deadline")
@@ -41,11 +44,10 @@ def run_trial(config: dict) -> None:
         tune.report({"status": "no_time", "val_acc": 0.0})  # started after the budget was spent: nothing to train
         return
     torch.set_num_threads(config.get("threads", 1))
-    artifacts = TrialArtifacts(config["trial_dir"])
-    threads_file = artifacts.folder / THREADS_FILE
+    store = ArtifactStore(config["artifacts"])
     try:
-        cfg = TrainConfig.from_dict(config["train"])
-        data = _cached_data(cfg, config["split_file"])
+        cfg, runtime = TrainConfig.from_dict(config["train"]), Runtime.from_dict(config["runtime"])
+        data = _cached_data(cfg, runtime, store, config["split_key"])
         waited = 0.0
 
         def report(metrics: dict) -> None:
@@ -56,12 +58,12 @@ def run_trial(config: dict) -> None:
             tune.report({"status": "ok", "started_at": started_at, "reported_at": sent, "report_wait": waited,
                          **metrics})
             waited += time.time() - sent
-            if threads_file.exists():  # the searcher gives this trial the cores of finished ones
-                torch.set_num_threads(int(threads_file.read_text()))
+            threads = CoreHandOver.threads_for(config.get("cores_file"))
+            if threads:  # the driver gives this trial the cores of finished ones
+                torch.set_num_threads(threads)
 
-        train(cfg, data, reporter=report, out_dir=artifacts.folder, resume=True, identity=config["identity"],
-              deadline=deadline)
+        train(cfg, data, reporter=report, out_dir=config["trial_key"], store=store, resume=True,
+              identity=config["identity"], deadline=deadline, runtime=runtime)
     except Exception as exc:
-        artifacts.folder.mkdir(parents=True, exist_ok=True)
-        artifacts.save_error(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
+        store.trial(config["trial_key"]).save_error(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
         raise

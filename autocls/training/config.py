@@ -1,7 +1,15 @@
-"""One training run's recipe as plain data.
+"""One training run as plain data: the recipe (what it learns) and the runtime (where it runs).
 
-Flat on purpose: every field is one hyperparameter that a search space can
-sample, a YAML file can set and ``autocls train --field value`` can override.
+:class:`TrainConfig` is the recipe, flat on purpose: every field is one
+hyperparameter that a search space can sample, a YAML file can set and
+``autocls train --field value`` can override.  :class:`Runtime` is the rest:
+the data's location, the device, compilation, checkpoint cadence and the
+seed, which a space may not name (the command line sets them).
+
+Example:
+    >>> cfg, runtime = from_settings({"dataset": "digits", "model": "lenet", "device": "cpu"})
+    >>> cfg.model, runtime.dataset, runtime.device
+    ('lenet', 'digits', 'cpu')
 """
 from __future__ import annotations
 
@@ -13,26 +21,86 @@ from pathlib import Path
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
 
-# Where and how a run executes, not what it learns: a search space may not search or fix these.
-RUNTIME_FIELDS = ("dataset", "data_dir", "device", "compile", "checkpoint_share", "seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULERS = ("cosine", "multistep", "step", "onecycle", "cyclic", "plateau", "constant")
 LOSSES = ("ce", "focal")
 CLASS_WEIGHTINGS = ("none", "inverse", "class_balanced")
 
 
+class _Fields:
+    """Building from a mapping with one-line errors, shared by the recipe and the runtime."""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Build from a mapping, refusing unknown keys and wrong types with one clear line."""
+        known = set(cls.field_names())
+        unknown = sorted(set(values) - known)
+        if unknown:
+            other = RUNTIME_FIELDS if cls is TrainConfig else TrainConfig.field_names()
+            where = [k for k in unknown if k in other]
+            if where:
+                kind = "a runtime setting, not part of the recipe" if cls is TrainConfig else \
+                    "part of the recipe, not a runtime setting"
+                raise UserError(f"{where[0]} is {kind}")
+            raise UserError(f"unknown config key(s) {unknown}; known keys: {', '.join(sorted(known))}")
+        defaults = cls()
+        coerced = {}
+        for key, value in values.items():
+            default = getattr(defaults, key)
+            if default is None:  # optional fields: coerce to the type they take when set
+                default = {"image_size": 0, "data_dir": ""}[key]
+            coerced[key] = _coerce(key, value, default)
+        return cls(**coerced)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 @dataclass
-class TrainConfig:
-    """Everything one trial needs; defaults are a sound small-image recipe.
+class Runtime(_Fields):
+    """Where and how a run executes, not what it learns.
 
     Example:
-        >>> cfg = TrainConfig.from_dict({"dataset": "digits", "model": "lenet", "epochs": 3})
-        >>> cfg.optimizer, cfg.lr
-        ('sgd', 0.05)
+        >>> Runtime(dataset="cifar10", data_dir="/data", device="cuda").device
+        'cuda'
     """
 
     dataset: str = "digits"
     data_dir: str | None = None
+    device: str = "auto"
+    compile: bool = False
+    # Most of the training time that writing last.pt (model + optimizer) may take;
+    # 1 writes it every evaluated epoch.  See trainer.train.
+    checkpoint_share: float = 0.02
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.checkpoint_share > 0:
+            raise UserError(f"checkpoint_share must be > 0, got {self.checkpoint_share}")
+        if not 0 <= self.seed < 2**32:  # numpy's and torch's seed range
+            raise UserError(f"seed must be in [0, 2**32), got {self.seed}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise UserError(f"device: '{self.device}' is not one of auto, cpu, cuda, cuda:N, mps")
+
+
+# A search space may not search or fix these.
+RUNTIME_FIELDS = tuple(f.name for f in dataclasses.fields(Runtime))
+
+
+@dataclass
+class TrainConfig(_Fields):
+    """The recipe of one run: what a search space samples; defaults are a sound small-image recipe.
+
+    Example:
+        >>> cfg = TrainConfig.from_dict({"model": "lenet", "epochs": 3})
+        >>> cfg.optimizer, cfg.lr
+        ('sgd', 0.05)
+    """
+
     val_fraction: float = 0.1
     model: str = "resnet18"
     width: float = 1.0  # channel multiplier of the CIFAR nets that have one (resnet*, wrn*, resnet9, lenet)
@@ -66,15 +134,9 @@ class TrainConfig:
     class_weighting: str = "none"
     class_balanced_beta: float = 0.9999
     weighted_sampling: bool = False
-    amp: bool = True  # bf16 autocast; used on CUDA only
+    amp: bool = True  # bf16 autocast where the device runs it fast (GPUs, CPUs with bf16 instructions)
     channels_last: bool = True
-    compile: bool = False
     eval_every: int = 1
-    # Most of the training time that writing last.pt (model + optimizer) may take;
-    # 1 writes it every evaluated epoch.  See trainer.train.
-    checkpoint_share: float = 0.02
-    seed: int = 0
-    device: str = "auto"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -86,7 +148,7 @@ class TrainConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}: '{getattr(self, key)}' is not one of {', '.join(allowed)}")
-        positive = ("epochs", "batch_size", "lr", "eval_every", "checkpoint_share", "width")
+        positive = ("epochs", "batch_size", "lr", "eval_every", "width")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)}")
@@ -100,45 +162,25 @@ class TrainConfig:
             raise UserError(f"class_balanced_beta must be in (0, 1), got {self.class_balanced_beta}")
         if not 0 <= self.randaugment_magnitude <= 30:  # RandAugment's 31 magnitude bins
             raise UserError(f"randaugment_magnitude must be in [0, 30], got {self.randaugment_magnitude}")
-        if not 0 <= self.seed < 2**32:  # numpy's and torch's seed range
-            raise UserError(f"seed must be in [0, 2**32), got {self.seed}")
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
-            raise UserError(f"device: '{self.device}' is not one of auto, cpu, cuda, cuda:N, mps")
         if not all(0 < m < 1 for m in self.milestones):
             raise UserError(f"milestones must be fractions of the epochs in (0, 1), got {self.milestones}")
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        """Build from a mapping, refusing unknown keys and wrong types with one clear line."""
-        known = set(cls.field_names())
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown config key(s) {unknown}; known keys: {', '.join(sorted(known))}")
-        defaults = cls()
-        coerced = {}
-        for key, value in values.items():
-            default = getattr(defaults, key)
-            if default is None:  # optional fields: coerce to the type they take when set
-                default = {"image_size": 0, "data_dir": ""}[key]
-            coerced[key] = _coerce(key, value, default)
-        return cls(**coerced)
+def from_settings(values: dict) -> tuple[TrainConfig, Runtime]:
+    """A flat mapping (a YAML file, command-line flags) as the recipe and the runtime."""
+    runtime = {k: v for k, v in values.items() if k in RUNTIME_FIELDS}
+    return TrainConfig.from_dict({k: v for k, v in values.items() if k not in RUNTIME_FIELDS}), Runtime.from_dict(runtime)
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> "TrainConfig":
-        path = Path(path)
-        if not path.exists():
-            raise UserError(f"config file '{path}' does not exist")
-        values = load_yaml(path.read_text(), str(path)) or {}
-        if not isinstance(values, dict):
-            raise UserError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
-        return cls.from_dict({**values, **(overrides or {})})
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+def load_settings(path: str | Path, overrides: dict | None = None) -> tuple[TrainConfig, Runtime]:
+    """A YAML file of recipe and runtime fields, with ``overrides`` on top."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"config file '{path}' does not exist")
+    values = load_yaml(path.read_text(), str(path)) or {}
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+    return from_settings({**values, **(overrides or {})})
 
 
 OPTIONAL_FIELDS = ("data_dir", "image_size")  # the only fields whose "not set" is None

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autocls.artifacts import TrialArtifacts, config_hash, load_weights
+from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_weights
 from autocls.data.augment import BatchAugment
 from autocls.data.loader import DeviceLoader
 from autocls.data.splits import DataSplits, prepare_data
-from autocls.inference import predict_proba, resolve_device
+from autocls.inference import fast_bf16, predict_proba, resolve_device
 from autocls.models.registry import model_from_config
-from autocls.training.config import TrainConfig
+from autocls.training.config import Runtime, TrainConfig
 from autocls.training.losses import build_loss
 from autocls.training.optim import build_optimizer, build_scheduler
 
@@ -96,8 +96,7 @@ def _data_device(data: DataSplits, device: torch.device) -> torch.device:
     return torch.device("cpu")
 
 
-def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device) -> _Run:
-    on_cuda = device.type == "cuda"
+def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_model: bool) -> _Run:
     channels_last = cfg.channels_last  # on CPU too: oneDNN's convolutions run 1.2-1.5x faster in NHWC
     model = model_from_config(cfg.to_dict(), data.num_classes, in_chans=data.image_shape[0])
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -116,9 +115,9 @@ def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device) -> _Run:
                       label_smoothing=cfg.label_smoothing, num_classes=data.num_classes)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer, len(loader))
-    return _Run(model, torch.compile(model) if cfg.compile else model, loader, augment, data.val_x.to(data_device),
+    return _Run(model, torch.compile(model) if compile_model else model, loader, augment, data.val_x.to(data_device),
                 criterion.to(device), mixup, optimizer, scheduler,
-                not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau), cfg.amp and on_cuda,
+                not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau), cfg.amp and fast_bf16(device),
                 channels_last, sum(p.numel() for p in model.parameters()))
 
 
@@ -169,14 +168,14 @@ def _evaluate(run: _Run, data: DataSplits) -> tuple[np.ndarray, float, float]:
     return probs.numpy(), val_acc, val_loss
 
 
-def _checkpoint_due(cfg: TrainConfig, progress: _Progress) -> bool:
+def _checkpoint_due(share: float, progress: _Progress) -> bool:
     # last.pt is for resuming an interrupted run only, and a full write of
     # model + optimizer takes ~0.1-0.2 s for a ResNet-9 on CPU: written every
     # epoch it would cost a fast trial several percent.  So it is written when
     # the training time since the last write is at least write_time /
-    # checkpoint_share: at most that share of training goes to it, and an
-    # interruption loses at most write_time / checkpoint_share of training.
-    return cfg.checkpoint_share >= 1 or progress.since_checkpoint * cfg.checkpoint_share >= progress.checkpoint_cost
+    # share (Runtime.checkpoint_share): at most that share of training goes to it, and an
+    # interruption loses at most write_time / share of training.
+    return share >= 1 or progress.since_checkpoint * share >= progress.checkpoint_cost
 
 
 def _save_checkpoint(artifacts: TrialArtifacts, run: _Run, progress: _Progress, device: torch.device) -> None:
@@ -218,7 +217,8 @@ def _speed(history: list[dict]) -> dict:
 
 def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[dict], None] | None = None,
           out_dir: str | Path | None = None, resume: bool = False, identity: dict | None = None,
-          deadline: float | None = None) -> TrainResult:
+          deadline: float | None = None, store: ArtifactStore | None = None,
+          runtime: Runtime | None = None) -> TrainResult:
     """Train ``cfg`` and return its result; ``reporter(metrics)`` is called after every evaluation.
 
     With ``out_dir`` the best epoch's weights and val class probabilities are
@@ -226,28 +226,32 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     killed) still leaves its best state; test probabilities of those weights
     are written when the run ends.  Evaluated epochs also leave ``last.pt``
     (every epoch, or fewer when writing it would take more than
-    ``cfg.checkpoint_share`` of training time); with ``resume`` a run whose
+    ``runtime.checkpoint_share`` of training time); with ``resume`` a run whose
     folder holds a checkpoint of the same ``identity`` and config continues
-    from there.  With ``deadline`` (a ``time.time()``), the run stops in time
+    from there.  With ``store`` (an :class:`~autocls.artifacts.ArtifactStore`),
+    ``out_dir`` is a folder in that store.  With ``deadline`` (a ``time.time()``), the run stops in time
     to evaluate and write its best state before it, with status ``time_budget``.
 
     Example:
         >>> from autocls.training import TrainConfig, train
-        >>> result = train(TrainConfig(dataset="digits", model="lenet", epochs=2))
+        >>> result = train(TrainConfig(model="lenet", epochs=2), runtime=Runtime(dataset="digits"))
         >>> result.status
         'complete'
     """
     # --- set-up ----------------------------------------------------------------------------
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    data = data or prepare_data(cfg.dataset, cfg.data_dir, cfg.val_fraction, seed=0)
+    runtime = runtime or Runtime()
+    device = resolve_device(runtime.device)
+    torch.manual_seed(runtime.seed)
+    np.random.seed(runtime.seed)
+    data = data or prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, seed=0)
     artifacts = None
     if out_dir:
-        artifacts = TrialArtifacts(out_dir, {**(identity or {}), "config": config_hash(cfg.to_dict())})
+        # the run is the recipe and its seed; another device or data location may resume it
+        run_hash = config_hash({**cfg.to_dict(), "seed": runtime.seed})
+        artifacts = TrialArtifacts(out_dir, {**(identity or {}), "config": run_hash}, store=store)
         resume = artifacts.claim() and resume
         artifacts.save_config(cfg.to_dict())
-    run = _set_up(cfg, data, device)
+    run = _set_up(cfg, data, device, runtime.compile)
     progress = _Progress()
     state = artifacts.load_checkpoint(device) if resume else None
     if state is not None:
@@ -255,7 +259,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         # Report the restored epochs again: a report cut off by the interruption is
         # not lost, and a reporter that already has an epoch (the searcher) skips it.
         for metrics in progress.history if reporter else []:
-            reporter(metrics)
+            reporter({**metrics, "resumed_from_epoch": progress.epoch})
     resumed_from = progress.epoch
     threads = torch.get_num_threads()
     status, reason = "complete", ""
@@ -270,7 +274,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             artifacts.save_probs("test", probs.numpy(), progress.best_epoch)
             test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
         result = TrainResult(status, max(progress.best_acc, 0.0), progress.best_epoch, len(progress.history),
-                             progress.history, test_acc, run.num_params, str(out_dir) if out_dir else None, reason,
+                             progress.history, test_acc, run.num_params, artifacts.location if artifacts else None, reason,
                              resumed_from)
         if artifacts:
             summary = {k: v for k, v in result.__dict__.items() if k != "history"}
@@ -325,14 +329,14 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss, "train_loss": train_loss,
             "best_val_acc": progress.best_acc, "epoch_time": epoch_time,
             "images_per_s": steps * run.loader.batch_size / epoch_time, "lr": run.optimizer.param_groups[0]["lr"],
-            "num_params": run.num_params, "threads": threads, "partial": partial,
+            "num_params": run.num_params, "threads": threads, "partial": partial, "resumed_from_epoch": resumed_from,
             "eval_time": time.perf_counter() - eval_start,  # evaluation + best-epoch files
         }
         eval_seconds = metrics["eval_time"]
         progress.history.append(metrics)
         best = next(m for m in progress.history if m["epoch"] == progress.best_epoch)
         metrics.update(best_val_loss=best["val_loss"], **_speed(progress.history))
-        if artifacts and not partial and _checkpoint_due(cfg, progress):
+        if artifacts and not partial and _checkpoint_due(runtime.checkpoint_share, progress):
             _save_checkpoint(artifacts, run, progress, device)
         # Before the last report: a scheduler (ASHA at max_t) may end the
         # process as soon as it has seen the final epoch.

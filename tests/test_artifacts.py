@@ -1,0 +1,72 @@
+"""The artifact store: a trial's files in a local folder or in an object store (a real S3 API, moto's server)."""
+import numpy as np
+import pytest
+import torch
+
+from autocls.artifacts import ArtifactStore, TrialArtifacts
+from autocls.errors import UserError
+from services import new_bucket_uri
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return ArtifactStore(tmp_path / "study")
+    return ArtifactStore(new_bucket_uri(request.getfixturevalue("s3_endpoint")))
+
+
+def test_a_run_round_trips_through_the_store(store):
+    model = torch.nn.Linear(4, 3)
+    run = store.trial("trials/00001-abcd", identity={"study": "abcd", "trial": 1})
+    assert run.claim() is False  # a new folder
+    run.save_config({"model": "linear", "epochs": 2})
+    assert run.load_member() is None and set(run.missing()) == {"best.safetensors", "val_probs.npz", "test_probs.npz"}
+    val, test = np.full((5, 3), 1 / 3, np.float32), np.eye(3, dtype=np.float32)
+    run.save_best(model, val, epoch=2)
+    run.save_probs("test", test, epoch=2)
+    run.save_checkpoint(epoch=2, model=model.state_dict())
+    run.save_result({"status": "complete"}, [{"epoch": 1}, {"epoch": 2}])
+
+    # another process (another node) opens the same folder from the store alone
+    again = ArtifactStore(store.uri).trial("trials/00001-abcd", identity={"study": "abcd", "trial": 1})
+    assert again.claim() is True  # the same run: its checkpoint may be resumed
+    member = again.load_member()
+    assert member.epoch == 2 and np.array_equal(member.test_probs, test) and member.config["model"] == "linear"
+    restored = torch.nn.Linear(4, 3)
+    from autocls.artifacts import load_weights
+
+    load_weights(restored, member.weights_file)
+    assert torch.equal(restored.weight, model.weight)
+    assert again.load_checkpoint(torch.device("cpu"))["epoch"] == 2
+    assert again.load_result() == {"status": "complete"} and len(again.load_history()) == 2
+
+
+def test_another_run_in_the_same_folder_starts_from_scratch(store):
+    first = store.trial("trials/00000-aaaa", identity={"study": "aaaa", "trial": 0})
+    first.claim()
+    first.save_checkpoint(epoch=3)
+    first.save_error("boom")
+    other = store.trial("trials/00000-aaaa", identity={"study": "bbbb", "trial": 0})
+    assert other.claim() is False
+    assert other.load_checkpoint(torch.device("cpu")) is None and other.load_error() is None
+
+
+def test_weights_and_probabilities_of_different_epochs_are_refused(store):
+    run = store.trial("t", identity={})
+    run.claim()
+    run.save_config({})
+    run.save_best(torch.nn.Linear(2, 2), np.ones((2, 2), np.float32), epoch=3)
+    run.save_probs("test", np.ones((2, 2), np.float32), epoch=2)  # a run killed between two writes
+    assert run.load_member() is None
+
+
+def test_a_local_store_is_the_folder_itself(tmp_path):
+    run = ArtifactStore(tmp_path).trial("trials/x")
+    run.save_error("boom")
+    assert (tmp_path / "trials" / "x" / "error.txt").read_text() == "boom"
+    assert TrialArtifacts(tmp_path / "trials" / "x").load_error() == "boom"  # a folder is a store of its own
+
+
+def test_a_bad_store_uri_is_one_line():
+    with pytest.raises(UserError, match="cannot open artifact store 'nosuch://bucket'"):
+        ArtifactStore("nosuch://bucket")
