@@ -24,7 +24,8 @@ def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung
     assert "first rung (3 epochs) does not fit a trial's share (50 s)" in p.skipped["resnext29_8x64d"]
     assert p.models == ["lenet"]
     p = plan(space, {"lenet@1": 5.0}, budget_s=100, slots=1)
-    assert p.epochs == {"lenet@1": 10}
+    # two full-length (40-epoch) trials do not fit: one trial may take the whole budget, 20 epochs
+    assert p.epochs == {"lenet@1": 20}
     # near the deadline a trial gets what still fits; none when not even one epoch does
     assert p.epochs_for({"model": "lenet"}, seconds_left=22) == 4
     assert p.epochs_for({"model": "lenet"}, 14) == 0  # 2 epochs fit, its first rung needs 3: not started
