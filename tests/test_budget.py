@@ -29,6 +29,9 @@ def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung
     # near the deadline a trial gets what still fits; none when not even one epoch does
     assert p.epochs_for({"model": "lenet"}, seconds_left=22) == 4
     assert p.epochs_for({"model": "lenet"}, 14) == 0  # 2 epochs fit, its first rung needs 3: not started
+    # a trial's real epoch time replaces the calibration's estimate for the trials sized after it
+    p.observe({"model": "lenet"}, 11.0)
+    assert p.epochs_for({"model": "lenet"}, seconds_left=44) == 4
     p = plan(space, {"lenet@1": 500.0}, budget_s=100, slots=1)  # nothing fits: one rung of the fastest
     assert p.epochs == {"lenet@1": 3} and not p.skipped
 

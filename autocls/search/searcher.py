@@ -103,7 +103,7 @@ class OptunaSearcher(Searcher):
         key = f"trials/{trial.number:05d}-{self.study_uid}"
         trial.set_user_attr("ray_trial_id", trial_id)
         trial.set_user_attr("trial_key", key)
-        live.epochs = int(values.get("epochs", self.space.max_epochs))
+        live.epochs, live.values = int(values.get("epochs", self.space.max_epochs)), values
         self.live[trial_id] = live
         self.started += 1
         config = {"train": values, "runtime": runtime, "trial_key": key, "number": trial.number,
@@ -143,6 +143,9 @@ class OptunaSearcher(Searcher):
         live = self.live.get(trial_id)
         if live is not None:
             live.record(result, self.space.multi_objective)
+            measured = result.get("threads") == self.extra_config.get("threads") and not result.get("partial")
+            if self.plan is not None and measured and "epoch_time" in result:  # on the calibration's threads
+                self.plan.observe(live.values, result["epoch_time"] + result.get("eval_time", 0.0))
             if "epoch" in result:
                 self.on_epoch(live.trial.number, int(result["epoch"]), live.epochs,
                               float(result.get("best_val_acc", 0.0)))
@@ -223,6 +226,7 @@ class _LiveTrial:
 
     trial: optuna.Trial
     epochs: int = 0
+    values: dict = field(default_factory=dict)  # the TrainConfig values it runs
     reported: set[int] = field(default_factory=set)
     curve: dict[int, float] = field(default_factory=dict)  # multi-objective studies: Optuna keeps no curve
     stats: dict = field(default_factory=lambda: {"train_seconds": 0.0, "train_core_seconds": 0.0, "eval_seconds": 0.0})
