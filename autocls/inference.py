@@ -25,6 +25,15 @@ def fast_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and _cpu_has_bf16()
 
 
+def trained_precision(config: dict, device: torch.device) -> dict:
+    """``predict_proba``'s layout and precision for a model trained with ``config`` on ``device``.
+
+    What the trial itself predicted its test split with, so that an ensemble's
+    predictions reproduce the probabilities its members saved.
+    """
+    return {"channels_last": config.get("channels_last", True), "amp": config.get("amp", True) and fast_bf16(device)}
+
+
 @functools.cache
 def _cpu_has_bf16() -> bool:
     # torch exposes this check only privately; Linux names the instructions in /proc/cpuinfo

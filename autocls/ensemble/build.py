@@ -168,20 +168,18 @@ def _recompute_with_flip(members: list[Member], data) -> None:
     import torch
 
     from autocls.data.augment import BatchAugment
-    from autocls.inference import fast_bf16, predict_proba, resolve_device
+    from autocls.inference import predict_proba, resolve_device, trained_precision
     from autocls.models.registry import model_from_config
 
     device = resolve_device("auto")
     for m in members:
         model = model_from_config(m.config, data.num_classes, in_chans=data.image_shape[0])
         load_weights(model, m.weights_file)
-        channels_last = m.config.get("channels_last", True)
-        model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        options = trained_precision(m.config, device)  # as the trial predicted, and as predict will
+        model.to(device, memory_format=torch.channels_last if options["channels_last"] else torch.contiguous_format)
         normalize = BatchAugment(data.mean, data.std, image_size=m.config.get("image_size")).normalize
-        # as the trial predicted (and as predict will): its precision and layout
-        options = {"flip_tta": True, "channels_last": channels_last, "amp": m.config.get("amp", True) and fast_bf16(device)}
-        m.val_probs = predict_proba(model, data.val_x, normalize, **options).numpy()  # batches move to the device
-        m.test_probs = predict_proba(model, data.test_x, normalize, **options).numpy()
+        m.val_probs = predict_proba(model, data.val_x, normalize, flip_tta=True, **options).numpy()  # batches move to the device
+        m.test_probs = predict_proba(model, data.test_x, normalize, flip_tta=True, **options).numpy()
 
 
 def manifest_digest(manifest: dict) -> str:

@@ -34,18 +34,15 @@ class LoadedEnsemble:
         return tuple(self.manifest["image_shape"])
 
     def predict_proba(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        from autocls.inference import fast_bf16, predict_proba
+        from autocls.inference import predict_proba, trained_precision
 
         flip = self.manifest.get("tta") == "flip"
         member_probs = []
         for model, member in zip(self.models, self.manifest["members"]):
             normalize = BatchAugment(self.manifest["mean"], self.manifest["std"],
                                      image_size=member["config"].get("image_size")).normalize
-            # the precision and layout the trial trained and predicted its test split with
-            config = member["config"]
             probs = predict_proba(model, images, normalize, batch_size, flip_tta=flip,
-                                  channels_last=config.get("channels_last", True),
-                                  amp=config.get("amp", True) and fast_bf16(self.device)).numpy()  # moved per batch
+                                  **trained_precision(member["config"], self.device)).numpy()  # moved per batch
             member_probs.append(apply_temperature(probs, member["temperature"]))
         weights = [m["weight"] for m in self.manifest["members"]]
         vote = hard_vote if self.manifest["method"] == "hard" else soft_vote
@@ -79,7 +76,7 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
     Weights are read with safetensors only, and only from inside the folder:
     nothing in it is unpickled, and no path in the manifest leads out of it.
     """
-    from autocls.inference import resolve_device
+    from autocls.inference import resolve_device, trained_precision
     from autocls.models.registry import model_from_config
 
     folder = Path(folder)
@@ -97,8 +94,9 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
             raise UserError(f"ensemble member file '{path}' does not match its recorded hash (modified or corrupt)")
         model = model_from_config(member["config"], len(manifest["classes"]), in_chans=manifest["image_shape"][0])
         load_weights(model, path)
-        layout = torch.channels_last if member["config"].get("channels_last", True) else torch.contiguous_format
-        models.append(model.to(device_obj, memory_format=layout).eval())  # as the trial predicted its test split
+        channels_last = trained_precision(member["config"], device_obj)["channels_last"]  # as the trial predicted
+        models.append(model.to(device_obj, memory_format=torch.channels_last if channels_last else
+                               torch.contiguous_format).eval())
     return LoadedEnsemble(folder, manifest, models, device_obj)
 
 
