@@ -188,3 +188,18 @@ def test_leaderboard_ranks_every_trial_by_its_best_epoch(searched):
     for row in board.itertuples():
         trial = study.trials[row.number]
         assert row.best_val_acc == pytest.approx(max(trial.intermediate_values.values()))
+
+
+def test_flip_tta_ensemble_predicts_what_it_scored(searched, tmp_path):
+    """With --tta flip the members' probabilities are recomputed; predict must reproduce them on the same images."""
+    study, _ = searched
+    result = build_ensemble(study, top=2, method="soft", tta="flip", name="flip-check")
+    data = prepare_data("digits", split_file=Path(study.user_attrs["folder"]) / "split.npz")
+    folder = tmp_path / "flip-images"
+    folder.mkdir()
+    for i, img in enumerate(data.test_x[:30]):
+        Image.fromarray(img[0].numpy(), mode="L").save(folder / f"{i:03d}.png")
+    table, bad = predict_files(load_ensemble(result.folder), [folder])
+    assert not bad and json.loads((result.folder / "ensemble.json").read_text())["tta"] == "flip"
+    assert table["class"].tolist() == [str(c) for c in result.test_probs[:30].argmax(1)]
+    assert np.allclose(table["probability"].to_numpy(), result.test_probs[:30].max(1), atol=1e-5)
