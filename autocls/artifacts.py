@@ -104,6 +104,7 @@ class ArtifactStore:
                 raise UserError(f"cannot open artifact store '{self.uri}': {str(exc).splitlines()[0][:200]}") from None
         else:
             self.root = str(Path(self.uri.removeprefix("file://")).resolve())
+            self.uri = self.root  # one spelling per folder, whatever the working directory
 
     @property
     def is_local(self) -> bool:

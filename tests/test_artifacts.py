@@ -67,6 +67,29 @@ def test_a_local_store_is_the_folder_itself(tmp_path):
     assert TrialArtifacts(tmp_path / "trials" / "x").load_error() == "boom"  # a folder is a store of its own
 
 
+def test_a_folder_store_is_named_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert ArtifactStore("study").uri == str(tmp_path / "study") == ArtifactStore(tmp_path / "study").uri
+
+
+def test_a_folder_store_apart_from_the_study_and_a_continued_study_keeps_it(tmp_path):
+    """Regression: a folder store other than the study folder had no split file, so every trial failed."""
+    from autocls.artifacts import trial_artifacts
+    from autocls.search import run_search
+
+    space = tmp_path / "space.yaml"
+    space.write_text("dataset: digits\nfixed: {epochs: 1, batch_size: 128, crop_padding: 1, model: lenet}\n"
+                     "params: {lr: {type: float, low: 0.001, high: 0.01}}\n")
+    kwargs = dict(space=space, n_trials=1, studies_dir=tmp_path / "studies", study_name="s", show_progress=False,
+                  ensemble_top=None)
+    study = run_search("digits", artifacts=str(tmp_path / "store"), **kwargs)
+    assert study.trials[0].state.name == "COMPLETE"
+    assert (tmp_path / "store" / "split.npz").exists()
+    assert trial_artifacts(study, study.trials[0]).location.startswith(str(tmp_path / "store" / "trials"))
+    with pytest.raises(UserError, match="keeps its trials' files in"):
+        run_search("digits", artifacts=str(tmp_path / "elsewhere"), **{**kwargs, "n_trials": 2})
+
+
 def test_a_bad_store_uri_is_one_line():
     with pytest.raises(UserError, match="cannot open artifact store 'nosuch://bucket'"):
         ArtifactStore("nosuch://bucket")

@@ -208,7 +208,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                                storage, studies_dir)
     store = open_storage(paths.storage)
     if artifacts is not None:
-        ArtifactStore(artifacts)  # a bad URI fails before any write
+        artifacts = ArtifactStore(artifacts).uri  # a bad URI fails before any write; a folder's path made absolute
 
     with _driver_lock(paths.folder):
         study = optuna.create_study(study_name=paths.name, storage=store, load_if_exists=True,
@@ -242,7 +242,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             atomic_write_bytes(split_file, kept)  # a study continued from another machine keeps its split
         val_fraction = space.fixed.get("val_fraction", 0.1)
         data = make_splits(raw, val_fraction=val_fraction, seed=seed, split_file=split_file)  # written once, shared
-        if not artifact_store.is_local and not artifact_store.exists(SPLIT_FILE):  # the trials read it from the store
+        if not artifact_store.exists(SPLIT_FILE):  # the trials read it from the store (default: this folder)
             artifact_store.write(SPLIT_FILE, split_file.read_bytes())
         del raw
         measured = None
