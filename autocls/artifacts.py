@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import io
 import json
@@ -181,15 +182,12 @@ def trial_artifacts(study, trial) -> "TrialArtifacts | None":
     return TrialArtifacts(folder) if folder else None
 
 
-_DOWNLOADS: list[Path] = []
-
-
+@functools.cache
 def _download_folder() -> Path:
     """A temporary folder of this process for files fetched from object stores (removed at exit)."""
-    if not _DOWNLOADS:
-        _DOWNLOADS.append(Path(tempfile.mkdtemp(prefix="autocls-artifacts-")))
-        atexit.register(shutil.rmtree, _DOWNLOADS[0], ignore_errors=True)
-    return _DOWNLOADS[0]
+    folder = Path(tempfile.mkdtemp(prefix="autocls-artifacts-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def weights_bytes(model: torch.nn.Module, metadata: dict[str, str] | None = None) -> bytes:
@@ -199,11 +197,6 @@ def weights_bytes(model: torch.nn.Module, metadata: dict[str, str] | None = None
     # contiguous(): channels_last conv weights are strided views, which safetensors refuses
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     return save(state, metadata=metadata)
-
-
-def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """The model's state dict as safetensors, atomically."""
-    atomic_write_bytes(path, weights_bytes(model, metadata))
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:

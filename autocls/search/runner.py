@@ -201,6 +201,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         if cpus_per_trial > 1 and show_progress:
             print(f"trials: one at a time on all {cpus_per_trial:g} cores (a few cores, no GPU, a time budget); "
                   f"set --cpus-per-trial to change it", file=sys.stderr, flush=True)
+    threads = max(1, int(cpus_per_trial))  # torch threads of a trial (and of the calibration)
     dataset = _absolute_dataset(dataset)
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
     raw = load_dataset(dataset, data_dir)
@@ -253,7 +254,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                     print("budget: timing an epoch of each model on this machine", file=sys.stderr, flush=True)
                 # timed where the trials will run: this machine's GPU when trials get one
                 on_gpu = address is None and gpus_per_trial != 0 and _local_gpus() > 0
-                measured = seconds_per_epoch(space, data, threads=max(1, int(cpus_per_trial)),
+                measured = seconds_per_epoch(space, data, threads=threads,
                                              device="cuda" if on_gpu else "cpu")
                 study.set_user_attr("seconds_per_epoch", measured)
         del data
@@ -297,7 +298,6 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         trial_deadline = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) \
             if time_budget_s else None
         deadline = trial_deadline - 2 if trial_deadline else None
-        threads = max(1, int(cpus_per_trial))
         cpus = None if gpus_per_trial else _single_node_cpus()
         searcher = OptunaSearcher(study, space, artifact_store,
                                   extra_config={"artifacts": artifact_store.uri, "split_key": SPLIT_FILE,
