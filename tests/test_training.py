@@ -279,7 +279,7 @@ def test_speed_objectives_ignore_epochs_run_on_handed_over_cores():
 
 
 def test_bf16_autocast_on_a_cpu_with_bf16_instructions(digits, monkeypatch):
-    """CPUs with AVX512-BF16/AMX train in bf16 autocast (about 1.8x faster here); others stay in fp32."""
+    """CPUs with AVX512-BF16/AMX train in bf16 autocast (about 2x faster here); others stay in fp32."""
     from autocls import inference
     from autocls.training import trainer
 
