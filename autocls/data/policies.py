@@ -123,7 +123,7 @@ OPS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "TranslateX": lambda x, m: _affine(x, translate_x=m.trunc()),
     "TranslateY": lambda x, m: _affine(x, translate_y=m.trunc()),
     "Rotate": _rotate,
-    "Brightness": lambda x, m: _blend(x.float(), torch.zeros(()), 1.0 + m.double()),
+    "Brightness": lambda x, m: _blend(x.float(), torch.zeros((), device=x.device), 1.0 + m.double()),
     "Color": lambda x, m: x if x.shape[1] == 1 else _blend(x.float(), _grayscale(x), 1.0 + m.double()),
     "Contrast": lambda x, m: _blend(x.float(), _grayscale(x).mean((1, 2, 3), keepdim=True), 1.0 + m.double()),
     "Sharpness": _sharpness,
