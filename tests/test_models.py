@@ -16,7 +16,7 @@ def test_zoo_model_forward_backward_32px(name, num_classes):
 
 
 def test_zoo_handles_8px_grayscale():
-    for name in ("lenet", "resnet9", "resnet18", "vgg11_bn", "densenet_bc_40", "wrn16_4"):
+    for name in ("lenet", "resnet9", "resnet18", "vgg11_bn", "densenet_bc_40", "wrn16_4", "airbench"):
         assert create_model(name, 10, in_chans=1)(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
@@ -43,7 +43,7 @@ def test_pretrained_offline_is_a_clear_error(monkeypatch):
         create_model("timm/resnet10t", 10, pretrained=True)
 
 
-@pytest.mark.parametrize("name", ["resnet9", "resnet18", "preact_resnet18", "wrn16_4", "wrn28_2", "lenet"])
+@pytest.mark.parametrize("name", ["resnet9", "resnet18", "preact_resnet18", "wrn16_4", "wrn28_2", "lenet", "airbench"])
 def test_width_multiplier_builds_trains_and_shrinks(name):
     from autocls.models.registry import accepts_width
 
@@ -62,3 +62,18 @@ def test_width_multiplier_builds_trains_and_shrinks(name):
 def test_width_on_a_model_without_one_is_a_clear_error():
     with pytest.raises(UserError, match="has no width multiplier"):
         create_model("vgg11_bn", 10, width=0.5)
+
+
+def test_airbench_whitening_decorrelates_the_patches_it_was_fitted_on():
+    # images whose neighbouring pixels and channels are strongly correlated, as photos are
+    base = torch.randn(256, 1, 17, 17)
+    images = torch.cat([base, 0.9 * base + 0.3 * torch.randn_like(base), 0.3 * torch.randn_like(base) - base], 1)
+    images = images + 0.5 * torch.roll(images, 1, dims=-1)
+    assert torch.cov(images.permute(1, 0, 2, 3).reshape(3, -1))[0, 1] > 0.5  # correlated before
+    model = create_model("airbench", 10)
+    model.fit_to_data(images)
+    half = model.whiten.out_channels // 2  # the other half are the negatives
+    out = torch.nn.functional.conv2d(images, model.whiten.weight[:half]).permute(1, 0, 2, 3).reshape(half, -1)
+    # identity up to the eps that keeps near-zero eigenvalues from blowing up (uncentred, as fitted)
+    assert torch.allclose(out @ out.T / out.shape[1], torch.eye(half), atol=0.05)
+    assert not model.whiten.weight.requires_grad  # fitted, then frozen

@@ -255,6 +255,51 @@ def test_cyclic_schedules_leave_the_searched_momentum_alone(digits):
         assert ran == pytest.approx(cfg.beta1 if cfg.optimizer == "adam" else cfg.momentum), overrides
 
 
+def test_norms_and_biases_keep_their_scaled_learning_rate_under_every_schedule():
+    """Regression: OneCycleLR and CyclicLR given one float set every group's peak to ``lr``."""
+    from autocls.training.optim import build_optimizer, build_scheduler
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    for scheduler in ("onecycle", "cyclic", "cosine", "multistep"):
+        cfg = TrainConfig(epochs=3, lr=0.1, bias_lr_scale=64, scheduler=scheduler)
+        opt = build_optimizer(cfg, model.parameters())
+        sched = build_scheduler(cfg, opt, steps_per_epoch=10)
+        for _ in range(7):
+            opt.step()
+            sched.step()
+        weights, norms = opt.param_groups
+        assert norms["lr"] == pytest.approx(64 * weights["lr"]), scheduler
+
+
+def test_airbench_recipe_learns_and_resumes_with_lookahead(digits, tmp_path):
+    """The airbench net (whitening fitted to the data) with timm's Lookahead and a 64x bias learning rate."""
+    from safetensors.torch import load_file
+    from timm.optim import Lookahead
+
+    from autocls.training.optim import build_optimizer
+
+    cfg = TrainConfig(model="airbench", width=0.5, epochs=4, batch_size=128, lr=0.2, momentum=0.85,
+                      weight_decay=1e-3, bias_lr_scale=64, lookahead=True, label_smoothing=0.2,
+                      scheduler="onecycle", crop_padding=1, flip=False)
+    assert isinstance(build_optimizer(cfg, torch.nn.Linear(2, 2).parameters()), Lookahead)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_two(m):
+        if m["epoch"] == 2:
+            raise Killed
+
+    every_epoch = Runtime(checkpoint_share=1)
+    with pytest.raises(Killed):
+        train(cfg, digits, reporter=die_after_two, out_dir=tmp_path, runtime=every_epoch)
+    result = train(cfg, digits, out_dir=tmp_path, resume=True, runtime=every_epoch)
+    assert result.resumed_from_epoch == 2 and result.status == "complete" and result.best_val_acc > 0.8
+    whiten = load_file(str(TrialArtifacts(tmp_path, {}).weights_file))["whiten.weight"]
+    init = torch.nn.Conv2d(1, whiten.shape[0], 2).weight  # the default init's scale: 1/sqrt(fan-in) at most
+    assert whiten.abs().max() > 2 * init.abs().max()  # scaled by 1/sqrt(eigenvalue): fitted to the data
+
+
 @pytest.mark.parametrize("values, message", [
     ({"epochs": "none"}, "epochs: a value is required"),
     ({"lr": None}, "lr: a value is required"),

@@ -113,6 +113,8 @@ class TrainConfig(_Fields):
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    bias_lr_scale: float = 1.0  # norms' and biases' learning rate over lr (airbench: 64)
+    lookahead: bool = False  # timm's Lookahead around the optimizer (k=5, alpha=0.5)
     beta1: float = 0.9
     beta2: float = 0.999
     scheduler: str = "cosine"
@@ -148,7 +150,7 @@ class TrainConfig(_Fields):
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}: '{getattr(self, key)}' is not one of {', '.join(allowed)}")
-        positive = ("epochs", "batch_size", "lr", "eval_every", "width")
+        positive = ("epochs", "batch_size", "lr", "eval_every", "width", "bias_lr_scale")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)}")

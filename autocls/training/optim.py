@@ -13,21 +13,31 @@ from torch.optim import lr_scheduler
 
 
 def build_optimizer(cfg, params) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``params``; norms and biases learn at ``lr * bias_lr_scale``."""
     # No weight decay on norms and biases: standard for every recipe in the zoo.
     decay, no_decay = [], []
     for p in params:
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr * cfg.bias_lr_scale}]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, alpha=0.9, eps=1e-3)
-    raise ValueError(cfg.optimizer)
+        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                                    nesterov=cfg.nesterov and cfg.momentum > 0)
+    elif cfg.optimizer == "adam":
+        optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    elif cfg.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    elif cfg.optimizer == "rmsprop":
+        optimizer = torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, alpha=0.9, eps=1e-3)
+    else:
+        raise ValueError(cfg.optimizer)
+    if cfg.lookahead:
+        from timm.optim import Lookahead
+
+        # every 5 steps the weights move halfway back to their slow copy, as airbench's every-5-steps average
+        optimizer = Lookahead(optimizer, alpha=0.5, k=5)
+    return optimizer
 
 
 def build_scheduler(cfg, optimizer, steps_per_epoch: int):
@@ -40,11 +50,13 @@ def build_scheduler(cfg, optimizer, steps_per_epoch: int):
     # beta1) that the search sampled, and the study would record one that never ran.
     if cfg.scheduler == "onecycle":  # has its own warm-up
         pct_start = min(0.9, max(warmup / total, 0.3, 2.5 / total))  # torch divides by zero below 2 warm-up steps
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start,
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                       total_steps=total, pct_start=pct_start,
                                        cycle_momentum=False)
     if cfg.scheduler == "cyclic":
         half = max(1, (total - warmup) // 8)  # triangular2 over 4 cycles
-        main = lr_scheduler.CyclicLR(optimizer, base_lr=cfg.lr / 25, max_lr=cfg.lr, step_size_up=half,
+        peaks = [g["lr"] for g in optimizer.param_groups]  # per group: norms and biases may have their own
+        main = lr_scheduler.CyclicLR(optimizer, base_lr=[lr / 25 for lr in peaks], max_lr=peaks, step_size_up=half,
                                      mode="triangular2", cycle_momentum=False)
     else:
         main = lr_scheduler.LambdaLR(optimizer, _decay_fn(cfg, total - warmup, steps_per_epoch))

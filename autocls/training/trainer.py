@@ -31,6 +31,7 @@ from autocls.training.losses import build_loss
 from autocls.training.optim import build_optimizer, build_scheduler
 
 STATUSES = ("complete", "diverged", "time_budget")
+FIT_TO_DATA_IMAGES = 5000  # as airbench estimates its whitening: ample for a 12x12 covariance
 
 
 @dataclass
@@ -103,6 +104,8 @@ def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_mo
     data_device = _data_device(data, device)
     augment = BatchAugment(data.mean, data.std, cfg.crop_padding, cfg.flip, cfg.cutout, cfg.auto_augment,
                            cfg.randaugment_magnitude, cfg.image_size)
+    if hasattr(model, "fit_to_data"):  # data-dependent initialisation (airbench's whitening layer)
+        model.fit_to_data(augment.normalize(data.train_x[:FIT_TO_DATA_IMAGES].to(device)))
     loader = DeviceLoader(data.train_x.to(data_device), data.train_y, cfg.batch_size, augment, device,
                           balanced=cfg.weighted_sampling)
     counts = torch.bincount(data.train_y, minlength=data.num_classes)
