@@ -111,4 +111,5 @@ def test_the_preset_follows_the_hardware():
     assert default_space("cifar100", gpus=2) == ("cifar100", "the cifar100 space on 2 GPU(s)")
     assert default_space("/data/my_images", gpus=1)[0] == "cifar10"
     assert default_space("digits", gpus=0)[0] == "digits"
-    assert SearchSpace.load("cpu-small").params["width"].choices == [0.25, 0.375, 0.5]
+    cpu = SearchSpace.load("cpu-small")  # small nets, the fastest first
+    assert max(cpu.params["width"].choices) <= 0.75 and cpu.seeds[0]["model"] == "airbench"
