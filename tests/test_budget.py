@@ -34,19 +34,26 @@ def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung
     assert p.epochs_for({"model": "lenet"}, seconds_left=44) == 4
     p = plan(space, {"lenet@1": 500.0}, budget_s=100, slots=1)  # nothing fits: one rung of the fastest
     assert p.epochs == {"lenet@1": 3} and not p.skipped
+    # ... and a slower width of that model, though measured, does not start (a 3-minute CPU search ran
+    # the half-width seed with its 16-epoch schedule, cut after one epoch: 20% where 1 annealed epoch gives more)
+    p = plan(space, {"lenet@0.5": 500.0, "lenet@1": 700.0}, budget_s=100, slots=1)
+    assert p.epochs == {"lenet@0.5": 3}
+    assert p.epochs_for({"model": "lenet", "width": 1.0}, seconds_left=10**4) == 0
+    assert p.epochs_for({"model": "vgg11_bn"}, seconds_left=10**4) is None  # never measured: not sized
 
 
 def test_a_search_skips_a_model_it_measured_too_slow_and_says_so(tmp_path, capsys):
     from autocls.search import run_search
 
     (tmp_path / "space.yaml").write_text(SPACE)
-    study = run_search("digits", space=tmp_path / "space.yaml", n_trials=None, time_budget_s=40, study_name="b",
+    study = run_search("digits", space=tmp_path / "space.yaml", n_trials=None, time_budget_s=60, study_name="b",
                        studies_dir=tmp_path, ensemble_top=None)
     err = capsys.readouterr().err
     assert "budget: skipped resnext29_8x64d" in err and "does not fit a trial's share" in err
     assert ("trials: one at a time on all" in err) == ((os.cpu_count() or 1) <= 4)  # a small CPU machine
     measured = study.user_attrs["seconds_per_epoch"]
     assert measured["resnext29_8x64d@1"] > 10 * measured["lenet@1"]
+    # (60 s: measuring the 34M-parameter net takes 25 of them on a slow 2-core machine)
     trials = study.get_trials()  # the seed that names the skipped model is not run; the lenet seed is first
     ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert ran and all(t.params["model"] == "lenet" for t in ran) and trials[0].params == {"model": "lenet"}

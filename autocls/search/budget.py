@@ -57,12 +57,12 @@ class BudgetPlan:
     def epochs_for(self, values: dict, seconds_left: float) -> int | None:
         """The epochs this config gets with ``seconds_left`` before the deadline.
 
-        0 when its first rung would not end in time (it should not start);
-        None when the config was not measured.
+        0 when its first rung would not end in time, or when it was measured and
+        left out (it should not start); None when the config was not measured.
         """
         key = config_key(values)
         if key not in self.epochs:
-            return None
+            return 0 if key in self.seconds else None
         fits = int(seconds_left / self.seconds[key])
         return 0 if fits < min(self.grace_period, self.epochs[key]) else min(self.epochs[key], fits)
 

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from autocls.artifacts import ArtifactStore
-from autocls.search.budget import BudgetPlan
+from autocls.search.budget import BudgetPlan, config_key
 from autocls.search.cores import CoreHandOver
 from autocls.search.space import SearchSpace
 
@@ -133,8 +133,9 @@ class OptunaSearcher(Searcher):
             except ValueError as exc:  # Optuna: an enqueued value outside the narrowed choices
                 self._tell(trial, TrialState.PRUNED, reason=f"skipped by the budget: {exc}")
                 continue
-            # the session's first trial always runs: a model cut short beats no model
-            if self.plan is None or not self.started or self.plan.epochs_for(values, self._seconds_left()) != 0:
+            # the session's first sized trial always runs: a model cut short beats no model
+            if self.plan is None or self.plan.epochs_for(values, self._seconds_left()) != 0 or \
+                    (not self.started and config_key(values) in self.plan.epochs):
                 return trial, values
             self._tell(trial, TrialState.PRUNED, reason="not started: its first rung would not end before the deadline")
         return None
