@@ -1,6 +1,8 @@
 """The real CIFAR-10 JPEGs from ``../shared/data`` for the benchmarks (see its README)."""
 from __future__ import annotations
 
+import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -19,3 +21,18 @@ def cifar10_jpg_folder(per_class: int, work: Path | None = None) -> Path:
         for f in sorted(folder.iterdir())[per_class:]:
             f.unlink()
     return work / "train"
+
+
+def split_folders(train: Path, root: Path, val: int = 500, test: int = 500, seed: int = 0) -> Path:
+    """``root/{train,val,test}/<class>/`` as hard links: per class, ``val`` and ``test`` images held out."""
+    rng = random.Random(seed)
+    for folder in sorted(train.iterdir()):
+        files = sorted(folder.iterdir())
+        rng.shuffle(files)
+        parts = {"test": files[:test], "val": files[test:test + val], "train": files[test + val:]}
+        for part, chosen in parts.items():
+            dest = root / part / folder.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in chosen:
+                os.link(f, dest / f.name)
+    return root

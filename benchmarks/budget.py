@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _shared_data import cifar10_jpg_folder  # noqa: E402
+from _shared_data import cifar10_jpg_folder, split_folders  # noqa: E402
 
 from autocls.search.cli import parse_duration  # noqa: E402
 
@@ -49,21 +48,6 @@ def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
     for _ in range(repeats):
         a @ a
     return repeats * 2 * n**3 / (time.perf_counter() - start) / 1e9
-
-
-def split_folders(train: Path, root: Path, val: int = 500, test: int = 500, seed: int = 0) -> Path:
-    """``root/{train,val,test}/<class>/`` as hard links: per class, ``val`` and ``test`` images held out."""
-    rng = random.Random(seed)
-    for folder in sorted(train.iterdir()):
-        files = sorted(folder.iterdir())
-        rng.shuffle(files)
-        parts = {"test": files[:test], "val": files[test:test + val], "train": files[test + val:]}
-        for part, chosen in parts.items():
-            dest = root / part / folder.name
-            dest.mkdir(parents=True, exist_ok=True)
-            for f in chosen:
-                os.link(f, dest / f.name)
-    return root
 
 
 def run(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
@@ -82,7 +66,9 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     scores = json.loads((Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())["scores"]
     finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED")]
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
-            "trials": len(finished), "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), "")}
+            "trials": len(finished), "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
+            # the calibration's seconds per epoch of every model@width, measured side by side in this run
+            "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
 
 
 def recipe_arm(data: Path, work: Path, budget_s: float) -> dict:
