@@ -255,6 +255,28 @@ def test_cyclic_schedules_leave_the_searched_momentum_alone(digits):
         assert ran == pytest.approx(cfg.beta1 if cfg.optimizer == "adam" else cfg.momentum), overrides
 
 
+def test_the_whitening_is_fitted_on_images_of_every_class(digits, monkeypatch):
+    """Regression: it was fitted on the split's first 5,000 images, which in an ImageFolder of CIFAR-10
+    (stored class by class) are airplanes and automobiles only."""
+    import dataclasses
+
+    from autocls.data.augment import BatchAugment
+    from autocls.models.zoo import AirbenchNet
+    from autocls.training import trainer as trainer_module
+
+    order = torch.argsort(digits.train_y, stable=True)
+    by_class = dataclasses.replace(digits, train_x=digits.train_x[order], train_y=digits.train_y[order])
+    seen = []
+    monkeypatch.setattr(AirbenchNet, "fit_to_data", lambda self, images: seen.append(images))
+    monkeypatch.setattr(trainer_module, "FIT_TO_DATA_IMAGES", 100)
+    train(TrainConfig(model="airbench", width=0.25, epochs=1, channels_last=False), by_class)
+    normalized = BatchAugment(by_class.mean, by_class.std).normalize(by_class.train_x)
+    same = (seen[0][:, None] - normalized[None]).abs().flatten(2).amax(-1) < 1e-6
+    picked = same.float().argmax(1)
+    assert len(seen[0]) == 100 and same.any(1).all()
+    assert set(by_class.train_y[picked].tolist()) == set(range(10))
+
+
 def test_norms_and_biases_keep_their_scaled_learning_rate_under_every_schedule():
     """Regression: OneCycleLR and CyclicLR given one float set every group's peak to ``lr``."""
     from autocls.training.optim import build_optimizer, build_scheduler

@@ -105,7 +105,9 @@ def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_mo
     augment = BatchAugment(data.mean, data.std, cfg.crop_padding, cfg.flip, cfg.cutout, cfg.auto_augment,
                            cfg.randaugment_magnitude, cfg.image_size)
     if hasattr(model, "fit_to_data"):  # data-dependent initialisation (airbench's whitening layer)
-        model.fit_to_data(augment.normalize(data.train_x[:FIT_TO_DATA_IMAGES].to(device)))
+        # spread over the whole split: an ImageFolder's images are stored class by class
+        every = max(1, len(data.train_x) // FIT_TO_DATA_IMAGES)
+        model.fit_to_data(augment.normalize(data.train_x[::every][:FIT_TO_DATA_IMAGES].to(device)))
     loader = DeviceLoader(data.train_x.to(data_device), data.train_y, cfg.batch_size, augment, device,
                           balanced=cfg.weighted_sampling)
     counts = torch.bincount(data.train_y, minlength=data.num_classes)
@@ -160,6 +162,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
         if deadline is not None:  # the clock only matters with a deadline; reading it costs nothing next to a step
             now = time.time()
             step_seconds, last = max(step_seconds * 0.9, now - last), now
+    if hasattr(run.optimizer, "sync_lookahead"):  # evaluate and keep the slow weights, as timm's train.py does
+        run.optimizer.sync_lookahead()
     return float(loss_sum) / max(1, steps), steps  # one device sync per epoch
 
 
