@@ -14,6 +14,15 @@ from autocls.training.config import from_settings, load_settings
 from autocls.training.losses import SoftTargetLoss, build_loss
 
 
+class Killed(Exception):
+    """Stands for the process being killed mid-run."""
+
+
+def _die_after_two(metrics: dict) -> None:
+    if metrics["epoch"] == 2:
+        raise Killed
+
+
 @pytest.fixture(scope="module")
 def digits():
     return prepare_data("digits")
@@ -129,15 +138,8 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path, device):
     runtime = Runtime(checkpoint_share=1, device=device)  # a checkpoint every epoch
     full = train(cfg, digits, out_dir=tmp_path / "full", runtime=runtime)
 
-    class Killed(Exception):
-        pass
-
-    def die_after_two(m):
-        if m["epoch"] == 2:
-            raise Killed
-
     with pytest.raises(Killed):
-        train(cfg, digits, reporter=die_after_two, out_dir=tmp_path / "cut", runtime=runtime)
+        train(cfg, digits, reporter=_die_after_two, out_dir=tmp_path / "cut", runtime=runtime)
     seen = []
     resumed = train(cfg, digits, reporter=seen.append, out_dir=tmp_path / "cut", resume=True, runtime=runtime)
     assert [m["epoch"] for m in seen] == [1, 2, 3, 4]  # 1-2 reported again from the checkpoint, not trained
@@ -305,16 +307,9 @@ def test_airbench_recipe_learns_and_resumes_with_lookahead(digits, tmp_path):
                       scheduler="onecycle", crop_padding=1, flip=False)
     assert isinstance(build_optimizer(cfg, torch.nn.Linear(2, 2).parameters()), Lookahead)
 
-    class Killed(Exception):
-        pass
-
-    def die_after_two(m):
-        if m["epoch"] == 2:
-            raise Killed
-
     every_epoch = Runtime(checkpoint_share=1)
     with pytest.raises(Killed):
-        train(cfg, digits, reporter=die_after_two, out_dir=tmp_path, runtime=every_epoch)
+        train(cfg, digits, reporter=_die_after_two, out_dir=tmp_path, runtime=every_epoch)
     result = train(cfg, digits, out_dir=tmp_path, resume=True, runtime=every_epoch)
     assert result.resumed_from_epoch == 2 and result.status == "complete" and result.best_val_acc > 0.8
     whiten = load_file(str(TrialArtifacts(tmp_path, {}).weights_file))["whiten.weight"]
