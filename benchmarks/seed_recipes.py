@@ -6,7 +6,7 @@ stratified, seeded); each seed recipe of the space trains on the 40k part for
 Printed per recipe: model, epochs, wall seconds, images/s, test top-1, and each
 recipe's wall time and accuracy relative to the first one (all from this run).
 
-    python benchmarks/seed_recipes.py --space cpu-small --epochs 4          # CPU, ~20 minutes on 2 cores
+    python benchmarks/seed_recipes.py --space cpu-small --epochs 4          # CPU
     python benchmarks/seed_recipes.py --space cifar10 --device cuda --epochs 10   # a GPU
 """
 from __future__ import annotations
