@@ -1,8 +1,10 @@
 """Ensembles, predict and report over a real (tiny) search on digits."""
 import json
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +205,45 @@ def test_flip_tta_ensemble_predicts_what_it_scored(searched, tmp_path):
     assert not bad and json.loads((result.folder / "ensemble.json").read_text())["tta"] == "flip"
     assert table["class"].tolist() == [str(c) for c in result.test_probs[:30].argmax(1)]
     assert np.allclose(table["probability"].to_numpy(), result.test_probs[:30].max(1), atol=1e-5)
+
+
+def test_auto_tta_keeps_what_scores_higher_on_val(searched):
+    """--tta auto weighs flip TTA on val: digits are not mirror-symmetric, so it must say and keep the higher score."""
+    study, _ = searched
+    plain = build_ensemble(study, top=3, method="greedy", save=False)
+    auto = build_ensemble(study, top=3, method="greedy", tta="auto", name="auto-check")
+    found = re.fullmatch(r"flip TTA: val top-1 ([\d.]+)% with, ([\d.]+)% without: (used|not used)",
+                         auto.extra["tta_choice"])
+    assert found, auto.extra["tta_choice"]
+    with_flip, without = float(found[1]) / 100, float(found[2]) / 100
+    assert without == pytest.approx(plain.val["top1"], abs=5e-5)
+    assert auto.extra["tta"] == ("flip" if with_flip > without else "none")
+    assert auto.val["top1"] == pytest.approx(max(with_flip, without), abs=5e-5)
+    assert json.loads((auto.folder / "ensemble.json").read_text())["tta"] == auto.extra["tta"]
+    assert auto.folder.name == "auto-check"
+
+
+def test_auto_tta_is_chosen_when_flipped_members_score_higher(searched, monkeypatch):
+    """The choice itself: members whose recomputed probabilities are better on val are used, weights re-chosen."""
+    import autocls.ensemble.build as build
+
+    study, _ = searched
+    data = build.study_data(study)
+
+    def perfect_on_val(members, data_, deadline=None):  # stands in for mirrored images that help
+        for m in members:
+            m.val_probs = np.eye(data_.num_classes)[data_.val_y.numpy()]
+        return None
+
+    monkeypatch.setattr(build, "_recompute_with_flip", perfect_on_val)
+    auto = build_ensemble(study, top=3, method="greedy", tta="auto", save=False)
+    assert auto.extra["tta"] == "flip" and auto.extra["tta_choice"].endswith(": used")
+    assert auto.val["top1"] == 1.0 and len(data.val_y) > 0
+
+
+def test_auto_tta_past_the_deadline_goes_without_and_says_why(searched):
+    study, _ = searched
+    auto = build_ensemble(study, top=2, method="greedy", tta="auto", deadline=time.time(), save=False)
+    assert auto.extra["tta"] == "none"
+    assert auto.extra["tta_choice"].startswith("flip TTA not tried: trial ")
+    assert "s of the budget are left" in auto.extra["tta_choice"]

@@ -21,6 +21,7 @@ from autocls.files import atomic_write_text
 from autocls.search.space import SearchSpace
 
 METHODS = ("soft", "hard", "greedy")
+TTA_CHOICES = ("none", "flip", "auto")
 FORMAT_VERSION = 1
 
 
@@ -85,30 +86,37 @@ def candidates(study: optuna.Study, val_y: np.ndarray) -> tuple[list[Member], li
 
 def ensemble_name(method: str, top: int, temperature: bool = False, tta: str | None = None) -> str:
     """The default folder name: every option that changes the ensemble is in it."""
-    return f"{method}-top{top}" + ("-temperature" if temperature else "") + ("-flip" if tta == "flip" else "")
+    return f"{method}-top{top}" + ("-temperature" if temperature else "") + \
+        (f"-{'flip' if tta == 'flip' else 'tta-auto'}" if tta in ("flip", "auto") else "")
 
 
 def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temperature: bool = False,
                    tta: str | None = None, rounds: int = 25, save: bool = True, name: str | None = None,
-                   overwrite: bool = False) -> EnsembleResult:
+                   overwrite: bool = False, deadline: float | None = None) -> EnsembleResult:
     """Combine the ``top`` best trials of ``study`` (by val top-1) and evaluate on its test split.
 
     The candidates are the trials that saved one epoch's weights with val and
     test probabilities (see :func:`candidates`); with fewer than ``top`` the
     ensemble uses those, with a warning.  Selection (greedy weights,
-    temperatures) uses the val probabilities only; the test split is touched
-    once, to report.  With ``save`` the ensemble is written to ``<study
-    folder>/ensembles/<name>/`` (default :func:`ensemble_name`) for
-    :func:`load_ensemble`; an existing one is replaced only with ``overwrite``.
+    temperatures, and with ``tta="auto"`` whether flip test-time augmentation
+    is used) uses the val probabilities only; the test split is touched
+    once, to report.  ``deadline`` (a ``time.time()``) bounds the flip
+    recomputation of ``tta="auto"``: when it would end later, the ensemble
+    goes without, and ``result.extra["tta_choice"]`` says why.  With ``save``
+    the ensemble is written to ``<study folder>/ensembles/<name>/`` (default
+    :func:`ensemble_name`) for :func:`load_ensemble`; an existing one is
+    replaced only with ``overwrite``.
 
     Example:
-        >>> result = build_ensemble(study, top=5, method="greedy")
+        >>> result = build_ensemble(study, top=5, method="greedy", tta="auto")
         >>> result.test["top1"] >= result.best_member_test["top1"]
+        >>> result.extra["tta"], result.extra["tta_choice"]
+        ('flip', 'flip TTA: val top-1 86.10% with, 85.62% without: used')
     """
     if method not in METHODS:
         raise UserError(f"unknown --method '{method}'; choose from {', '.join(METHODS)}")
-    if tta not in (None, "none", "flip"):
-        raise UserError(f"unknown --tta '{tta}'; choose flip or none")
+    if tta not in (None, *TTA_CHOICES):
+        raise UserError(f"unknown --tta '{tta}'; choose from {', '.join(TTA_CHOICES)}")
     if top < 1:
         raise UserError(f"--top must be >= 1, got {top}")
     data = study_data(study)
@@ -128,26 +136,54 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     for m in members:
         if m.test_probs.shape[0] != len(test_y):
             raise UserError(f"trial {m.number}'s saved probabilities do not match the study's split")
-        if temperature:
-            m.temperature = fit_temperature(m.val_probs, val_y)
-    val_probs = [apply_temperature(m.val_probs, m.temperature) for m in members]
-    test_probs = [apply_temperature(m.test_probs, m.temperature) for m in members]
-
-    if method == "greedy":
-        weights = greedy_selection(val_probs, val_y, rounds=rounds)
-    else:
-        weights = np.ones(len(members))
-    vote = hard_vote if method == "hard" else soft_vote
-    val_ens, test_ens = vote(val_probs, weights), vote(test_probs, weights)
-    best = int(np.argmax([summary(p, val_y)["top1"] for p in val_probs]))  # chosen on val, like everything else
-    votes = method == "hard"
-    result = EnsembleResult(method, members, weights, summary(val_ens, val_y, votes), summary(test_ens, test_y, votes),
-                            summary(val_probs[best], val_y), summary(test_probs[best], test_y), members[best].number,
-                            test_ens, test_probs[best], extra={"tta": tta or "none", "classes": data.classes})
+    result = _vote(members, method, temperature, rounds, val_y, test_y)
+    result.extra.update(tta="flip" if tta == "flip" else "none", classes=data.classes)
+    if tta == "auto":
+        result = _with_flip_if_better(result, temperature, rounds, data, deadline)
     if save:
         result.folder = _save(result, folder / "ensembles" / (name or ensemble_name(method, top, temperature, tta)), data,
                               overwrite)
     return result
+
+
+def _vote(members: list[Member], method: str, temperature: bool, rounds: int, val_y: np.ndarray,
+          test_y: np.ndarray) -> EnsembleResult:
+    """Weights chosen on val (and temperatures with ``temperature``), the vote scored on val and test."""
+    for m in members:
+        m.temperature = fit_temperature(m.val_probs, val_y) if temperature else 1.0
+    val_probs = [apply_temperature(m.val_probs, m.temperature) for m in members]
+    test_probs = [apply_temperature(m.test_probs, m.temperature) for m in members]
+    weights = greedy_selection(val_probs, val_y, rounds=rounds) if method == "greedy" else np.ones(len(members))
+    vote = hard_vote if method == "hard" else soft_vote
+    val_ens, test_ens = vote(val_probs, weights), vote(test_probs, weights)
+    best = int(np.argmax([summary(p, val_y)["top1"] for p in val_probs]))  # chosen on val, like everything else
+    votes = method == "hard"
+    return EnsembleResult(method, members, weights, summary(val_ens, val_y, votes), summary(test_ens, test_y, votes),
+                          summary(val_probs[best], val_y), summary(test_probs[best], test_y), members[best].number,
+                          test_ens, test_probs[best])
+
+
+def _with_flip_if_better(plain: EnsembleResult, temperature: bool, rounds: int, data,
+                         deadline: float | None) -> EnsembleResult:
+    """The ensemble of ``plain``'s members with flip TTA when that scores higher on val, else ``plain``.
+
+    Flipping helps photos and hurts digits or text, so it is chosen on val
+    like the weights.  Only the members ``plain`` kept are recomputed.
+    """
+    import copy
+
+    kept = [copy.copy(m) for m, w in zip(plain.members, plain.weights) if w > 0]
+    why_not = _recompute_with_flip(kept, data, deadline)
+    if why_not:
+        plain.extra["tta_choice"] = f"flip TTA not tried: {why_not}"
+        return plain
+    flipped = _vote(kept, plain.method, temperature, rounds, data.val_y.numpy(), data.test_y.numpy())
+    with_, without = flipped.val["top1"], plain.val["top1"]
+    chosen = flipped if with_ > without else plain  # a tie keeps the cheaper prediction
+    chosen.extra.update(tta="flip" if chosen is flipped else "none", classes=data.classes,
+                        tta_choice=f"flip TTA: val top-1 {with_:.2%} with, {without:.2%} without: "
+                                   f"{'used' if chosen is flipped else 'not used'}")
+    return chosen
 
 
 def study_data(study: optuna.Study):
@@ -163,8 +199,13 @@ def study_data(study: optuna.Study):
                         split_file=split_file)
 
 
-def _recompute_with_flip(members: list[Member], data) -> None:
-    """Flip test-time augmentation needs the models: recompute each member's val and test probabilities."""
+def _recompute_with_flip(members: list[Member], data, deadline: float | None = None) -> str | None:
+    """Flip test-time augmentation needs the models: recompute each member's val and test probabilities.
+
+    With ``deadline`` (a ``time.time()``), each member's cost is estimated
+    from one timed batch first; when the next member would end after the
+    deadline, no member is changed and the reason is returned.
+    """
     import torch
 
     from autocls.data.augment import BatchAugment
@@ -172,14 +213,27 @@ def _recompute_with_flip(members: list[Member], data) -> None:
     from autocls.models.registry import model_from_config
 
     device = resolve_device("auto")
+    images = len(data.val_x) + len(data.test_x)
+    recomputed = []
     for m in members:
         model = model_from_config(m.config, data.num_classes, in_chans=data.image_shape[0])
         load_weights(model, m.weights_file)
         options = trained_precision(m.config, device)  # as the trial predicted, and as predict will
         model.to(device, memory_format=torch.channels_last if options["channels_last"] else torch.contiguous_format)
         normalize = BatchAugment(data.mean, data.std, image_size=m.config.get("image_size")).normalize
-        m.val_probs = predict_proba(model, data.val_x, normalize, flip_tta=True, **options).numpy()  # batches move to the device
-        m.test_probs = predict_proba(model, data.test_x, normalize, flip_tta=True, **options).numpy()
+        if deadline is not None:
+            probe = data.val_x[:256]
+            start = time.perf_counter()  # the first batch also pays the model's warm-up: an estimate on the safe side
+            predict_proba(model, probe, normalize, flip_tta=True, **options)
+            needed = (time.perf_counter() - start) * images / max(1, len(probe))
+            if time.time() + needed > deadline:
+                return (f"trial {m.number} would take ~{needed:.0f} s, "
+                        f"{max(0.0, deadline - time.time()):.0f} s of the budget are left")
+        recomputed.append((predict_proba(model, data.val_x, normalize, flip_tta=True, **options).numpy(),
+                           predict_proba(model, data.test_x, normalize, flip_tta=True, **options).numpy()))
+    for m, (val_probs, test_probs) in zip(members, recomputed):
+        m.val_probs, m.test_probs = val_probs, test_probs
+    return None
 
 
 def manifest_digest(manifest: dict) -> str:

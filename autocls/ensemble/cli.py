@@ -39,6 +39,8 @@ def print_scores(result) -> None:
     console.print(table)
     weights = ", ".join(f"#{m.number}: {w:g}" for m, w in zip(result.members, result.weights))
     console.print(f"member weights {weights}", highlight=False, markup=False)
+    if "tta_choice" in result.extra:
+        console.print(result.extra["tta_choice"], highlight=False, markup=False)
     console.print(f"saved to {result.folder}", highlight=False, markup=False)
 
 
@@ -65,7 +67,7 @@ def cmd_predict(args) -> int:
 
 
 def register(sub) -> None:
-    from autocls.ensemble.build import METHODS
+    from autocls.ensemble.build import METHODS, TTA_CHOICES
 
     p = sub.add_parser("build-ensemble", help="vote the best trials of a study",
                        description="Combine the best COMPLETE trials of a study and score them on the test split.")
@@ -74,7 +76,9 @@ def register(sub) -> None:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--method", default="soft", choices=METHODS)
     p.add_argument("--temperature", action="store_true", help="fit a temperature per member on val before voting")
-    p.add_argument("--tta", default="none", choices=["none", "flip"])
+    p.add_argument("--tta", default="none", choices=TTA_CHOICES,
+                   help="test-time augmentation: flip averages each image with its mirror; auto uses it when it "
+                        "scores higher on val (default none)")
     p.add_argument("--name", help="folder name under studies/<study>/ensembles/ (default: method, top and options)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing ensemble of that name")
     p.set_defaults(func=cmd_build)

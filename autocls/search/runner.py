@@ -328,7 +328,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         progress.final()
         leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
         if not unfinished and ensemble_top:
-            _closing_ensemble(study, ensemble_top, show_progress)
+            # what is left of the budget may go to flip TTA, when it helps on val (a few seconds kept for exiting)
+            _closing_ensemble(study, ensemble_top, show_progress,
+                              deadline=started + time_budget_s - 5 if time_budget_s else None)
             sys.stdout.flush()  # Ray's exit handlers may end the process before Python flushes a redirected stdout
     if unfinished:
         # Ray Tune takes Ctrl-C and returns normally; say so, and keep Ctrl-C's meaning for callers.
@@ -343,8 +345,9 @@ def _closing_reserve(budget_s: float, ensemble_top: int | None) -> float:
     return min(60.0, max(5.0, 0.04 * budget_s)) + (min(30.0, max(3.0, 0.02 * budget_s)) if ensemble_top else 0.0)
 
 
-def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool) -> None:
-    """Greedy selection over every trial with saved probabilities; the scores go to the console."""
+def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool, deadline: float | None) -> None:
+    """Greedy selection over every trial with saved probabilities, flip TTA where it helps on val and ends by
+    ``deadline``; the scores go to the console."""
     import warnings
 
     from autocls.ensemble.build import build_ensemble, candidates, ensemble_name
@@ -352,8 +355,8 @@ def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool) -> Non
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("ignore")
         try:
-            result = build_ensemble(study, top=top, method="greedy", name=f"search-{ensemble_name('greedy', top)}",
-                                    overwrite=True)
+            result = build_ensemble(study, top=top, method="greedy", tta="auto", deadline=deadline,
+                                    name=f"search-{ensemble_name('greedy', top)}", overwrite=True)
         except UserError as exc:
             print(f"no ensemble: {exc}", file=sys.stderr)
             return
