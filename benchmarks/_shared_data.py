@@ -36,3 +36,9 @@ def split_folders(train: Path, root: Path, val: int = 500, test: int = 500, seed
             for f in chosen:
                 os.link(f, dest / f.name)
     return root
+
+
+def split_cifar10(work: Path) -> Path:
+    """All 50,000 shared photos under ``work``, split 40k / 5k / 5k (train / val / test, stratified, seeded)."""
+    (work / "jpg").mkdir(parents=True, exist_ok=True)
+    return split_folders(cifar10_jpg_folder(5000, work / "jpg"), work / "cifar10")

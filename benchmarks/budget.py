@@ -9,6 +9,7 @@ same wall-clock budget on this machine's cores:
       sized to the budget, and the closing ensemble;
   (b) the preset's first seed recipe trained alone with ``autocls train`` on all
       cores, its epochs set to fill the budget (from the measured epoch time);
+      scored plain and with flip TTA (which (a)'s ensemble may choose on val);
   (c) ``autocls search ... --sampler random``: random search, same preset.
 
 Printed per arm: wall time, best single model's and ensemble's test top-1.  The
@@ -33,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _shared_data import cifar10_jpg_folder, split_folders  # noqa: E402
+from _shared_data import split_cifar10  # noqa: E402
 
 from autocls.search.cli import parse_duration  # noqa: E402
 
@@ -65,8 +66,9 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     s = optuna.load_study(study_name=study, storage=f"sqlite:///{work / 'studies' / study}.db")
     scores = json.loads((Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())["scores"]
     finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    choice = next((ln for ln in proc.stdout.splitlines() if ln.startswith("flip TTA")), "")
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
-            "trials": len(finished), "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
+            "trials": len(finished), "tta": choice, "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
             # the calibration's seconds per epoch of every model@width, measured side by side in this run
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
 
@@ -90,9 +92,28 @@ def recipe_arm(data: Path, work: Path, budget_s: float) -> dict:
     config = work / "recipe.yaml"
     config.write_text(json.dumps(recipe))
     run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / "recipe")], work)
+    wall = time.time() - start
     result = json.loads((work / "recipe" / "result.json").read_text())
-    return {"wall_s": time.time() - start, "single": result["test_acc"], "ensemble": None,
-            "trials": 1, "preset": f"seed recipe, {recipe['epochs']} epochs"}
+    return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1,
+            "flip": flip_tta_test_acc(work / "recipe", recipe, data_splits),  # after the clock: (b) with TTA's cost left out
+            "preset": f"seed recipe, {recipe['epochs']} epochs"}
+
+
+def flip_tta_test_acc(run_dir: Path, recipe: dict, data) -> float:
+    """Test top-1 of a trained run's best weights with flip TTA, as a flip-TTA ensemble predicts."""
+    from autocls.artifacts import WEIGHTS_FILE, load_weights
+    from autocls.data.augment import BatchAugment
+    from autocls.inference import predict_proba, trained_precision
+    from autocls.models.registry import model_from_config
+
+    model = model_from_config(recipe, data.num_classes, in_chans=data.image_shape[0])
+    load_weights(model, run_dir / WEIGHTS_FILE)
+    options = trained_precision(recipe, torch.device("cpu"))
+    if options["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    normalize = BatchAugment(data.mean, data.std, image_size=recipe.get("image_size")).normalize
+    probs = predict_proba(model, data.test_x, normalize, flip_tta=True, **options)
+    return float((probs.argmax(1) == data.test_y).float().mean())
 
 
 def main() -> None:
@@ -104,8 +125,7 @@ def main() -> None:
     print(f"machine: {cores} cores, fp32 matmul {matmul_gflops(cores):.0f} GFLOP/s on {cores} threads, "
           f"{matmul_gflops(1):.0f} on 1; budget {budget_s:.0f} s per arm", flush=True)
     work = Path(tempfile.mkdtemp(prefix="autocls-budget-"))
-    (work / "jpg").mkdir()
-    data = split_folders(cifar10_jpg_folder(5000, work / "jpg"), work / "cifar10")
+    data = split_cifar10(work)
     # decode the JPEGs into autocls's cache once, before the clocks start: otherwise the
     # first arm would pay for decoding and the later ones not
     from autocls.data import prepare_data
@@ -123,7 +143,9 @@ def main() -> None:
         ens = f"{a['ensemble']:.2%}" if a["ensemble"] is not None else "-"
         print(f"{name:24s} {a['wall_s']:8.0f} {a['wall_s'] / budget_s:8.3f} {a['trials']:7d} {a['single']:8.2%} {ens:>9s}")
     a, b = arms["(a) autocls search"], arms["(b) best seed alone"]
-    print(f"\n(a) ensemble - (b) single: {100 * (a['ensemble'] - b['single']):+.2f} points; "
+    print(f"\n(a) {a['tta']}; (b) with flip TTA: {b['flip']:.2%}")
+    print(f"(a) ensemble - (b) single: {100 * (a['ensemble'] - b['single']):+.2f} points "
+          f"({100 * (a['ensemble'] - b['flip']):+.2f} against (b) with flip TTA); "
           f"(a) wall / budget: {a['wall_s'] / budget_s:.3f}")
 
 

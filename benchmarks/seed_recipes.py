@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _shared_data import cifar10_jpg_folder, split_folders  # noqa: E402
+from _shared_data import split_cifar10  # noqa: E402
 
 from autocls.data import prepare_data  # noqa: E402
 from autocls.search.space import SearchSpace  # noqa: E402
@@ -32,9 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="autocls-seeds-"))
-    (work / "jpg").mkdir()
-    data = prepare_data(str(split_folders(cifar10_jpg_folder(5000, work / "jpg"), work / "cifar10")))
+    data = prepare_data(str(split_cifar10(Path(tempfile.mkdtemp(prefix="autocls-seeds-")))))
     space = SearchSpace.load(args.space)
     rows = []
     for i, seed in enumerate(space.seeds):
