@@ -1,6 +1,7 @@
 """Trials sized to the budget from measured speed; models that cannot reach their first rung left out."""
 import os
 import textwrap
+import time
 
 from optuna.trial import TrialState
 
@@ -42,6 +43,21 @@ def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung
     assert p.epochs_for({"model": "vgg11_bn"}, seconds_left=10**4) is None  # never measured: not sized
 
 
+def test_a_trial_is_given_time_to_refit_its_epochs_to():
+    """The seconds behind the epochs: a share, or the whole budget; never past the deadline."""
+    space = SearchSpace.from_yaml(SPACE)
+    now = time.time()
+    shared = plan(space, {"lenet@1": 0.5}, budget_s=100, slots=2)
+    assert shared.allotted == {"lenet@1": 50}  # two trials per slot: half the budget each
+    assert now + 50 <= shared.fit_until({"model": "lenet"}, deadline=None) <= time.time() + 50
+    whole = plan(space, {"lenet@1": 5.0}, budget_s=100, slots=1)
+    assert whole.allotted == {"lenet@1": 100}  # one trial may take the whole budget
+    assert whole.fit_until({"model": "lenet"}, deadline=now + 30) == now + 30
+    assert whole.fit_until({"model": "vgg11_bn"}, deadline=now + 30) is None  # never measured: not re-fitted
+    fallback = plan(space, {"lenet@1": 500.0}, budget_s=100, slots=1)
+    assert fallback.allotted == {"lenet@1": 1500}  # its one rung: 3 epochs at 500 s
+
+
 def test_a_search_skips_a_model_it_measured_too_slow_and_says_so(tmp_path, capsys):
     from autocls.search import run_search
 
@@ -58,6 +74,29 @@ def test_a_search_skips_a_model_it_measured_too_slow_and_says_so(tmp_path, capsy
     ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert ran and all(t.params["model"] == "lenet" for t in ran) and trials[0].params == {"model": "lenet"}
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_a_trial_sized_from_a_slow_calibration_refits_and_completes(tmp_path, capsys):
+    """Regression: a calibration that timed epochs 30% slow gave the seed 5 epochs where 7 fitted (-1.5 points)."""
+    import optuna
+
+    from autocls.search import run_search
+
+    (tmp_path / "space.yaml").write_text(textwrap.dedent("""
+        dataset: digits
+        asha: {grace_period: 1, reduction_factor: 2}
+        fixed: {epochs: 6, batch_size: 128, crop_padding: 1, flip: false, optimizer: adam, model: lenet}
+        params:
+          lr: {type: float, low: 1.0e-3, high: 3.0e-3, log: true}
+    """))
+    study = optuna.create_study(study_name="r", storage=f"sqlite:///{tmp_path}/r.db", direction="maximize")
+    study.set_user_attr("seconds_per_epoch", {"lenet@1": 15.0})  # a gross over-estimate: a lenet epoch is < 1 s
+    study = run_search("digits", space=tmp_path / "space.yaml", n_trials=1, time_budget_s=60, study_name="r",
+                       studies_dir=tmp_path, ensemble_top=None)
+    assert "lenet@1 3 epochs (~15 s each)" in capsys.readouterr().err  # what the estimate alone allowed
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("reason")
+    assert trial.user_attrs["epochs_run"] == 6  # re-fitted from its first epoch, up to the space's epochs
 
 
 def test_a_small_cpu_machine_with_a_budget_runs_one_trial_at_a_time_on_all_cores(monkeypatch):

@@ -354,3 +354,63 @@ def test_bf16_autocast_on_a_cpu_with_bf16_instructions(digits, monkeypatch):
     assert trainer._set_up(TrainConfig.from_dict({**cfg.to_dict(), "amp": False}), digits, cpu, False).amp is False
     result = train(cfg, digits)  # and it learns in bf16
     assert result.status == "complete" and result.best_val_acc > 0.5
+
+
+@pytest.mark.parametrize("overrides", [{"scheduler": "onecycle"}, {"scheduler": "cosine", "warmup_epochs": 1},
+                                       {"scheduler": "multistep"}, {"scheduler": "cyclic"}])
+def test_a_schedule_refitted_in_flight_continues_as_one_of_the_new_length(overrides):
+    """After 10 steps of a 3-epoch schedule, re-fitted to 5 epochs: every later rate is the 5-epoch schedule's."""
+    from autocls.training.optim import build_optimizer, build_scheduler, continued_scheduler
+
+    def rates(opt):
+        return [group["lr"] for group in opt.param_groups]
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    cfg = TrainConfig(epochs=3, lr=0.1, bias_lr_scale=64, **overrides)
+    opt = build_optimizer(cfg, model.parameters())
+    peaks = rates(opt)
+    sched = build_scheduler(cfg, opt, steps_per_epoch=10)
+    fresh_opt = build_optimizer(cfg, model.parameters())
+    fresh = build_scheduler(TrainConfig(**{**cfg.to_dict(), "epochs": 5}), fresh_opt, steps_per_epoch=10)
+    for _ in range(12):
+        opt.step()
+        sched.step()
+        fresh_opt.step()
+        fresh.step()
+    sched = continued_scheduler(TrainConfig(**{**cfg.to_dict(), "epochs": 5}), opt, 10, peaks, sched.last_epoch)
+    for step in range(12, 49):
+        assert rates(opt) == pytest.approx(rates(fresh_opt)), (overrides, step)
+        opt.step()
+        sched.step()
+        fresh_opt.step()
+        fresh.step()
+
+
+def test_a_run_refits_its_length_to_the_time_it_was_given(digits):
+    """A budget's trial sized from a few timed steps: its first epoch's real time re-fits its epochs."""
+    cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
+    seen = []
+    longer = train(cfg, digits, reporter=seen.append, fit_until=time.time() + 10**6, max_epochs=4)
+    assert [m["epoch"] for m in longer.history] == [1, 2, 3, 4] and longer.status == "complete"
+    assert [m["epochs"] for m in seen] == [4, 4, 4, 4]  # the searcher's progress and COMPLETE read this
+    four = train(TrainConfig(**{**cfg.to_dict(), "epochs": 4}), digits)
+    # from the re-fit on, the rates of a 4-epoch schedule, down to its annealed end
+    assert [m["lr"] for m in longer.history[1:]] == pytest.approx([m["lr"] for m in four.history[1:]])
+    shorter = train(TrainConfig(**{**cfg.to_dict(), "epochs": 4}), digits, fit_until=time.time())
+    assert [m["epoch"] for m in shorter.history] == [1, 2] and shorter.status == "complete"
+    assert shorter.history[-1]["lr"] == pytest.approx(train(cfg, digits).history[-1]["lr"])
+
+
+def test_a_refitted_run_resumes_with_its_new_length_and_schedule(digits, tmp_path):
+    """Regression guard: a cosine schedule's length lives in a closure, not in its state; the checkpoint keeps it."""
+    cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, lr=0.05, scheduler="cosine", flip=False)
+    every_epoch = Runtime(checkpoint_share=1)
+    full = train(cfg, digits, fit_until=time.time() + 10**6, max_epochs=4, runtime=every_epoch,
+                 out_dir=tmp_path / "full")
+    with pytest.raises(Killed):
+        train(cfg, digits, reporter=_die_after_two, fit_until=time.time() + 10**6, max_epochs=4,
+              runtime=every_epoch, out_dir=tmp_path / "cut")
+    resumed = train(cfg, digits, resume=True, fit_until=time.time() + 10**6, max_epochs=4, runtime=every_epoch,
+                    out_dir=tmp_path / "cut")
+    assert resumed.resumed_from_epoch == 2 and [m["epoch"] for m in resumed.history] == [1, 2, 3, 4]
+    assert [m["lr"] for m in resumed.history] == pytest.approx([m["lr"] for m in full.history])

@@ -10,7 +10,9 @@ the space's largest batch size, on the threads a trial gets.  With those:
   asks for), so it anneals its schedule instead of being cut in the middle;
 * near the end, a trial gets only the epochs that still fit before the
   deadline, and none starts that could not finish one epoch;
-* once trials run, their real epoch times replace the estimates.
+* once trials run, their real epoch times replace the estimates, and each
+  trial re-fits its own length to the time it was given from its first
+  epoch (:meth:`BudgetPlan.fit_until`; the trainer's ``fit_until``).
 
 The measurements are cached in the study (user attr ``seconds_per_epoch``),
 so a resumed search sizes its trials the same way.
@@ -18,7 +20,7 @@ so a resumed search sizes its trials the same way.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -37,7 +39,7 @@ def config_key(values: dict) -> str:
 
 @dataclass
 class BudgetPlan:
-    """Seconds and epochs per ``model@width``; models left out and why.
+    """Seconds and epochs per ``model@width``, and the seconds a trial of it is given; models left out and why.
 
     Example:
         >>> p = BudgetPlan({"resnet9@0.5": 60.0}, {"resnet9@0.5": 8}, {}, grace_period=1)
@@ -49,6 +51,7 @@ class BudgetPlan:
     epochs: dict[str, int]
     skipped: dict[str, str]
     grace_period: int = 1
+    allotted: dict[str, float] = field(default_factory=dict)  # seconds a trial of each key may fill
 
     @property
     def models(self) -> list[str]:
@@ -65,6 +68,19 @@ class BudgetPlan:
             return 0 if key in self.seconds else None
         fits = int(seconds_left / self.seconds[key])
         return 0 if fits < min(self.grace_period, self.epochs[key]) else min(self.epochs[key], fits)
+
+    def fit_until(self, values: dict, deadline: float | None) -> float | None:
+        """When a trial of ``values`` starting now should end: its allotted time, not past ``deadline``.
+
+        The calibration misjudges epochs by 15-30% on a busy CPU, so the trial
+        re-fits its epochs to this time from its own first epoch.  None when
+        the config was not measured.
+        """
+        key = config_key(values)
+        if key not in self.allotted:
+            return None
+        end = time.time() + self.allotted[key]
+        return min(end, deadline) if deadline is not None else end
 
     def observe(self, values: dict, seconds: float) -> None:
         """A trial's real epoch (training and evaluation) replaces the estimate of its ``model@width``.
@@ -164,18 +180,18 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     """
     share = budget_s / TRIALS_PER_SLOT  # each slot runs its trials one after the other
     grace = space.grace_period
-    epochs, fastest = {}, {}
+    epochs, fastest, allotted = {}, {}, {}
     for key, seconds in measured.items():
         model = key.split("@")[0]
         fastest[model] = min(fastest.get(model, seconds), seconds)
         if grace * seconds <= share:
-            fitted = int(share / seconds)
+            fitted, allotted[key] = int(share / seconds), share
             if fitted < space.max_epochs:
                 # Not even TRIALS_PER_SLOT full-length trials fit: an under-trained model gains
                 # more from epochs than an ensemble gains from a second one (on CIFAR-10 in 20
                 # minutes on 2 cores, 7 trials ensembled: 82.2%; the seed recipe alone: 84.0%).
                 # So a trial may take the slot's whole budget; the seed recipe runs first.
-                fitted = int(budget_s / seconds)
+                fitted, allotted[key] = int(budget_s / seconds), budget_s
             epochs[key] = max(grace, min(space.max_epochs, fitted))
     kept = {key.split("@")[0] for key in epochs}
     skipped = {m: f"an epoch takes ~{s:.0f} s here; its first rung ({grace} epoch{'s' * (grace > 1)}) does not fit "
@@ -186,7 +202,9 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
         epochs[key] = grace
     # widths of a kept model that are too slow still run, at one rung
     epochs.update({key: grace for key in measured if key.split("@")[0] in kept and key not in epochs})
-    return BudgetPlan(dict(measured), epochs, skipped, grace)
+    # the widths above, and the fallback, run their first rung only: given that rung's time
+    allotted.update({key: grace * measured[key] for key in epochs if key not in allotted})
+    return BudgetPlan(dict(measured), epochs, skipped, grace, allotted)
 
 
 def _synchronize(device: str) -> None:

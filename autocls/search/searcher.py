@@ -94,8 +94,11 @@ class OptunaSearcher(Searcher):
             live, values = _LiveTrial(asked[0]), asked[1]
         trial = live.trial
         fitted = self.plan.epochs_for(values, self._seconds_left()) if self.plan is not None else None
+        sizing = {}
         if fitted is not None:
             values["epochs"] = max(1, fitted)  # what fits the budget (budget.BudgetPlan)
+            # and the trial re-fits that from its first epoch's real time
+            sizing = {"fit_until": self.plan.fit_until(values, self.trial_deadline), "max_epochs": self.space.max_epochs}
         # each trial its own seed: two trials of one config are two draws, not clones
         runtime = {**self.runtime, "seed": (int(self.runtime.get("seed", 0)) + trial.number) % 2**32}
         # the study's uid in the folder name: a new study of the same name (another
@@ -108,7 +111,7 @@ class OptunaSearcher(Searcher):
         self.started += 1
         config = {"train": values, "runtime": runtime, "trial_key": key, "number": trial.number,
                   "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
-                  **self.extra_config}
+                  **sizing, **self.extra_config}
         if self.cores is not None:
             self.cores.reset(trial.number)
             config["cores_file"] = str(self.cores.file(trial.number))
@@ -234,6 +237,8 @@ class _LiveTrial:
 
     def record(self, result: dict, multi_objective: bool) -> None:
         step, value = result.get("epoch"), result.get("val_acc")
+        if "epochs" in result:  # re-fitted to the trial's time by the trainer
+            self.epochs = int(result["epochs"])
         if result.get("resumed_from_epoch"):  # continued from a checkpoint (another node, another session)
             self.stats["resumed_from_epoch"] = int(result["resumed_from_epoch"])
         if step is None or value is None or step in self.reported:

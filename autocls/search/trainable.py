@@ -28,7 +28,7 @@ def run_trial(config: dict) -> None:
     A trial resumes from its folder's last checkpoint in the study's artifact
     store, so a trial that Ray retries (``--max-failures``, on any node) or
     that the next session re-runs continues where it stopped.  It ends by the search's ``deadline``, keeping its best
-    epoch.  An exception from training (a bad combination, CUDA out of memory)
+    epoch; a trial sized by the budget re-fits its epochs to ``fit_until`` from its first epoch.  An exception from training (a bad combination, CUDA out of memory)
     is written to the trial's folder, where the searcher reads the reason it
     records with the FAIL, and re-raised so that Ray can retry the trial.
     """
@@ -63,7 +63,8 @@ def run_trial(config: dict) -> None:
                 torch.set_num_threads(threads)
 
         train(cfg, data, reporter=report, out_dir=config["trial_key"], store=store, resume=True,
-              identity=config["identity"], deadline=deadline, runtime=runtime)
+              identity=config["identity"], deadline=deadline, runtime=runtime, fit_until=config.get("fit_until"),
+              max_epochs=config.get("max_epochs"))
     except Exception as exc:
         store.trial(config["trial_key"]).save_error(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
         raise

@@ -7,6 +7,7 @@ evaluation by the trainer.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch.optim import lr_scheduler
@@ -64,6 +65,28 @@ def build_scheduler(cfg, optimizer, steps_per_epoch: int):
         return main
     ramp = lr_scheduler.LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
     return lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def continued_scheduler(cfg, optimizer, steps_per_epoch: int, peak_lrs: list[float], steps_done: int):
+    """The schedule of ``cfg`` (a new ``epochs``) as if it had run from the start: ``steps_done`` steps in.
+
+    For a run whose length changes in flight (a budgeted trial re-fitted to its
+    measured epoch time): the remaining steps follow the new schedule, which
+    warms up, peaks and anneals over the new length.  ``peak_lrs`` are the
+    groups' learning rates before the first schedule was built.
+
+    Example:
+        >>> sched = continued_scheduler(replace(cfg, epochs=8), opt, 100, peaks, steps_done=100)
+    """
+    for group, lr in zip(optimizer.param_groups, peak_lrs):
+        group["lr"] = lr  # the schedules read their peaks from here
+    scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
+    with warnings.catch_warnings():
+        # torch warns of a schedule stepped with no optimizer step between: replaying the steps taken is the point
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(steps_done):
+            scheduler.step()
+    return scheduler
 
 
 def _decay_fn(cfg, steps: int, steps_per_epoch: int):

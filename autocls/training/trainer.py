@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +28,7 @@ from autocls.inference import fast_bf16, predict_proba, resolve_device
 from autocls.models.registry import model_from_config
 from autocls.training.config import Runtime, TrainConfig
 from autocls.training.losses import build_loss
-from autocls.training.optim import build_optimizer, build_scheduler
+from autocls.training.optim import build_optimizer, build_scheduler, continued_scheduler
 
 STATUSES = ("complete", "diverged", "time_budget")
 FIT_TO_DATA_IMAGES = 5000  # as airbench estimates its whitening: ample for a 12x12 covariance
@@ -63,6 +63,7 @@ class _Run:
     mixup: object | None
     optimizer: torch.optim.Optimizer
     scheduler: object
+    peak_lrs: list[float]  # each group's learning rate before a schedule: what a re-fitted schedule starts from
     per_batch_schedule: bool
     amp: bool
     channels_last: bool
@@ -79,6 +80,7 @@ class _Progress:
     history: list[dict] = field(default_factory=list)
     checkpoint_cost: float = 0.0  # seconds the last write of last.pt took (0: write at the next chance)
     since_checkpoint: float = 0.0  # training seconds since then
+    epochs: int = 0  # the run's length: the config's, or re-fitted to a time (train's fit_until)
 
 
 def _data_device(data: DataSplits, device: torch.device) -> torch.device:
@@ -119,9 +121,10 @@ def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_mo
         mixup = Mixup(mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, prob=cfg.mixup_prob,
                       label_smoothing=cfg.label_smoothing, num_classes=data.num_classes)
     optimizer = build_optimizer(cfg, model.parameters())
+    peak_lrs = [group["lr"] for group in optimizer.param_groups]
     scheduler = build_scheduler(cfg, optimizer, len(loader))
     return _Run(model, torch.compile(model) if compile_model else model, loader, augment, data.val_x.to(data_device),
-                criterion.to(device), mixup, optimizer, scheduler,
+                criterion.to(device), mixup, optimizer, scheduler, peak_lrs,
                 not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau), cfg.amp and fast_bf16(device),
                 channels_last, sum(p.numel() for p in model.parameters()))
 
@@ -190,22 +193,37 @@ def _save_checkpoint(artifacts: TrialArtifacts, run: _Run, progress: _Progress, 
     artifacts.save_checkpoint(epoch=progress.epoch, model=run.model.state_dict(),
                               optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
                               rng=torch.get_rng_state(), best_acc=progress.best_acc, best_epoch=progress.best_epoch,
-                              history=progress.history,
+                              history=progress.history, epochs=progress.epochs,
                               **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}))
     progress.checkpoint_cost, progress.since_checkpoint = time.perf_counter() - written, 0.0
 
 
-def _restore(state: dict, run: _Run, artifacts: TrialArtifacts, device: torch.device) -> _Progress:
+def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts, device: torch.device) -> _Progress:
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
+    epochs = state.get("epochs", cfg.epochs)
+    if epochs != cfg.epochs:  # re-fitted before the checkpoint: a schedule's length is not all in its state
+        _refit_schedule(run, cfg, epochs)
     torch.set_rng_state(state["rng"].cpu())  # map_location moved it; the generator wants a CPU tensor
     if "cuda_rng" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)  # batch order is drawn on the GPU
-    progress = _Progress(state["epoch"], state["best_acc"], state["best_epoch"], state["history"])
+    progress = _Progress(state["epoch"], state["best_acc"], state["best_epoch"], state["history"], epochs=epochs)
     if artifacts.best_epoch() != progress.best_epoch:
         progress.best_acc = -1.0  # the saved best is from epochs past the checkpoint: the next evaluation replaces it
     return progress
+
+
+def _refit_schedule(run: _Run, cfg: TrainConfig, epochs: int) -> None:
+    """The run's schedule stretched or squeezed to ``epochs``, continuing from the steps it has taken."""
+    if run.per_batch_schedule:  # reduce-on-plateau has no length
+        run.scheduler = continued_scheduler(replace(cfg, epochs=epochs), run.optimizer, len(run.loader),
+                                            run.peak_lrs, run.scheduler.last_epoch)
+
+
+def _refitted_epochs(epoch: int, epoch_seconds: float, seconds_left: float, max_epochs: int) -> int:
+    """The run's length when ``seconds_left`` remain after ``epoch`` at ``epoch_seconds`` each: at least one more."""
+    return max(epoch + 1, min(max_epochs, epoch + int(max(0.0, seconds_left) / epoch_seconds)))
 
 
 def _speed(history: list[dict]) -> dict:
@@ -225,7 +243,7 @@ def _speed(history: list[dict]) -> dict:
 def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[dict], None] | None = None,
           out_dir: str | Path | None = None, resume: bool = False, identity: dict | None = None,
           deadline: float | None = None, store: ArtifactStore | None = None,
-          runtime: Runtime | None = None) -> TrainResult:
+          runtime: Runtime | None = None, fit_until: float | None = None, max_epochs: int | None = None) -> TrainResult:
     """Train ``cfg`` and return its result; ``reporter(metrics)`` is called after every evaluation.
 
     With ``out_dir`` the best epoch's weights and val class probabilities are
@@ -238,6 +256,11 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     from there.  With ``store`` (an :class:`~autocls.artifacts.ArtifactStore`),
     ``out_dir`` is a folder in that store.  With ``deadline`` (a ``time.time()``), the run stops in time
     to evaluate and write its best state before it, with status ``time_budget``.
+    With ``fit_until`` (a ``time.time()``), the first epoch's measured time
+    (training and evaluation) re-fits the run's length to end by then, between
+    one more epoch and ``max_epochs`` (default ``cfg.epochs``), and the
+    schedule follows: a budget's trial sized from a few timed steps fills the
+    time it was given and still anneals.  The metrics carry the length as ``epochs``.
 
     Example:
         >>> from autocls.training import TrainConfig, train
@@ -262,12 +285,14 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     progress = _Progress()
     state = artifacts.load_checkpoint(device) if resume else None
     if state is not None:
-        progress = _restore(state, run, artifacts, device)
+        progress = _restore(state, run, cfg, artifacts, device)
         # Report the restored epochs again: a report cut off by the interruption is
         # not lost, and a reporter that already has an epoch (the searcher) skips it.
         for metrics in progress.history if reporter else []:
             reporter({**metrics, "resumed_from_epoch": progress.epoch})
     resumed_from = progress.epoch
+    progress.epochs = progress.epochs or cfg.epochs
+    refit_due = fit_until is not None and resumed_from == 0  # once, from this run's own first epoch
     threads = torch.get_num_threads()
     status, reason = "complete", ""
 
@@ -290,7 +315,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             artifacts.save_result(summary, progress.history)
         return result
 
-    if progress.epoch >= cfg.epochs:
+    if progress.epoch >= progress.epochs:
         return finish()  # stopped between the last checkpoint and its report
     # With a deadline, training stops early enough to evaluate, predict the test
     # split and write it all: a forward pass over val + test, timed by the last
@@ -303,7 +328,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         measured = eval_seconds * eval_images / max(1, len(data.val_y))
         return 1.0 + 1.5 * max(guessed, measured)
 
-    for epoch in range(progress.epoch + 1, cfg.epochs + 1):
+    epoch = progress.epoch
+    while epoch < progress.epochs:
+        epoch += 1
         # --- one epoch of training -----------------------------------------------------------
         start = time.perf_counter()
         train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve)
@@ -319,7 +346,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             break
         if partial:
             status, reason = "time_budget", f"time budget: stopped in epoch {epoch} after {steps} of {len(run.loader)} steps"
-        last = epoch == cfg.epochs or partial
+        last = epoch >= progress.epochs or partial
         if epoch % cfg.eval_every and not last:
             continue
 
@@ -340,6 +367,16 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             "eval_time": time.perf_counter() - eval_start,  # evaluation + best-epoch files
         }
         eval_seconds = metrics["eval_time"]
+        if refit_due and not last:
+            refit_due = False
+            # the time left, less the closing prediction of the test split (timed by val's)
+            left = fit_until - time.time() - eval_seconds * len(data.test_y) / max(1, len(data.val_y))
+            epochs = _refitted_epochs(epoch, epoch_time + eval_seconds / cfg.eval_every, left,
+                                      max_epochs or cfg.epochs)
+            if epochs != progress.epochs:
+                _refit_schedule(run, cfg, epochs)
+                progress.epochs = epochs
+        metrics["epochs"] = progress.epochs
         progress.history.append(metrics)
         best = next(m for m in progress.history if m["epoch"] == progress.best_epoch)
         metrics.update(best_val_loss=best["val_loss"], **_speed(progress.history))
