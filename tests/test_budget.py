@@ -99,6 +99,37 @@ def test_a_trial_sized_from_a_slow_calibration_refits_and_completes(tmp_path, ca
     assert trial.user_attrs["epochs_run"] == 6  # re-fitted from its first epoch, up to the space's epochs
 
 
+def test_when_only_the_fastest_width_fits_no_other_width_is_proposed(tmp_path):
+    """Regression: a 5-minute CIFAR-10 search left 18 proposals of other widths (the seed's too) PRUNED unstarted."""
+    import optuna
+
+    from autocls.search import run_search
+
+    (tmp_path / "space.yaml").write_text(textwrap.dedent("""
+        dataset: digits
+        asha: {grace_period: 1, reduction_factor: 2}
+        fixed: {epochs: 4, batch_size: 128, crop_padding: 1, flip: false, optimizer: adam, lr: 0.003, model: resnet9}
+        params:
+          width: {type: categorical, choices: [0.25, 0.5]}
+        seeds: [{width: 0.5}]
+    """))
+    study = optuna.create_study(study_name="w", storage=f"sqlite:///{tmp_path}/w.db", direction="maximize")
+    # nothing fits 60 s: the plan keeps the fastest config alone, for one rung
+    study.set_user_attr("seconds_per_epoch", {"resnet9@0.25": 500.0, "resnet9@0.5": 700.0})
+    study = run_search("digits", space=tmp_path / "space.yaml", n_trials=1, time_budget_s=60, study_name="w",
+                       studies_dir=tmp_path, ensemble_top=None, show_progress=False)
+    assert [t.params["width"] for t in study.trials] == [0.25]
+    assert study.trials[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert "not started" not in study.trials[0].user_attrs.get("reason", "")
+
+
+def test_a_space_narrows_a_categorical_choice_and_keeps_its_order():
+    space = SearchSpace.from_yaml(SPACE)
+    assert space.restricted_to_choices("model", ["lenet"]).params["model"].choices == ["lenet"]
+    assert space.restricted_to_choices("model", ["vgg11_bn"]) is space  # nothing would be left: unchanged
+    assert space.restricted_to_choices("width", [0.5]) is space  # not a parameter of this space
+
+
 def test_a_small_cpu_machine_with_a_budget_runs_one_trial_at_a_time_on_all_cores(monkeypatch):
     from autocls.search import runner
 

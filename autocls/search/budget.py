@@ -57,6 +57,10 @@ class BudgetPlan:
     def models(self) -> list[str]:
         return sorted({key.split("@")[0] for key in self.epochs})
 
+    @property
+    def widths(self) -> list[float]:
+        return sorted({float(key.split("@")[1]) for key in self.epochs})
+
     def epochs_for(self, values: dict, seconds_left: float) -> int | None:
         """The epochs this config gets with ``seconds_left`` before the deadline.
 
@@ -66,8 +70,8 @@ class BudgetPlan:
         key = config_key(values)
         if key not in self.epochs:
             return 0 if key in self.seconds else None
-        fits = int(seconds_left / self.seconds[key])
-        return 0 if fits < min(self.grace_period, self.epochs[key]) else min(self.epochs[key], fits)
+        fits = min(self.epochs[key], seconds_left // self.seconds[key])  # seconds_left may be infinite
+        return 0 if fits < min(self.grace_period, self.epochs[key]) else int(fits)
 
     def fit_until(self, values: dict, deadline: float | None) -> float | None:
         """When a trial of ``values`` starting now should end: its allotted time, not past ``deadline``.

@@ -112,11 +112,24 @@ class SearchSpace:
 
     def restricted_to_models(self, models: list[str]) -> "SearchSpace":
         """The same space with its model choices narrowed to ``models`` (kept in file order)."""
-        param = self.params.get("model")
-        if param is None or param.type != "categorical" or set(param.choices) <= set(models):
+        return self.restricted_to_choices("model", models)
+
+    def restricted_to_choices(self, name: str, kept: list) -> "SearchSpace":
+        """The same space with the choices of categorical ``name`` narrowed to ``kept`` (in file order).
+
+        Unchanged when ``name`` is not categorical or none of its choices would be left.
+
+        Example:
+            >>> space.restricted_to_choices("width", [0.375]).params["width"].choices
+            [0.375]
+        """
+        param = self.params.get(name)
+        if param is None or param.type != "categorical" or set(param.choices) <= set(kept):
             return self
-        narrowed = dataclasses.replace(param, choices=[c for c in param.choices if c in models])
-        return dataclasses.replace(self, params={**self.params, "model": narrowed})
+        choices = [c for c in param.choices if c in kept]
+        if not choices:
+            return self
+        return dataclasses.replace(self, params={**self.params, name: dataclasses.replace(param, choices=choices)})
 
     def values_from_params(self, params: dict) -> dict:
         """The TrainConfig values of an already-sampled trial (for re-running it)."""
