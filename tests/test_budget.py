@@ -108,17 +108,18 @@ def test_when_only_the_fastest_width_fits_no_other_width_is_proposed(tmp_path):
     (tmp_path / "space.yaml").write_text(textwrap.dedent("""
         dataset: digits
         asha: {grace_period: 1, reduction_factor: 2}
-        fixed: {epochs: 4, batch_size: 128, crop_padding: 1, flip: false, optimizer: adam, lr: 0.003, model: resnet9}
+        fixed: {epochs: 4, batch_size: 128, crop_padding: 1, flip: false, optimizer: adam, model: resnet9}
         params:
           width: {type: categorical, choices: [0.25, 0.5]}
-        seeds: [{width: 0.5}]
+          lr: {type: float, low: 1.0e-3, high: 3.0e-3, log: true}
+        seeds: [{width: 0.5, lr: 0.002}]
     """))
     study = optuna.create_study(study_name="w", storage=f"sqlite:///{tmp_path}/w.db", direction="maximize")
     # nothing fits 60 s: the plan keeps the fastest config alone, for one rung
     study.set_user_attr("seconds_per_epoch", {"resnet9@0.25": 500.0, "resnet9@0.5": 700.0})
     study = run_search("digits", space=tmp_path / "space.yaml", n_trials=1, time_budget_s=60, study_name="w",
                        studies_dir=tmp_path, ensemble_top=None, show_progress=False)
-    assert [t.params["width"] for t in study.trials] == [0.25]
+    assert [t.params for t in study.trials] == [{"width": 0.25, "lr": 0.002}]  # the seed recipe, at the kept width
     assert study.trials[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert "not started" not in study.trials[0].user_attrs.get("reason", "")
 

@@ -73,6 +73,27 @@ class BudgetPlan:
         fits = min(self.epochs[key], seconds_left // self.seconds[key])  # seconds_left may be infinite
         return 0 if fits < min(self.grace_period, self.epochs[key]) else int(fits)
 
+    def fitted_seed(self, seed: dict, fixed: dict) -> dict | None:
+        """A seed recipe as it may run: unchanged, or at a width the plan kept for its model, or None.
+
+        A seed whose width was left out runs at the widest kept width below its
+        own (else the narrowest kept): its tuned recipe at a smaller scale beats
+        a random draw of the space in the same time.  None when its model was left out.
+
+        Example:
+            >>> p = BudgetPlan({"resnet9@0.25": 9.0, "resnet9@0.5": 30.0}, {"resnet9@0.25": 1}, {})
+            >>> p.fitted_seed({"model": "resnet9", "width": 0.5, "lr": 0.4}, fixed={})
+            {'model': 'resnet9', 'width': 0.25, 'lr': 0.4}
+        """
+        merged = {**fixed, **seed}
+        if self.epochs_for(merged, float("inf")) != 0:
+            return seed
+        widths = sorted(float(key.split("@")[1]) for key in self.epochs if key.split("@")[0] == merged.get("model"))
+        if not widths or "width" not in seed:
+            return None
+        narrower = [w for w in widths if w <= float(seed["width"])]
+        return {**seed, "width": narrower[-1] if narrower else widths[0]}
+
     def fit_until(self, values: dict, deadline: float | None) -> float | None:
         """When a trial of ``values`` starting now should end: its allotted time, not past ``deadline``.
 

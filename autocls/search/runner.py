@@ -291,10 +291,11 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             space = space.restricted_to_models(budget_plan.models).restricted_to_choices("width", budget_plan.widths)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
-        if not stored:  # a new study: known-good recipes first, where the budget kept their model and width
+        if not stored:  # a new study: known-good recipes first, where the budget kept their model (at a width it kept)
             for values in space.seeds:
-                if budget_plan is None or budget_plan.epochs_for({**space.fixed, **values}, math.inf) != 0:
-                    study.enqueue_trial(values, skip_if_exists=True)
+                recipe = values if budget_plan is None else budget_plan.fitted_seed(values, space.fixed)
+                if recipe is not None:
+                    study.enqueue_trial(recipe, skip_if_exists=True)
         # The budget bounds the whole command: trials end by `trial_deadline`, which
         # leaves time to stop Ray and build the ensemble; none starts later than `deadline`.
         trial_deadline = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) \
