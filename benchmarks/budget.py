@@ -65,7 +65,8 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
 
     s = optuna.load_study(study_name=study, storage=f"sqlite:///{work / 'studies' / study}.db")
     scores = json.loads((Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())["scores"]
-    finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    # trials that trained (proposals PRUNED before starting, for want of time, are not counted)
+    finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("epochs_run")]
     choice = next((ln for ln in proc.stdout.splitlines() if ln.startswith("flip TTA")), "")
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
             "trials": len(finished), "tta": choice, "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
