@@ -122,6 +122,13 @@ def test_when_only_the_fastest_width_fits_no_other_width_is_proposed(tmp_path):
     assert [t.params for t in study.trials] == [{"width": 0.25, "lr": 0.002}]  # the seed recipe, at the kept width
     assert study.trials[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert "not started" not in study.trials[0].user_attrs.get("reason", "")
+    # Continued with a plan that keeps both widths: the study keeps the choices its trials were drawn from
+    # (Optuna refuses changed categorical choices; every proposal was PRUNED "skipped by the budget")
+    study.set_user_attr("seconds_per_epoch", {"resnet9@0.25": 5.0, "resnet9@0.5": 7.0})
+    study = run_search("digits", space=tmp_path / "space.yaml", n_trials=2, time_budget_s=60, study_name="w",
+                       studies_dir=tmp_path, ensemble_top=None, show_progress=False)
+    second = study.trials[1]
+    assert second.user_attrs.get("epochs_run") and second.params["width"] == 0.25, second.user_attrs
 
 
 def test_a_space_narrows_a_categorical_choice_and_keeps_its_order():

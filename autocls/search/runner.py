@@ -286,9 +286,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         if measured is not None:
             left = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) - time.time()
             budget_plan = plan(space, measured, left, max_concurrent)
-            # the sampler proposes only what may start (when nothing fitted, the fastest width alone
-            # is kept: a 5-minute search had 18 proposals of other widths PRUNED unstarted)
-            space = space.restricted_to_models(budget_plan.models).restricted_to_choices("width", budget_plan.widths)
+            space = _narrowed_to_plan(space, budget_plan, study)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
         if not stored:  # a new study: known-good recipes first, where the budget kept their model (at a width it kept)
@@ -341,6 +339,20 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
               f"continue them", file=sys.stderr)
         raise KeyboardInterrupt
     return study
+
+
+def _narrowed_to_plan(space: SearchSpace, budget_plan, study: optuna.Study) -> SearchSpace:
+    """The space whose model and width choices are those the plan kept, so that the sampler proposes what may start.
+
+    (When nothing fitted, the plan keeps the fastest width alone: a 5-minute search had 18 proposals of
+    other widths PRUNED unstarted.)  Optuna refuses a categorical parameter whose choices change within a
+    study, so a continued study keeps the choices its trials were drawn from, whatever this session's plan.
+    """
+    for name, kept in (("model", budget_plan.models), ("width", budget_plan.widths)):
+        recorded = next((t.distributions[name] for t in study.get_trials(deepcopy=False) if name in t.distributions),
+                        None)
+        space = space.restricted_to_choices(name, list(recorded.choices) if recorded is not None else kept)
+    return space
 
 
 def _closing_reserve(budget_s: float, ensemble_top: int | None) -> float:
