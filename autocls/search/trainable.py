@@ -28,9 +28,9 @@ def run_trial(config: dict) -> None:
     A trial resumes from its folder's last checkpoint in the study's artifact
     store, so a trial that Ray retries (``--max-failures``, on any node) or
     that the next session re-runs continues where it stopped.  It ends by the search's ``deadline``, keeping its best
-    epoch; a trial sized by the budget re-fits its epochs to ``fit_until`` from its first epoch.  An exception from training (a bad combination, CUDA out of memory)
-    is written to the trial's folder, where the searcher reads the reason it
-    records with the FAIL, and re-raised so that Ray can retry the trial.
+    epoch; a trial sized by the budget re-fits its epochs to ``fit_until`` from its first epoch.  An exception
+    from training (a bad combination, CUDA out of memory) is written to the trial's folder, where the searcher
+    reads the reason it records with the FAIL, and re-raised so that Ray can retry the trial.
     """
     from ray import tune
 
