@@ -86,8 +86,7 @@ def candidates(study: optuna.Study, val_y: np.ndarray) -> tuple[list[Member], li
 
 def ensemble_name(method: str, top: int, temperature: bool = False, tta: str | None = None) -> str:
     """The default folder name: every option that changes the ensemble is in it."""
-    return f"{method}-top{top}" + ("-temperature" if temperature else "") + \
-        (f"-{'flip' if tta == 'flip' else 'tta-auto'}" if tta in ("flip", "auto") else "")
+    return f"{method}-top{top}" + ("-temperature" if temperature else "") + {"flip": "-flip", "auto": "-tta-auto"}.get(tta, "")
 
 
 def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temperature: bool = False,

@@ -37,6 +37,14 @@ def config_key(values: dict) -> str:
     return f"{values.get('model')}@{float(values.get('width', 1.0)):g}"
 
 
+def _model(key: str) -> str:
+    return key.split("@")[0]
+
+
+def _width(key: str) -> float:
+    return float(key.split("@")[1])
+
+
 @dataclass
 class BudgetPlan:
     """Seconds and epochs per ``model@width``, and the seconds a trial of it is given; models left out and why.
@@ -55,11 +63,11 @@ class BudgetPlan:
 
     @property
     def models(self) -> list[str]:
-        return sorted({key.split("@")[0] for key in self.epochs})
+        return sorted({_model(key) for key in self.epochs})
 
     @property
     def widths(self) -> list[float]:
-        return sorted({float(key.split("@")[1]) for key in self.epochs})
+        return sorted({_width(key) for key in self.epochs})
 
     def epochs_for(self, values: dict, seconds_left: float) -> int | None:
         """The epochs this config gets with ``seconds_left`` before the deadline.
@@ -88,7 +96,7 @@ class BudgetPlan:
         merged = {**fixed, **seed}
         if self.epochs_for(merged, float("inf")) != 0:
             return seed
-        widths = sorted(float(key.split("@")[1]) for key in self.epochs if key.split("@")[0] == merged.get("model"))
+        widths = sorted(_width(key) for key in self.epochs if _model(key) == merged.get("model"))
         if not widths or "width" not in seed:
             return None
         narrower = [w for w in widths if w <= float(seed["width"])]
@@ -207,7 +215,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     grace = space.grace_period
     epochs, fastest, allotted = {}, {}, {}
     for key, seconds in measured.items():
-        model = key.split("@")[0]
+        model = _model(key)
         fastest[model] = min(fastest.get(model, seconds), seconds)
         if grace * seconds <= share:
             fitted, allotted[key] = int(share / seconds), share
@@ -218,15 +226,15 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
                 # So a trial may take the slot's whole budget; the seed recipe runs first.
                 fitted, allotted[key] = int(budget_s / seconds), budget_s
             epochs[key] = max(grace, min(space.max_epochs, fitted))
-    kept = {key.split("@")[0] for key in epochs}
+    kept = {_model(key) for key in epochs}
     skipped = {m: f"an epoch takes ~{s:.0f} s here; its first rung ({grace} epoch{'s' * (grace > 1)}) does not fit "
                   f"a trial's share ({share:.0f} s)" for m, s in fastest.items() if m not in kept}
     if not epochs:
         key = min(measured, key=measured.get)
-        skipped.pop(key.split("@")[0])
+        skipped.pop(_model(key))
         epochs[key] = grace
     # widths of a kept model that are too slow still run, at one rung
-    epochs.update({key: grace for key in measured if key.split("@")[0] in kept and key not in epochs})
+    epochs.update({key: grace for key in measured if _model(key) in kept and key not in epochs})
     # the widths above, and the fallback, run their first rung only: given that rung's time
     allotted.update({key: grace * measured[key] for key in epochs if key not in allotted})
     return BudgetPlan(dict(measured), epochs, skipped, grace, allotted)
