@@ -1,8 +1,8 @@
 """Fitting trials to a time budget on the hardware at hand.
 
 A search with ``--time-budget`` first measures the seconds an epoch takes
-here for each model (and width) the space can choose: a few training steps at
-the space's largest batch size, on the threads a trial gets.  With those:
+here for each model (and width) the space can choose: a few training steps on
+the threads a trial gets.  With those:
 
 * models whose first ASHA rung cannot finish within a fair share of the
   budget are left out, with the reason printed;
@@ -30,6 +30,12 @@ from autocls.search.space import SearchSpace
 # leaves nothing to compare or ensemble; more makes every trial too short.
 TRIALS_PER_SLOT = 2
 EPOCH_MARGIN = 1.15  # an epoch over the few timed steps: a trial cut before its schedule ends loses its best epochs
+# On a CPU an image costs about the same in a batch of 128 as of 512, and the calibration is
+# time the search does not train: timing cpu-small's six configs at 128 took 17 s on 2 cores
+# (2026-11-28), at its largest batch (512) 88 s, and the two estimates were within 20% of each
+# other and of the trials' real epochs (which re-fit their length from their first one anyway).
+# A GPU times the space's largest batch: small batches there are launch-bound, several times slower per image.
+CPU_TIMING_BATCH = 128
 
 
 def config_key(values: dict) -> str:
@@ -149,13 +155,14 @@ def configs(space: SearchSpace) -> list[dict]:
     return [{"model": m, "width": w} for m in models for w in (widths if accepts_width(m) else [1.0])]
 
 
-def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3,
+def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
                       device: str = "cpu") -> dict[str, float]:
     """Measured seconds of one epoch (training plus evaluation of val and test) per ``model@width``.
 
     Each trains ``steps`` steps (after one warm-up step) on a batch of the real
-    images at the space's largest batch size, channels-last as the trainer runs,
-    on ``device`` (bf16 autocast where it is fast, as the trainer runs there).  A search
+    images, channels-last as the trainer runs, on ``device`` (bf16 autocast
+    where it is fast, as the trainer runs there): at the space's largest batch
+    size on a GPU, at most :data:`CPU_TIMING_BATCH` images on a CPU.  A search
     whose trials run on other machines (``--address``) times them here: a guess.
     """
     from autocls.data.augment import BatchAugment
@@ -163,6 +170,8 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 3,
     from autocls.models.registry import model_from_config
 
     batch = _largest(space, "batch_size", 128)
+    if device == "cpu":
+        batch = min(batch, CPU_TIMING_BATCH)
     n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
     batch = min(batch, n_train - n_train % 2)
     previous = torch.get_num_threads()
