@@ -34,6 +34,25 @@ def trained_precision(config: dict, device: torch.device) -> dict:
     return {"channels_last": config.get("channels_last", True), "amp": config.get("amp", True) and fast_bf16(device)}
 
 
+def load_trained_model(config: dict, weights_file, num_classes: int, in_chans: int,
+                       device: torch.device) -> torch.nn.Module:
+    """A trained model ready to predict: built from its ``config``, its safetensors weights loaded, on ``device``
+    in the memory layout it was trained and predicted in (see :func:`trained_precision`).
+
+    Example:
+        >>> device = resolve_device("auto")
+        >>> model = load_trained_model(config, "run/weights.safetensors", num_classes=10, in_chans=3, device=device)
+        >>> probs = predict_proba(model, images, normalize, **trained_precision(config, device))
+    """
+    from autocls.artifacts import load_weights
+    from autocls.models.registry import model_from_config
+
+    model = model_from_config(config, num_classes, in_chans=in_chans)
+    load_weights(model, weights_file)
+    layout = torch.channels_last if trained_precision(config, device)["channels_last"] else torch.contiguous_format
+    return model.to(device, memory_format=layout).eval()
+
+
 @functools.cache
 def _cpu_has_bf16() -> bool:
     # torch exposes this check only privately; Linux names the instructions in /proc/cpuinfo

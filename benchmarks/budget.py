@@ -102,16 +102,13 @@ def recipe_arm(data: Path, work: Path, budget_s: float) -> dict:
 
 def flip_tta_test_acc(run_dir: Path, recipe: dict, data) -> float:
     """Test top-1 of a trained run's best weights with flip TTA, as a flip-TTA ensemble predicts."""
-    from autocls.artifacts import WEIGHTS_FILE, load_weights
+    from autocls.artifacts import WEIGHTS_FILE
     from autocls.data.augment import BatchAugment
-    from autocls.inference import predict_proba, trained_precision
-    from autocls.models.registry import model_from_config
+    from autocls.inference import load_trained_model, predict_proba, trained_precision
 
-    model = model_from_config(recipe, data.num_classes, in_chans=data.image_shape[0])
-    load_weights(model, run_dir / WEIGHTS_FILE)
-    options = trained_precision(recipe, torch.device("cpu"))
-    if options["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
+    device = torch.device("cpu")
+    model = load_trained_model(recipe, run_dir / WEIGHTS_FILE, data.num_classes, data.image_shape[0], device)
+    options = trained_precision(recipe, device)
     normalize = BatchAugment(data.mean, data.std, image_size=recipe.get("image_size")).normalize
     probs = predict_proba(model, data.test_x, normalize, flip_tta=True, **options)
     return float((probs.argmax(1) == data.test_y).float().mean())

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from autocls.artifacts import SPLIT_FILE, load_weights, sha256_file, study_store, trial_artifacts
+from autocls.artifacts import SPLIT_FILE, sha256_file, study_store, trial_artifacts
 
 from autocls.ensemble.metrics import summary
 from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_selection, hard_vote, soft_vote
@@ -205,20 +205,15 @@ def _recompute_with_flip(members: list[Member], data, deadline: float | None = N
     from one timed batch first; when the next member would end after the
     deadline, no member is changed and the reason is returned.
     """
-    import torch
-
     from autocls.data.augment import BatchAugment
-    from autocls.inference import predict_proba, resolve_device, trained_precision
-    from autocls.models.registry import model_from_config
+    from autocls.inference import load_trained_model, predict_proba, resolve_device, trained_precision
 
     device = resolve_device("auto")
     images = len(data.val_x) + len(data.test_x)
     recomputed = []
     for m in members:
-        model = model_from_config(m.config, data.num_classes, in_chans=data.image_shape[0])
-        load_weights(model, m.weights_file)
+        model = load_trained_model(m.config, m.weights_file, data.num_classes, data.image_shape[0], device)
         options = trained_precision(m.config, device)  # as the trial predicted, and as predict will
-        model.to(device, memory_format=torch.channels_last if options["channels_last"] else torch.contiguous_format)
         normalize = BatchAugment(data.mean, data.std, image_size=m.config.get("image_size")).normalize
         if deadline is not None:
             probe = data.val_x[:256]

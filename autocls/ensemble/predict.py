@@ -10,7 +10,7 @@ import torch
 
 from autocls.data.augment import BatchAugment
 from autocls.data.sources import IMAGE_EXTENSIONS, decode_images
-from autocls.artifacts import load_weights, sha256_file
+from autocls.artifacts import sha256_file
 from autocls.ensemble.build import FORMAT_VERSION, manifest_digest
 from autocls.ensemble.voting import apply_temperature, hard_vote, soft_vote
 from autocls.errors import UserError
@@ -76,8 +76,7 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
     Weights are read with safetensors only, and only from inside the folder:
     nothing in it is unpickled, and no path in the manifest leads out of it.
     """
-    from autocls.inference import resolve_device, trained_precision
-    from autocls.models.registry import model_from_config
+    from autocls.inference import load_trained_model, resolve_device
 
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -92,11 +91,8 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
             raise UserError(f"ensemble member file '{path}' is missing")
         if sha256_file(path) != member["sha256"]:
             raise UserError(f"ensemble member file '{path}' does not match its recorded hash (modified or corrupt)")
-        model = model_from_config(member["config"], len(manifest["classes"]), in_chans=manifest["image_shape"][0])
-        load_weights(model, path)
-        channels_last = trained_precision(member["config"], device_obj)["channels_last"]  # as the trial predicted
-        models.append(model.to(device_obj, memory_format=torch.channels_last if channels_last else
-                               torch.contiguous_format).eval())
+        models.append(load_trained_model(member["config"], path, len(manifest["classes"]), manifest["image_shape"][0],
+                                         device_obj))
     return LoadedEnsemble(folder, manifest, models, device_obj)
 
 
