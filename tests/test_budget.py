@@ -178,3 +178,27 @@ def test_a_cpu_calibration_times_small_batches_of_every_config(monkeypatch):
     assert set(measured) == {"lenet@0.25", "lenet@0.5", "resnet9@0.25", "resnet9@0.5"}
     assert batches == [CPU_TIMING_BATCH] * 4 * 3  # a warm-up and two timed steps each, of 128 images not 512
     assert measured["resnet9@0.5"] > measured["lenet@0.5"] > 0
+
+
+def test_near_the_deadline_only_models_that_fit_are_proposed(tmp_path):
+    """Regression: the last two minutes of a 20-minute search told nine proposals PRUNED unstarted."""
+    import optuna
+
+    from autocls.artifacts import ArtifactStore
+    from autocls.search.budget import BudgetPlan
+    from autocls.search.searcher import OptunaSearcher
+
+    space = SearchSpace.from_yaml(SPACE.replace("resnext29_8x64d", "resnet9"))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("uid", "u")
+    p = BudgetPlan({"lenet@1": 5.0, "resnet9@1": 100.0}, {"lenet@1": 8, "resnet9@1": 3}, {}, grace_period=3)
+    searcher = OptunaSearcher(study, space, ArtifactStore(tmp_path), extra_config={}, plan=p,
+                              trial_deadline=time.time() + 10**4)
+    searcher.started = 1  # mid-search (the session's first trial always starts)
+    assert p.fitting(seconds_left=10**4) == [{"model": "lenet", "width": 1.0}, {"model": "resnet9", "width": 1.0}]
+    proposed = {searcher.suggest(f"t{i}")["train"]["model"] for i in range(12)}
+    assert proposed == {"lenet", "resnet9"}  # with time to spare, the sampler chooses
+    searcher.trial_deadline = time.time() + 200  # a resnet9 rung (300 s) no longer fits; lenet's (15 s) does
+    assert p.fitting(seconds_left=200) == [{"model": "lenet", "width": 1.0}]
+    assert {searcher.suggest(f"u{i}")["train"]["model"] for i in range(12)} == {"lenet"}
+    assert not [t for t in study.trials if t.state == TrialState.PRUNED]  # none proposed only to be turned away

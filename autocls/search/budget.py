@@ -87,6 +87,17 @@ class BudgetPlan:
         fits = min(self.epochs[key], seconds_left // self.seconds[key])  # seconds_left may be infinite
         return 0 if fits < min(self.grace_period, self.epochs[key]) else int(fits)
 
+    def fitting(self, seconds_left: float) -> list[dict]:
+        """The kept ``model``/``width`` pairs whose first rung still ends within ``seconds_left``.
+
+        Example:
+            >>> p = BudgetPlan({"resnet9@0.25": 9.0, "resnet9@0.5": 30.0}, {"resnet9@0.25": 4, "resnet9@0.5": 2}, {})
+            >>> p.fitting(seconds_left=20)
+            [{'model': 'resnet9', 'width': 0.25}]
+        """
+        pairs = [{"model": _model(key), "width": _width(key)} for key in sorted(self.epochs)]
+        return [values for values in pairs if self.epochs_for(values, seconds_left) != 0]
+
     def fitted_seed(self, seed: dict, fixed: dict) -> dict | None:
         """A seed recipe as it may run: unchanged, or at a width the plan kept for its model, or None.
 
