@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -39,9 +40,12 @@ def cmd_train(args) -> int:
 
     from autocls.data import prepare_data
     from autocls.models.registry import check_model_name
+    from autocls.search.cli import parse_duration
     from autocls.training import train
     from autocls.training.config import from_settings, load_settings
 
+    started = time.time()  # the budget counts loading the data too
+    budget_s = parse_duration(args.time_budget) if args.time_budget else None
     overrides = _overrides(args)
     if args.dataset:
         overrides["dataset"] = args.dataset
@@ -55,9 +59,12 @@ def cmd_train(args) -> int:
 
         def report(m: dict) -> None:
             info = f"val {m['val_acc']:.2%}  loss {m['train_loss']:.3f}  {m.get('images_per_s', 0):,.0f} img/s"
-            progress.update(task, completed=m["epoch"], info=info)
+            progress.update(task, completed=m["epoch"], total=m.get("epochs", cfg.epochs), info=info)
 
-        result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime)
+        # With a budget the config's epochs are the most it trains: after the first epoch the run
+        # re-fits its length (and schedule) to end within the budget, and stops at it regardless.
+        end = started + budget_s if budget_s else None
+        result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end)
     table = Table(title=f"{cfg.model} on {runtime.dataset}: {result.status}")
     for col in ("epoch", "train loss", "val loss", "val top-1", "img/s"):
         table.add_column(col, justify="right")
@@ -67,7 +74,9 @@ def cmd_train(args) -> int:
     Console().print(table)
     test = f", test top-1 {result.test_acc:.2%}" if result.test_acc is not None else ""
     Console().print(f"best val top-1 {result.best_val_acc:.2%} at epoch {result.best_epoch}{test}; saved to {out_dir}", markup=False)
-    if result.status != "complete":
+    if result.status == "time_budget":  # asked for: the best epoch's weights and test score are kept
+        console.print(Text(f"stopped by --time-budget after epoch {result.epochs_run}: {result.reason}"))
+    elif result.status != "complete":
         console.print(Text(f"stopped: {result.reason}", style="red"))
         return 1
     return 0
@@ -95,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", nargs="?", help="dataset name or ImageFolder path (overrides the config's)")
     p.add_argument("--config", help="YAML file of TrainConfig fields")
     p.add_argument("--out", help="output folder (default runs/<dataset>-<model>)")
+    p.add_argument("--time-budget", help="wall-clock budget, e.g. 20m: the config's epochs are a ceiling, re-fitted "
+                                         "after the first epoch to end within it")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 

@@ -7,9 +7,10 @@ same wall-clock budget on this machine's cores:
 
   (a) ``autocls search <folder> --time-budget B``: the automatic preset, trials
       sized to the budget, and the closing ensemble;
-  (b) the preset's first seed recipe trained alone with ``autocls train`` on all
-      cores, its epochs set to fill the budget (from the measured epoch time);
-      scored plain and with flip TTA (which (a)'s ensemble may choose on val);
+  (b) the preset's first seed recipe trained alone with ``autocls train
+      --time-budget B`` on all cores: its epochs re-fitted from its first one
+      to fill the budget, as (a)'s trials are; scored plain and with flip TTA
+      (which (a)'s ensemble may choose on val);
   (c) ``autocls search ... --sampler random``: random search, same preset.
 
 Printed per arm: wall time, best single model's and ensemble's test top-1.  The
@@ -74,30 +75,23 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
 
 
-def recipe_arm(data: Path, work: Path, budget_s: float) -> dict:
-    """The preset's first seed on all cores, epochs to fill the budget (less start-up and final evaluation)."""
+def recipe_arm(data: Path, work: Path, budget: str) -> dict:
+    """The preset's first seed on all cores with ``autocls train --time-budget``: its full length as the
+    ceiling, re-fitted after its first epoch to fill the budget, as a trial of (a) is."""
     from autocls.data import prepare_data
-    from autocls.search.budget import seconds_per_epoch
     from autocls.search.space import SearchSpace
 
     space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
-    recipe = {**space.fixed, **space.seeds[0]}
-    one = SearchSpace.from_yaml(json.dumps({"fixed": {k: v for k, v in recipe.items() if k != "width"},
-                                            "params": {"width": {"type": "categorical",
-                                                                 "choices": [recipe.get("width", 1.0)]}}}))
-    start = time.time()
-    data_splits = prepare_data(str(data))
-    per_epoch = list(seconds_per_epoch(one, data_splits, threads=os.cpu_count()).values())[0]
-    overhead = time.time() - start + 20  # loading, as measured, and the closing test prediction
-    recipe["epochs"] = max(1, int((budget_s - overhead) / per_epoch))
+    recipe = {**space.fixed, **space.seeds[0], "epochs": space.max_epochs}
     config = work / "recipe.yaml"
     config.write_text(json.dumps(recipe))
-    run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / "recipe")], work)
-    wall = time.time() - start
+    wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / "recipe"),
+                   "--time-budget", budget], work)
     result = json.loads((work / "recipe" / "result.json").read_text())
     return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1,
-            "flip": flip_tta_test_acc(work / "recipe", recipe, data_splits),  # after the clock: (b) with TTA's cost left out
-            "preset": f"seed recipe, {recipe['epochs']} epochs"}
+            # after the clock: (b) with TTA's cost left out
+            "flip": flip_tta_test_acc(work / "recipe", recipe, prepare_data(str(data))),
+            "preset": f"seed recipe, {result['epochs_run']} epochs"}
 
 
 def flip_tta_test_acc(run_dir: Path, recipe: dict, data) -> float:
@@ -132,7 +126,7 @@ def main() -> None:
     arms = {}
     arms["(a) autocls search"] = search_arm(data, work, args.budget, "a", [])
     print("(a)", arms["(a) autocls search"], flush=True)
-    arms["(b) best seed alone"] = recipe_arm(data, work, budget_s)
+    arms["(b) best seed alone"] = recipe_arm(data, work, args.budget)
     print("(b)", arms["(b) best seed alone"], flush=True)
     arms["(c) random search"] = search_arm(data, work, args.budget, "c", ["--sampler", "random"])
     print("(c)", arms["(c) random search"], flush=True)

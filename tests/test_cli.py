@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -19,12 +20,24 @@ def test_train_prints_a_metrics_table(tmp_path, capsys):
     assert (tmp_path / "run" / "best.safetensors").exists()
 
 
+def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):
+    """The config's epochs are a ceiling: 500 LeNet epochs do not fit 15 s, so the run re-fits and completes."""
+    code = main(["train", "digits", "--model", "lenet", "--epochs", "500", "--optimizer", "adam", "--lr", "0.003",
+                 "--time-budget", "15s", "--out", str(tmp_path / "run")])
+    assert code == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert result["status"] == "complete" and 2 <= result["epochs_run"] < 500
+    assert history[-1]["epochs"] == result["epochs_run"] and result["test_acc"] > 0.5
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "cifar11"], "unknown dataset 'cifar11'"),
     (["train", "digits", "--model", "resnet19"], "unknown model 'resnet19'"),
     (["train", "./no/such/folder"], "does not exist"),
     (["train", "digits", "--lr", "abc"], "lr: expected float"),
     (["train", "digits", "--config", "missing.yaml"], "config file 'missing.yaml' does not exist"),
+    (["train", "digits", "--time-budget", "soon"], "cannot read 'soon'"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, message):
     proc = run_cli(*args)
