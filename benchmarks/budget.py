@@ -19,6 +19,7 @@ threads is printed too; compare arms of the same run only.
 
     python benchmarks/budget.py                 # 20 minutes per arm (about an hour)
     python benchmarks/budget.py --budget 3m     # a smoke run
+    python benchmarks/budget.py --arms ab       # (a) and (b) only
 """
 from __future__ import annotations
 
@@ -111,7 +112,10 @@ def flip_tta_test_acc(run_dir: Path, recipe: dict, data) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="20m", help="wall-clock budget per arm (default 20m)")
+    parser.add_argument("--arms", default="abc", help="which arms to run, e.g. ab (default abc)")
     args = parser.parse_args()
+    if not args.arms or set(args.arms) - set("abc"):
+        parser.error(f"--arms: letters of abc, got '{args.arms}'")
     budget_s = parse_duration(args.budget)
     cores = os.cpu_count()
     print(f"machine: {cores} cores, fp32 matmul {matmul_gflops(cores):.0f} GFLOP/s on {cores} threads, "
@@ -124,16 +128,21 @@ def main() -> None:
 
     prepare_data(str(data))
     arms = {}
-    arms["(a) autocls search"] = search_arm(data, work, args.budget, "a", [])
-    print("(a)", arms["(a) autocls search"], flush=True)
-    arms["(b) best seed alone"] = recipe_arm(data, work, args.budget)
-    print("(b)", arms["(b) best seed alone"], flush=True)
-    arms["(c) random search"] = search_arm(data, work, args.budget, "c", ["--sampler", "random"])
-    print("(c)", arms["(c) random search"], flush=True)
+    if "a" in args.arms:
+        arms["(a) autocls search"] = search_arm(data, work, args.budget, "a", [])
+        print("(a)", arms["(a) autocls search"], flush=True)
+    if "b" in args.arms:
+        arms["(b) best seed alone"] = recipe_arm(data, work, args.budget)
+        print("(b)", arms["(b) best seed alone"], flush=True)
+    if "c" in args.arms:
+        arms["(c) random search"] = search_arm(data, work, args.budget, "c", ["--sampler", "random"])
+        print("(c)", arms["(c) random search"], flush=True)
     print(f"\n{'arm':24s} {'wall s':>8s} {'/budget':>8s} {'trials':>7s} {'single':>8s} {'ensemble':>9s}")
     for name, a in arms.items():
         ens = f"{a['ensemble']:.2%}" if a["ensemble"] is not None else "-"
         print(f"{name:24s} {a['wall_s']:8.0f} {a['wall_s'] / budget_s:8.3f} {a['trials']:7d} {a['single']:8.2%} {ens:>9s}")
+    if not {"(a) autocls search", "(b) best seed alone"} <= set(arms):
+        return
     a, b = arms["(a) autocls search"], arms["(b) best seed alone"]
     print(f"\n(a) {a['tta']}; (b) with flip TTA: {b['flip']:.2%}")
     print(f"(a) ensemble - (b) single: {100 * (a['ensemble'] - b['single']):+.2f} points "
