@@ -21,14 +21,17 @@ def test_train_prints_a_metrics_table(tmp_path, capsys):
 
 
 def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):
-    """The config's epochs are a ceiling: 500 LeNet epochs do not fit 15 s, so the run re-fits and completes."""
+    """The config's epochs are a ceiling: 500 LeNet epochs do not fit 15 s, so the run re-fits after its first."""
     code = main(["train", "digits", "--model", "lenet", "--epochs", "500", "--optimizer", "adam", "--lr", "0.003",
                  "--time-budget", "15s", "--out", str(tmp_path / "run")])
     assert code == 0
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert result["status"] == "complete" and 2 <= result["epochs_run"] < 500
-    assert history[-1]["epochs"] == result["epochs_run"] and result["test_acc"] > 0.5
+    assert 2 <= history[-1]["epochs"] < 500 and result["test_acc"] > 0.5
+    # re-fitted from the first epoch alone: when later epochs run slower (a busy machine), the budget
+    # stops the run before its new length, keeping its best epoch
+    assert (result["status"], result["epochs_run"]) == ("complete", history[-1]["epochs"]) or \
+        result["status"] == "time_budget"
 
 
 @pytest.mark.parametrize("args, message", [
