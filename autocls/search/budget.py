@@ -167,22 +167,24 @@ def configs(space: SearchSpace) -> list[dict]:
 
 
 def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
-                      device: str = "cpu") -> dict[str, float]:
+                      device: str = "cpu", batch: int | None = None) -> dict[str, float]:
     """Measured seconds of one epoch (training plus evaluation of val and test) per ``model@width``.
 
     Each trains ``steps`` steps (after one warm-up step) on a batch of the real
     images, channels-last as the trainer runs, on ``device`` (bf16 autocast
-    where it is fast, as the trainer runs there): at the space's largest batch
-    size on a GPU, at most :data:`CPU_TIMING_BATCH` images on a CPU.  A search
-    whose trials run on other machines (``--address``) times them here: a guess.
+    where it is fast, as the trainer runs there): ``batch`` images a step, by
+    default the space's largest batch size on a GPU and at most
+    :data:`CPU_TIMING_BATCH` on a CPU.  A search whose trials run on other
+    machines (``--address``) times them here: a guess.
     """
     from autocls.data.augment import BatchAugment
     from autocls.inference import fast_bf16
     from autocls.models.registry import model_from_config
 
-    batch = _largest(space, "batch_size", 128)
-    if device == "cpu":
-        batch = min(batch, CPU_TIMING_BATCH)
+    if batch is None:
+        batch = _largest(space, "batch_size", 128)
+        if device == "cpu":
+            batch = min(batch, CPU_TIMING_BATCH)
     n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
     batch = min(batch, n_train - n_train % 2)
     previous = torch.get_num_threads()

@@ -1,0 +1,63 @@
+"""The budget's calibration on this CPU: timing small batches vs the space's largest, side by side.
+
+A budgeted search first times an epoch of every model/width its space can
+choose (``autocls.search.budget.seconds_per_epoch``); that time is taken from
+the budget before any trial trains.  On a CPU it times 128-image steps (a
+warm-up and two timed steps); this prints what that costs and estimates
+against the space's largest batch with three timed steps, as it did before.
+Random images (speed does not depend on pixel values) in CIFAR-10's shapes:
+45,000 training images, 5,000 val and 5,000 test.  The trials' real epochs
+are in ``budget.py``'s runs (RESULTS.md).
+
+    python benchmarks/calibration.py                    # the cpu-small preset
+    python benchmarks/calibration.py --space cifar10
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from autocls.search.budget import CPU_TIMING_BATCH, seconds_per_epoch  # noqa: E402
+from autocls.search.space import SearchSpace  # noqa: E402
+
+
+def cifar10_shaped(n_train: int = 45_000, n_eval: int = 5_000) -> SimpleNamespace:
+    """What the calibration reads of a DataSplits: the train images it steps on and the split sizes."""
+    generator = torch.Generator().manual_seed(0)
+    return SimpleNamespace(train_x=torch.randint(0, 256, (1024, 3, 32, 32), dtype=torch.uint8, generator=generator),
+                           train_y=torch.randint(0, 10, (n_train,), generator=generator),
+                           val_y=torch.zeros(n_eval, dtype=torch.int64), test_y=torch.zeros(n_eval, dtype=torch.int64),
+                           mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26), image_shape=(3, 32, 32), num_classes=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="cpu-small")
+    args = parser.parse_args()
+    space = SearchSpace.load(args.space)
+    largest = max(space.params["batch_size"].choices) if "batch_size" in space.params else space.fixed.get("batch_size", 128)
+    data, threads = cifar10_shaped(), os.cpu_count()
+    runs = {}
+    for label, batch, steps in (("small", CPU_TIMING_BATCH, 2), ("largest", largest, 3)):
+        start = time.perf_counter()
+        runs[label] = (seconds_per_epoch(space, data, threads=threads, steps=steps, batch=batch),
+                       time.perf_counter() - start)
+        print(f"{label}: batch {batch}, a warm-up and {steps} timed steps per config: {runs[label][1]:.1f} s", flush=True)
+    small, large = runs["small"][0], runs["largest"][0]
+    print(f"\n{'config':18s} {'s/epoch @' + str(CPU_TIMING_BATCH):>14s} {'s/epoch @' + str(largest):>14s} {'ratio':>7s}")
+    for key in small:
+        print(f"{key:18s} {small[key]:14.0f} {large[key]:14.0f} {small[key] / large[key]:7.2f}")
+    print(f"\ncalibration time, largest batch / small batch: {runs['largest'][1] / runs['small'][1]:.1f}x "
+          f"({runs['largest'][1]:.0f} s vs {runs['small'][1]:.0f} s on {threads} threads)")
+
+
+if __name__ == "__main__":
+    main()
