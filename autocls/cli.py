@@ -75,7 +75,7 @@ def cmd_train(args) -> int:
     test = f", test top-1 {result.test_acc:.2%}" if result.test_acc is not None else ""
     Console().print(f"best val top-1 {result.best_val_acc:.2%} at epoch {result.best_epoch}{test}; saved to {out_dir}", markup=False)
     if result.status == "time_budget":  # asked for: the best epoch's weights and test score are kept
-        console.print(Text(f"stopped by --time-budget after epoch {result.epochs_run}: {result.reason}"))
+        console.print(Text(f"stopped by --time-budget after epoch {result.epochs_run}; its best epoch is kept"))
     elif result.status != "complete":
         console.print(Text(f"stopped: {result.reason}", style="red"))
         return 1
