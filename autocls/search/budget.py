@@ -32,9 +32,11 @@ TRIALS_PER_SLOT = 2
 EPOCH_MARGIN = 1.15  # an epoch over the few timed steps: a trial cut before its schedule ends loses its best epochs
 # On a CPU an image costs about the same in a batch of 128 as of 512, and the calibration is
 # time the search does not train: timing cpu-small's six configs at 128 took 17 s on 2 cores
-# (2026-11-28), at its largest batch (512) 88 s, and the two estimates were within 20% of each
-# other and of the trials' real epochs (which re-fit their length from their first one anyway).
-# A GPU times the space's largest batch: small batches there are launch-bound, several times slower per image.
+# (2026-11-28), at its largest batch (512) 88 s, with estimates within 20% of each other
+# (benchmarks/calibration.py).  Two timed steps are noisy (188 s estimated for an epoch that
+# took 140 s, in one run); a trial re-fits its length from its own first epoch, so the plan
+# needs only rough figures.  A GPU times the space's largest batch: small batches there are
+# launch-bound, several times slower per image.
 CPU_TIMING_BATCH = 128
 
 
