@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--space", default="cpu-small")
     args = parser.parse_args()
     space = SearchSpace.load(args.space)
-    largest = max(space.params["batch_size"].choices) if "batch_size" in space.params else space.fixed.get("batch_size", 128)
+    largest = space.largest("batch_size", 128)
     data, threads = cifar10_shaped(), os.cpu_count()
     runs = {}
     for label, batch, steps in (("small", CPU_TIMING_BATCH, 2), ("largest", largest, 3)):

@@ -113,3 +113,11 @@ def test_the_preset_follows_the_hardware():
     assert default_space("digits", gpus=0)[0] == "digits"
     cpu = SearchSpace.load("cpu-small")  # small nets, the fastest first
     assert max(cpu.params["width"].choices) <= 0.75 and cpu.seeds[0]["model"] == "airbench"
+
+
+def test_largest_reads_a_choice_a_bound_a_fixed_value_or_the_default():
+    space = SearchSpace.from_yaml("fixed: {epochs: 7}\nparams:\n  batch_size: {type: categorical, choices: [512, 128]}\n"
+                                  "  lr: {type: float, low: 0.01, high: 0.3}")
+    assert space.largest("batch_size") == 512 and space.largest("lr") == 0.3
+    assert space.largest("epochs") == 7 == space.max_epochs
+    assert space.largest("width", 1.0) == 1.0

@@ -184,7 +184,7 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
     from autocls.models.registry import model_from_config
 
     if batch is None:
-        batch = _largest(space, "batch_size", 128)
+        batch = space.largest("batch_size", 128)
         if device == "cpu":
             batch = min(batch, CPU_TIMING_BATCH)
     n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
@@ -268,9 +268,3 @@ def _synchronize(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
 
-
-def _largest(space: SearchSpace, name: str, default):
-    if name in space.params:
-        param = space.params[name]
-        return max(param.choices) if param.type == "categorical" else param.high
-    return space.fixed.get(name, default)

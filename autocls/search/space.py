@@ -94,9 +94,19 @@ class SearchSpace:
     @property
     def max_epochs(self) -> int:
         """The longest any trial trains: ASHA's ``max_t``."""
-        if "epochs" in self.params:
-            return int(self.params["epochs"].high if self.params["epochs"].type != "categorical" else max(self.params["epochs"].choices))
-        return int(self.fixed.get("epochs", TrainConfig.epochs))
+        return int(self.largest("epochs", TrainConfig.epochs))
+
+    def largest(self, name: str, default=None):
+        """The largest value ``name`` takes in this space: its highest choice or bound, its fixed value, or ``default``.
+
+        Example:
+            >>> SearchSpace.from_yaml("params: {batch_size: {type: categorical, choices: [128, 512]}}").largest("batch_size")
+            512
+        """
+        if name in self.params:
+            param = self.params[name]
+            return max(param.choices) if param.type == "categorical" else param.high
+        return self.fixed.get(name, default)
 
     @property
     def multi_objective(self) -> bool:
