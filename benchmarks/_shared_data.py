@@ -38,7 +38,8 @@ def split_folders(train: Path, root: Path, val: int = 500, test: int = 500, seed
     return root
 
 
-def split_cifar10(work: Path) -> Path:
-    """All 50,000 shared photos under ``work``, split 40k / 5k / 5k (train / val / test, stratified, seeded)."""
+def split_cifar10(work: Path, train_per_class: int = 4000) -> Path:
+    """The shared photos under ``work``, split stratified and seeded: 500 val and 500 test images per class, and
+    ``train_per_class`` training images (all the rest by default: 40k / 5k / 5k)."""
     (work / "jpg").mkdir(parents=True, exist_ok=True)
-    return split_folders(cifar10_jpg_folder(5000, work / "jpg"), work / "cifar10")
+    return split_folders(cifar10_jpg_folder(1000 + train_per_class, work / "jpg"), work / "cifar10")

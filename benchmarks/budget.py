@@ -9,7 +9,8 @@ same wall-clock budget on this machine's cores:
       sized to the budget, and the closing ensemble;
   (b) the preset's first seed recipe trained alone with ``autocls train
       --time-budget B`` on all cores: its epochs re-fitted from its first one
-      to fill the budget, as (a)'s trials are; scored plain and with flip TTA
+      to fill the budget, as (a)'s trials are (up to ``--recipe-epochs``, by
+      default the preset's longest trial); scored plain and with flip TTA
       (which (a)'s ensemble may choose on val);
   (c) ``autocls search ... --sampler random``: random search, same preset.
 
@@ -20,6 +21,14 @@ threads is printed too; compare arms of the same run only.
     python benchmarks/budget.py                 # 20 minutes per arm (about an hour)
     python benchmarks/budget.py --budget 3m     # a smoke run
     python benchmarks/budget.py --arms ab       # (a) and (b) only
+
+Where several of the preset's full-length trials fit the budget (a GPU, a
+longer budget), the search can ensemble them; on 2 CPU cores and 20 minutes of
+all 40k training images one trial fills the budget.  ``--train-per-class``
+trains on fewer images to measure the first regime on a CPU; give (b) a
+ceiling that fills the budget there (``--recipe-epochs``):
+
+    python benchmarks/budget.py --arms ab --train-per-class 500 --recipe-epochs 64
 """
 from __future__ import annotations
 
@@ -76,14 +85,14 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
 
 
-def recipe_arm(data: Path, work: Path, budget: str) -> dict:
+def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None) -> dict:
     """The preset's first seed on all cores with ``autocls train --time-budget``: its full length as the
     ceiling, re-fitted after its first epoch to fill the budget, as a trial of (a) is."""
     from autocls.data import prepare_data
     from autocls.search.space import SearchSpace
 
     space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
-    recipe = {**space.fixed, **space.seeds[0], "epochs": space.max_epochs}
+    recipe = {**space.fixed, **space.seeds[0], "epochs": epochs or space.max_epochs}
     config = work / "recipe.yaml"
     config.write_text(json.dumps(recipe))
     wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / "recipe"),
@@ -113,15 +122,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="20m", help="wall-clock budget per arm (default 20m)")
     parser.add_argument("--arms", default="abc", help="which arms to run, e.g. ab (default abc)")
+    parser.add_argument("--train-per-class", type=int, default=4000,
+                        help="training images per class (default 4000, all; val and test keep 500 each)")
+    parser.add_argument("--recipe-epochs", type=int, default=None,
+                        help="(b)'s most epochs, re-fitted down to its budget (default: the preset's longest trial)")
     args = parser.parse_args()
     if not args.arms or set(args.arms) - set("abc"):
         parser.error(f"--arms: letters of abc, got '{args.arms}'")
+    if not 1 <= args.train_per_class <= 4000:
+        parser.error(f"--train-per-class: 1 to 4000, got {args.train_per_class}")
     budget_s = parse_duration(args.budget)
     cores = os.cpu_count()
     print(f"machine: {cores} cores, fp32 matmul {matmul_gflops(cores):.0f} GFLOP/s on {cores} threads, "
-          f"{matmul_gflops(1):.0f} on 1; budget {budget_s:.0f} s per arm", flush=True)
+          f"{matmul_gflops(1):.0f} on 1; budget {budget_s:.0f} s per arm; "
+          f"{10 * args.train_per_class} training images", flush=True)
     work = Path(tempfile.mkdtemp(prefix="autocls-budget-"))
-    data = split_cifar10(work)
+    data = split_cifar10(work, args.train_per_class)
     # decode the JPEGs into autocls's cache once, before the clocks start: otherwise the
     # first arm would pay for decoding and the later ones not
     from autocls.data import prepare_data
@@ -132,7 +148,7 @@ def main() -> None:
         arms["(a) autocls search"] = search_arm(data, work, args.budget, "a", [])
         print("(a)", arms["(a) autocls search"], flush=True)
     if "b" in args.arms:
-        arms["(b) best seed alone"] = recipe_arm(data, work, args.budget)
+        arms["(b) best seed alone"] = recipe_arm(data, work, args.budget, args.recipe_epochs)
         print("(b)", arms["(b) best seed alone"], flush=True)
     if "c" in args.arms:
         arms["(c) random search"] = search_arm(data, work, args.budget, "c", ["--sampler", "random"])
