@@ -28,12 +28,13 @@ def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung
     p = plan(space, {"lenet@1": 5.0}, budget_s=100, slots=1)
     # two full-length (40-epoch) trials do not fit: one trial may take the whole budget, 20 epochs
     assert p.epochs == {"lenet@1": 20}
-    # near the deadline a trial gets what still fits; none when not even one epoch does
-    assert p.epochs_for({"model": "lenet"}, seconds_left=22) == 4
-    assert p.epochs_for({"model": "lenet"}, 14) == 0  # 2 epochs fit, its first rung needs 3: not started
+    # near the deadline a trial gets what still fits after its start and end (9 s here); none when its
+    # first rung does not
+    assert p.epochs_for({"model": "lenet"}, seconds_left=29) == 4
+    assert p.epochs_for({"model": "lenet"}, 23) == 0  # 2 epochs fit, its first rung needs 3: not started
     # a trial's real epoch time replaces the calibration's estimate for the trials sized after it
     p.observe({"model": "lenet"}, 11.0)
-    assert p.epochs_for({"model": "lenet"}, seconds_left=44) == 4
+    assert p.epochs_for({"model": "lenet"}, seconds_left=53) == 4
     p = plan(space, {"lenet@1": 500.0}, budget_s=100, slots=1)  # nothing fits: one rung of the fastest
     assert p.epochs == {"lenet@1": 3} and not p.skipped
     # ... and a slower width of that model, though measured, does not start (a 3-minute CPU search ran
@@ -42,6 +43,21 @@ def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung
     assert p.epochs == {"lenet@0.5": 3}
     assert p.epochs_for({"model": "lenet", "width": 1.0}, seconds_left=10**4) == 0
     assert p.epochs_for({"model": "vgg11_bn"}, seconds_left=10**4) is None  # never measured: not sized
+
+
+def test_a_trial_starts_only_with_time_for_its_first_rung_and_its_end():
+    """Regression: with an epoch's time left a one-epoch trial started, and the trainer, keeping time to
+    predict the test split, cut it inside that epoch (twice at the end of a 20-minute CPU search on 5,000
+    training images, where evaluating val and test is 40% of an epoch)."""
+    from autocls.search.budget import eval_share
+
+    space = SearchSpace.from_yaml(SPACE.replace("grace_period: 3", "grace_period: 1"))
+    share = eval_share(n_train=5_000, n_eval=10_000)
+    assert 0.39 < share < 0.41 and eval_share(40_000, 10_000) < 0.08
+    p = plan(space, {"lenet@1": 20.0}, budget_s=100, slots=1, share_evaluating=share)
+    assert p.epochs_for({"model": "lenet"}, seconds_left=25) == 0  # the epoch fits; its end (~21 s) does not
+    assert p.epochs_for({"model": "lenet"}, seconds_left=45) == 1
+    assert 40 < p.shortest_rung() < 45
 
 
 def test_a_trial_is_given_time_to_refit_its_epochs_to():

@@ -38,6 +38,9 @@ EPOCH_MARGIN = 1.15  # an epoch over the few timed steps: a trial cut before its
 # needs only rough figures.  A GPU times the space's largest batch: small batches there are
 # launch-bound, several times slower per image.
 CPU_TIMING_BATCH = 128
+# A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built):
+# 4-8 s per trial in a 20-minute CPU search (2026-11-28).
+TRIAL_START_S = 8.0
 
 
 def config_key(values: dict) -> str:
@@ -68,6 +71,7 @@ class BudgetPlan:
     skipped: dict[str, str]
     grace_period: int = 1
     allotted: dict[str, float] = field(default_factory=dict)  # seconds a trial of each key may fill
+    eval_share: float = 0.0  # the part of an epoch's seconds that evaluates val and test (:func:`eval_share`)
 
     @property
     def models(self) -> list[str]:
@@ -86,8 +90,19 @@ class BudgetPlan:
         key = config_key(values)
         if key not in self.epochs:
             return 0 if key in self.seconds else None
-        fits = min(self.epochs[key], seconds_left // self.seconds[key])  # seconds_left may be infinite
+        left = seconds_left - self.overhead(key)
+        fits = min(self.epochs[key], left // self.seconds[key]) if left > 0 else 0  # seconds_left may be infinite
         return 0 if fits < min(self.grace_period, self.epochs[key]) else int(fits)
+
+    def overhead(self, key: str) -> float:
+        """A trial's seconds besides its epochs: its start, and the end its trainer keeps before a deadline.
+
+        The trainer stops in time to predict the test split and write it, with a
+        margin (1.5x the evaluation of val and test; ``autocls.training.train``).
+        Not counted, a one-epoch trial started with just an epoch's time left was cut
+        inside that epoch (twice in the last 170 s of a 20-minute CPU search).
+        """
+        return TRIAL_START_S + 1.0 + 1.5 * self.eval_share * self.seconds[key]
 
     def fitting(self, seconds_left: float) -> list[dict]:
         """The kept ``model``/``width`` pairs whose first rung still ends within ``seconds_left``.
@@ -145,7 +160,9 @@ class BudgetPlan:
             self.seconds[key] = seconds
 
     def shortest_rung(self) -> float:
-        return min(self.seconds[key] * min(self.grace_period, self.epochs[key]) for key in self.epochs)
+        """The fewest seconds in which any kept config reaches its first rung, start and end included."""
+        return min(self.seconds[key] * min(self.grace_period, self.epochs[key]) + self.overhead(key)
+                   for key in self.epochs)
 
     def lines(self) -> list[str]:
         fitted = ", ".join(f"{key} {e} epoch{'s' * (e > 1)} (~{self.seconds[key]:.0f} s each)"
@@ -212,16 +229,28 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
                 optimizer.step()
             _synchronize(device)
             per_step = (time.perf_counter() - start) / steps
-            # a forward pass costs about a third of a training step; whole epochs ran
-            # about 15% slower than these few steps (ResNet-9 on 2 CPU cores), hence the margin
-            epoch = per_step * (n_train // batch) + per_step / 3 * n_eval / batch
+            # whole epochs ran about 15% slower than these few steps (ResNet-9 on 2 CPU cores), hence the margin
+            epoch = per_step * (n_train // batch) / (1 - eval_share(n_train, n_eval))
             measured[config_key(config)] = EPOCH_MARGIN * epoch
         return measured
     finally:
         torch.set_num_threads(previous)
 
 
-def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots: int) -> BudgetPlan:
+def eval_share(n_train: int, n_eval: int) -> float:
+    """The part of an epoch spent evaluating ``n_eval`` images after training on ``n_train``.
+
+    A forward pass costs about a third of a training step.
+
+    Example:
+        >>> round(eval_share(40_000, 10_000), 3)
+        0.077
+    """
+    return n_eval / 3 / (n_train + n_eval / 3)
+
+
+def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots: int,
+         share_evaluating: float = 0.0) -> BudgetPlan:
     """Epochs per ``model@width`` so that each slot fits :data:`TRIALS_PER_SLOT` full-length trials.
 
     Where it cannot, a trial gets up to the slot's whole budget instead of a
@@ -229,7 +258,9 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
 
     A model is left out when even its fastest width cannot finish its first
     rung in a trial's share.  When nothing fits, the fastest config alone is
-    kept, for one rung: a small model rather than none.
+    kept, for one rung: a small model rather than none.  ``share_evaluating``
+    is the part of an epoch that evaluates val and test (:func:`eval_share`),
+    which a trial repeats for the test split at its end.
 
     Example:
         >>> plan(space, {"resnet9@1": 30.0, "resnet18@1": 400.0}, budget_s=600, slots=2).skipped
@@ -261,7 +292,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     epochs.update({key: grace for key in measured if _model(key) in kept and key not in epochs})
     # the widths above, and the fallback, run their first rung only: given that rung's time
     allotted.update({key: grace * measured[key] for key in epochs if key not in allotted})
-    return BudgetPlan(dict(measured), epochs, skipped, grace, allotted)
+    return BudgetPlan(dict(measured), epochs, skipped, grace, allotted, share_evaluating)
 
 
 def _synchronize(device: str) -> None:

@@ -166,7 +166,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
     from autocls.data import load_dataset, make_splits
-    from autocls.search.budget import plan, seconds_per_epoch
+    from autocls.search.budget import eval_share, plan, seconds_per_epoch
     from autocls.search.progress import SearchProgress
     from autocls.search.cores import CoreHandOver
     from autocls.search.searcher import OptunaSearcher
@@ -257,6 +257,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                 measured = seconds_per_epoch(space, data, threads=threads,
                                              device="cuda" if on_gpu else "cpu")
                 study.set_user_attr("seconds_per_epoch", measured)
+        evaluating = eval_share(len(data.train_y), len(data.val_y) + len(data.test_y))
         del data
 
         trials = study.get_trials(deepcopy=False)
@@ -285,7 +286,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         budget_plan = None
         if measured is not None:
             left = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) - time.time()
-            budget_plan = plan(space, measured, left, max_concurrent)
+            budget_plan = plan(space, measured, left, max_concurrent, share_evaluating=evaluating)
             space = _narrowed_to_plan(space, budget_plan, study)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
