@@ -44,6 +44,7 @@ def stored_checkpoints(store: ArtifactStore, study: optuna.Study) -> int:
     return sum(store.exists(f"{t.user_attrs['trial_key']}/last.pt") for t in running if "trial_key" in t.user_attrs)
 
 
+@pytest.mark.slow  # 6 minutes on 2 cores: two Ray nodes, PostgreSQL and S3 started, a node killed
 @pytest.mark.skipif(not RAY.exists() or shutil.which("pgrep") is None, reason="needs the ray CLI and pgrep")
 def test_search_without_shared_files_survives_losing_a_node(tmp_path, postgres_url, s3_endpoint):
     port, node_port = random.randint(20000, 29000), random.randint(30000, 39000)

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -21,6 +22,7 @@ def using_it_commands() -> list[str]:
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # 7 minutes on 2 cores: the README's 12-trial search, as written
 def test_the_documented_flow_runs_as_written(tmp_path):
     commands = using_it_commands()
     assert [c.split()[:2] for c in commands] == [["autocls", "search"], ["optuna-dashboard", "sqlite:///studies/digits.db"],

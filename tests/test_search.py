@@ -175,6 +175,7 @@ def wait_for_finished(db: Path, count: int, driver, timeout: float = 240, query:
                 return
 
 
+@pytest.mark.slow  # a minute each: a driver killed and the search run again
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
 def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_path, sampler):
     cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(tiny_space), "--trials", "10",
@@ -257,6 +258,7 @@ def test_time_budget_stops_starting_trials(tiny_space, tmp_path):
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
+@pytest.mark.slow  # 3 minutes: a search interrupted and run again from its checkpoints
 def test_ctrl_c_then_same_command_continues(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(textwrap.dedent("""
@@ -344,6 +346,7 @@ def test_a_time_budget_bounds_the_whole_search_and_keeps_the_cut_trials(tmp_path
     assert "epochs" in proc.stderr  # progress lines while trials ran, not only when they ended
 
 
+@pytest.mark.slow  # 2 minutes: a budgeted search interrupted after its deadline and run again
 def test_ctrl_c_in_a_budgeted_search_leaves_it_resumable(tmp_path):
     """Regression: Ctrl-C of a --time-budget search turned its RUNNING trials into FAIL and exited 0."""
     space = tmp_path / "space.yaml"
