@@ -60,6 +60,25 @@ def test_a_trial_starts_only_with_time_for_its_first_rung_and_its_end():
     assert 40 < p.shortest_rung() < 45
 
 
+def test_a_seed_that_would_train_one_epoch_runs_narrower_for_more():
+    """Regression: a 5-minute CIFAR-10 search ran the airbench seed at width 0.5 for one epoch (59.8%) where
+    width 0.375 fitted two; nothing else fitted after it."""
+    from autocls.search.budget import BudgetPlan
+
+    seed = {"model": "airbench", "width": 0.5, "lr": 0.75}
+    five_minutes = BudgetPlan({"airbench@0.375": 104.0, "airbench@0.5": 142.0, "airbench@0.75": 264.0},
+                              {"airbench@0.375": 2, "airbench@0.5": 1, "airbench@0.75": 1}, {})
+    assert five_minutes.fitted_seed(seed, fixed={}) == {**seed, "width": 0.375}
+    twenty_minutes = BudgetPlan({"airbench@0.375": 113.0, "airbench@0.5": 156.0},
+                                {"airbench@0.375": 9, "airbench@0.5": 7}, {})
+    assert twenty_minutes.fitted_seed(seed, fixed={}) == seed  # enough epochs at its own width: unchanged
+    one_epoch_anywhere = BudgetPlan({"airbench@0.375": 300.0, "airbench@0.5": 400.0},
+                                    {"airbench@0.375": 1, "airbench@0.5": 1}, {})
+    assert one_epoch_anywhere.fitted_seed(seed, fixed={}) == seed  # no width trains more: its own
+    left_out = BudgetPlan({"airbench@0.5": 100.0, "resnet9@0.5": 900.0}, {"airbench@0.5": 3}, {"resnet9": "slow"})
+    assert left_out.fitted_seed({"model": "resnet9", "width": 0.5}, fixed={}) is None  # its model was left out
+
+
 def test_a_trial_is_given_time_to_refit_its_epochs_to():
     """The seconds behind the epochs: a share, or the whole budget; never past the deadline."""
     space = SearchSpace.from_yaml(SPACE)

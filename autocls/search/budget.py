@@ -38,6 +38,9 @@ EPOCH_MARGIN = 1.15  # an epoch over the few timed steps: a trial cut before its
 # needs only rough figures.  A GPU times the space's largest batch: small batches there are
 # launch-bound, several times slower per image.
 CPU_TIMING_BATCH = 128
+# A seed's one-cycle schedule over a single epoch is barely a schedule: in a 5-minute CPU search the airbench
+# seed at width 0.5 trained 1 epoch (59.8% on CIFAR-10's test part), where width 0.375 fitted 2.
+MIN_SEED_EPOCHS = 2
 # A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built):
 # about 6 s for a one-epoch trial in a 20-minute CPU search on 5,000 CIFAR-10 images (2026-11-28).
 TRIAL_START_S = 8.0
@@ -118,9 +121,11 @@ class BudgetPlan:
     def fitted_seed(self, seed: dict, fixed: dict) -> dict | None:
         """A seed recipe as it may run: unchanged, or at a width the plan kept for its model, or None.
 
-        A seed whose width was left out runs at the widest kept width below its
-        own (else the narrowest kept): its tuned recipe at a smaller scale beats
-        a random draw of the space in the same time.  None when its model was left out.
+        A seed whose width was left out, or would train fewer than
+        :data:`MIN_SEED_EPOCHS` epochs, runs at the widest kept width below its own
+        that trains that many (else the one that trains the most; the narrowest
+        kept when none is below): its tuned recipe at a smaller scale beats a random
+        draw of the space in the same time.  None when its model was left out.
 
         Example:
             >>> p = BudgetPlan({"resnet9@0.25": 9.0, "resnet9@0.5": 30.0}, {"resnet9@0.25": 1}, {})
@@ -128,13 +133,17 @@ class BudgetPlan:
             {'model': 'resnet9', 'width': 0.25, 'lr': 0.4}
         """
         merged = {**fixed, **seed}
-        if self.epochs_for(merged, float("inf")) != 0:
+        fits = self.epochs_for(merged, float("inf"))
+        if fits is None or "width" not in seed and fits != 0:
             return seed
         widths = sorted(_width(key) for key in self.epochs if _model(key) == merged.get("model"))
         if not widths or "width" not in seed:
             return None
-        narrower = [w for w in widths if w <= float(seed["width"])]
-        return {**seed, "width": narrower[-1] if narrower else widths[0]}
+        narrower = [w for w in widths if w <= float(seed["width"])] or widths[:1]
+        epochs = {w: self.epochs[config_key({**merged, "width": w})] for w in narrower}
+        enough = [w for w in narrower if epochs[w] >= MIN_SEED_EPOCHS]
+        width = enough[-1] if enough else max(reversed(narrower), key=epochs.get)  # ties: the wider
+        return seed if width == float(seed["width"]) else {**seed, "width": width}
 
     def fit_until(self, values: dict, deadline: float | None) -> float | None:
         """When a trial of ``values`` starting now should end: its allotted time, not past ``deadline``.
