@@ -134,7 +134,7 @@ class BudgetPlan:
         """
         merged = {**fixed, **seed}
         fits = self.epochs_for(merged, float("inf"))
-        if fits is None or "width" not in seed and fits != 0:
+        if fits is None or ("width" not in seed and fits != 0):  # not measured, or no width to change
             return seed
         widths = sorted(_width(key) for key in self.epochs if _model(key) == merged.get("model"))
         if not widths or "width" not in seed:
