@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from autocls.search.space import SearchSpace
+from autocls.training.trainer import closing_reserve
 
 # Each slot should finish at least this many full trials in the budget: fewer
 # leaves nothing to compare or ensemble; more makes every trial too short.
@@ -101,11 +102,11 @@ class BudgetPlan:
         """A trial's seconds besides its epochs: its start, and the end its trainer keeps before a deadline.
 
         The trainer stops in time to predict the test split and write it, with a
-        margin (1.5x the evaluation of val and test; ``autocls.training.train``).
+        margin (:func:`autocls.training.trainer.closing_reserve`).
         Not counted, a one-epoch trial started with just an epoch's time left was cut
         inside that epoch (twice in the last 170 s of a 20-minute CPU search).
         """
-        return TRIAL_START_S + 1.0 + 1.5 * self.eval_share * self.seconds[key]
+        return TRIAL_START_S + closing_reserve(self.eval_share * self.seconds[key])
 
     def fitting(self, seconds_left: float) -> list[dict]:
         """The kept ``model``/``width`` pairs whose first rung still ends within ``seconds_left``.

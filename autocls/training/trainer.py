@@ -214,6 +214,15 @@ def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts
     return progress
 
 
+def closing_reserve(evaluation_seconds: float) -> float:
+    """Seconds a run keeps before its deadline to evaluate val, predict test and write it all.
+
+    ``evaluation_seconds``: a forward pass over val and test; the rest is margin.
+    The budget plan counts the same reserve when it decides whether a trial can start.
+    """
+    return 1.0 + 1.5 * evaluation_seconds
+
+
 def _refit_schedule(run: _Run, cfg: TrainConfig, epochs: int) -> None:
     """The run's schedule stretched or squeezed to ``epochs``, continuing from the steps it has taken."""
     if run.per_batch_schedule:  # reduce-on-plateau has no length
@@ -326,7 +335,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     def reserve(step_seconds: float) -> float:
         guessed = eval_images / run.loader.batch_size * step_seconds / 3
         measured = eval_seconds * eval_images / max(1, len(data.val_y))
-        return 1.0 + 1.5 * max(guessed, measured)
+        return closing_reserve(max(guessed, measured))
 
     epoch = progress.epoch
     while epoch < progress.epochs:
