@@ -97,3 +97,12 @@ def test_a_search_whose_every_trial_failed_exits_nonzero(tmp_path):
     (tmp_path / "space.yaml").write_text(GOOD_SPACE.replace("model: lenet", "model: lenet, pretrained: true"))
     proc = cli("search", "digits", "--space", "space.yaml", "--trials", "2", "--no-ensemble", cwd=tmp_path)
     assert proc.returncode == 1 and "every trial failed" in proc.stderr and "no pretrained weights" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["search", "cifar11"], ["search", "digits", "--space", "digits", "--trials", "0"],
+                                  ["search", "digits", "--space", "digits", "--time-budget", "soon"]])
+def test_bad_search_input_fails_before_ray_is_imported(tmp_path, args):
+    # Ray's imports cost seconds; a typo should not wait for them (it waited ~6 s for `search cifar11`)
+    probe = "import sys; from autocls.cli import main; code = main(sys.argv[1:]); print(code, 'ray' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == ["2", "False"], proc.stdout + proc.stderr[-2000:]

@@ -88,14 +88,27 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
         >>> ds.images.shape[1:], len(ds.classes)
         (torch.Size([1, 8, 8]), 10)
     """
-    from autocls.data import sources  # noqa: F401  (registers the built-in loaders)
+    from autocls.data import sources
 
+    check_dataset(name)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if name in _REGISTRY:
         return _REGISTRY[name](data_dir, download)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return sources.load_image_folder(path)
+    return sources.load_image_folder(Path(name).expanduser())
+
+
+def check_dataset(name: str) -> None:
+    """Raise :class:`UserError` unless ``name`` is a registered dataset or an existing folder; loads nothing.
+
+    Example:
+        >>> check_dataset("cifar11")
+        Traceback (most recent call last):
+        autocls.errors.UserError: unknown dataset 'cifar11'; known: cifar10, ...
+    """
+    from autocls.data import sources  # noqa: F401  (registers the built-in loaders)
+
+    if name in _REGISTRY or Path(name).expanduser().is_dir():
+        return
     looks_like_path = os.sep in name or name.startswith(".")
     if looks_like_path:
         raise UserError(f"dataset folder '{name}' does not exist")

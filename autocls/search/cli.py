@@ -17,10 +17,12 @@ def parse_duration(text: str) -> float:
 
 
 def cmd_search(args) -> int:
-    from autocls.search import run_search
-
     from optuna.trial import TrialState
 
+    from autocls.data.registry import check_dataset
+    from autocls.search import run_search
+
+    check_dataset(args.dataset)  # before the preset's line: a typo gets one line, the error
     space = args.space
     if space is None:
         import torch

@@ -159,20 +159,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
     # Ray Tune's newer console output prints a results box even at verbose=0; the
     # live table below is this command's progress display.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    _prepare_ray_environment(address)
-    import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from autocls.data.registry import check_dataset
 
-    from autocls.artifacts import SPLIT_FILE, ArtifactStore
-    from autocls.data import load_dataset, make_splits
-    from autocls.search.budget import eval_share, plan, seconds_per_epoch
-    from autocls.search.progress import SearchProgress
-    from autocls.search.cores import CoreHandOver
-    from autocls.search.searcher import OptunaSearcher
-    from autocls.search.trainable import run_trial
-
-    # --- check every input before anything is written ------------------------------------
+    # --- check every input before anything is written (and before Ray's few seconds of imports) ---
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     dataset = dataset or space.dataset
     if not dataset:
@@ -202,6 +191,21 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             print(f"trials: one at a time on all {cpus_per_trial:g} cores (a few cores, no GPU, a time budget); "
                   f"set --cpus-per-trial to change it", file=sys.stderr, flush=True)
     threads = max(1, int(cpus_per_trial))  # torch threads of a trial (and of the calibration)
+    check_dataset(dataset)
+
+    _prepare_ray_environment(address)
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from autocls.artifacts import SPLIT_FILE, ArtifactStore
+    from autocls.data import load_dataset, make_splits
+    from autocls.search.budget import eval_share, plan, seconds_per_epoch
+    from autocls.search.progress import SearchProgress
+    from autocls.search.cores import CoreHandOver
+    from autocls.search.searcher import OptunaSearcher
+    from autocls.search.trainable import run_trial
+
     dataset = _absolute_dataset(dataset)
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
     raw = load_dataset(dataset, data_dir)
