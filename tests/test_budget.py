@@ -237,3 +237,22 @@ def test_near_the_deadline_only_models_that_fit_are_proposed(tmp_path):
     assert p.fitting(seconds_left=200) == [{"model": "lenet", "width": 1.0}]
     assert {searcher.suggest(f"u{i}")["train"]["model"] for i in range(12)} == {"lenet"}
     assert not [t for t in study.trials if t.state == TrialState.PRUNED]  # none proposed only to be turned away
+
+
+def test_the_calibration_times_an_epoch_of_all_its_passes(monkeypatch):
+    import itertools
+
+    from autocls.data import load_dataset, make_splits
+    from autocls.search import budget
+
+    clock = itertools.count()  # every timed stretch lasts the same: the epochs differ by their steps alone
+    monkeypatch.setattr(budget.time, "perf_counter", lambda: float(next(clock)))
+    data = make_splits(load_dataset("digits", None), val_fraction=0.1, seed=0)
+    n = len(data.train_y)
+    searched = "\nparams: {lr: {type: float, low: 0.01, high: 0.1}}"
+    one = SearchSpace.from_yaml("fixed: {model: lenet, batch_size: 64}" + searched)
+    four = SearchSpace.from_yaml(f"fixed: {{model: lenet, batch_size: 64, epoch_images: {4 * n}}}" + searched)
+    assert budget.trained_per_epoch(four, n) == 4 * n and budget.trained_per_epoch(one, n) == n
+    ratio = (budget.seconds_per_epoch(four, data, threads=1)["lenet@1"]
+             / budget.seconds_per_epoch(one, data, threads=1)["lenet@1"])
+    assert 3.5 < ratio < 4.5

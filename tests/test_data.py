@@ -218,3 +218,17 @@ def test_batch_augmentations_are_per_sample():
     aug = BatchAugment((0.5,), (0.5,), 1, True, 2, "randaugment", image_size=16)
     out = aug(torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8))
     assert out.shape == (10, 1, 16, 16) and out.dtype == torch.float32
+
+
+def test_a_small_split_is_passed_over_several_times_an_epoch():
+    from autocls.data.loader import DeviceLoader, passes_per_epoch
+
+    assert [passes_per_epoch(n, 45_000) for n in (5_000, 40_000, 45_000, 100_000)] == [9, 1, 1, 1]
+    assert passes_per_epoch(5_000, 0) == 1
+    images = torch.arange(20, dtype=torch.uint8).view(20, 1, 1, 1).expand(20, 1, 2, 2).contiguous()
+    labels = torch.arange(20) % 2
+    loader = DeviceLoader(images, labels, 10, BatchAugment((0.0,), (1 / 255,), 0, False), torch.device("cpu"), passes=3)
+    seen = torch.cat([x[:, 0, 0, 0] for x, _ in loader]).round().long()  # the images' own numbers
+    assert len(loader) == 6 and torch.equal(torch.bincount(seen, minlength=20), torch.full((20,), 3))
+    # every pass is a whole permutation: no image twice before all were seen once
+    assert all(len(set(seen[i:i + 20].tolist())) == 20 for i in (0, 20, 40))

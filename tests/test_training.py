@@ -414,3 +414,14 @@ def test_a_refitted_run_resumes_with_its_new_length_and_schedule(digits, tmp_pat
                     out_dir=tmp_path / "cut")
     assert resumed.resumed_from_epoch == 2 and [m["epoch"] for m in resumed.history] == [1, 2, 3, 4]
     assert [m["lr"] for m in resumed.history] == pytest.approx([m["lr"] for m in full.history])
+
+
+def test_an_epoch_of_epoch_images_trains_whole_passes_and_evaluates_once(digits):
+    n = len(digits.train_y)
+    seen = []
+    result = train(TrainConfig(model="lenet", epochs=2, batch_size=64, epoch_images=3 * n), digits,
+                   reporter=seen.append, runtime=Runtime(device="cpu"))
+    assert result.status == "complete" and [m["epoch"] for m in seen] == [1, 2]
+    assert [m["steps"] for m in seen] == [3 * n // 64] * 2
+    one_pass = train(TrainConfig(model="lenet", epochs=1, batch_size=64), digits, runtime=Runtime(device="cpu"))
+    assert one_pass.history[0]["steps"] == n // 64

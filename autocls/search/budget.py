@@ -216,6 +216,7 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
             batch = min(batch, CPU_TIMING_BATCH)
     n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
     batch = min(batch, n_train - n_train % 2)
+    trained = trained_per_epoch(space, n_train)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -240,15 +241,27 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
             _synchronize(device)
             per_step = (time.perf_counter() - start) / steps
             # whole epochs ran about 15% slower than these few steps (ResNet-9 on 2 CPU cores), hence the margin
-            epoch = per_step * (n_train // batch) / (1 - eval_share(n_train, n_eval))
+            epoch = per_step * (trained // batch) / (1 - eval_share(trained, n_eval))
             measured[config_key(config)] = EPOCH_MARGIN * epoch
         return measured
     finally:
         torch.set_num_threads(previous)
 
 
+def trained_per_epoch(space: SearchSpace, n_train: int) -> int:
+    """Images a trial of ``space`` trains on per epoch: whole passes over ``n_train`` (TrainConfig.epoch_images).
+
+    Example:
+        >>> trained_per_epoch(SearchSpace.from_yaml("fixed: {epoch_images: 45000}"), 5_000)
+        45000
+    """
+    from autocls.data.loader import passes_per_epoch
+
+    return n_train * passes_per_epoch(n_train, int(space.largest("epoch_images", 0)))
+
+
 def eval_share(n_train: int, n_eval: int) -> float:
-    """The part of an epoch spent evaluating ``n_eval`` images after training on ``n_train``.
+    """The part of an epoch spent evaluating ``n_eval`` images after training on ``n_train`` (all its passes).
 
     A forward pass costs about a third of a training step.
 

@@ -200,7 +200,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
     from autocls.data import load_dataset, make_splits
-    from autocls.search.budget import eval_share, plan, seconds_per_epoch
+    from autocls.search.budget import eval_share, plan, seconds_per_epoch, trained_per_epoch
     from autocls.search.progress import SearchProgress
     from autocls.search.cores import CoreHandOver
     from autocls.search.searcher import OptunaSearcher
@@ -261,7 +261,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                 measured = seconds_per_epoch(space, data, threads=threads,
                                              device="cuda" if on_gpu else "cpu")
                 study.set_user_attr("seconds_per_epoch", measured)
-        evaluating = eval_share(len(data.train_y), len(data.val_y) + len(data.test_y))
+        evaluating = eval_share(trained_per_epoch(space, len(data.train_y)), len(data.val_y) + len(data.test_y))
         del data
 
         trials = study.get_trials(deepcopy=False)

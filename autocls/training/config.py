@@ -139,6 +139,9 @@ class TrainConfig(_Fields):
     amp: bool = True  # bf16 autocast where the device runs it fast (GPUs, CPUs with bf16 instructions)
     channels_last: bool = True
     eval_every: int = 1
+    # Images an epoch trains on, about: a smaller training split is passed over round(epoch_images / its size)
+    # times an epoch (evaluated once), so a space's epochs keep their meaning on less data (0: one pass).
+    epoch_images: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -154,7 +157,8 @@ class TrainConfig(_Fields):
         for key in positive:
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)}")
-        for key in ("weight_decay", "mixup_alpha", "cutmix_alpha", "cutout", "crop_padding", "warmup_epochs"):
+        for key in ("weight_decay", "mixup_alpha", "cutmix_alpha", "cutout", "crop_padding", "warmup_epochs",
+                    "epoch_images"):
             if getattr(self, key) < 0:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)}")
         for key in ("label_smoothing", "mixup_prob", "momentum"):

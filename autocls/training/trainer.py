@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_weights
 from autocls.data.augment import BatchAugment
-from autocls.data.loader import DeviceLoader
+from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
 from autocls.inference import fast_bf16, predict_proba, resolve_device
 from autocls.models.registry import model_from_config
@@ -111,7 +111,7 @@ def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_mo
         every = max(1, len(data.train_x) // FIT_TO_DATA_IMAGES)
         model.fit_to_data(augment.normalize(data.train_x[::every][:FIT_TO_DATA_IMAGES].to(device)))
     loader = DeviceLoader(data.train_x.to(data_device), data.train_y, cfg.batch_size, augment, device,
-                          balanced=cfg.weighted_sampling)
+                          balanced=cfg.weighted_sampling, passes=passes_per_epoch(len(data.train_y), cfg.epoch_images))
     counts = torch.bincount(data.train_y, minlength=data.num_classes)
     criterion = build_loss(cfg.loss, counts.numpy(), cfg.class_weighting, cfg.class_balanced_beta, cfg.focal_gamma)
     mixup = None
@@ -370,7 +370,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
                 artifacts.save_best(run.model, val_probs, epoch)
         metrics = {
             "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss, "train_loss": train_loss,
-            "best_val_acc": progress.best_acc, "epoch_time": epoch_time,
+            "best_val_acc": progress.best_acc, "epoch_time": epoch_time, "steps": steps,
             "images_per_s": steps * run.loader.batch_size / epoch_time, "lr": run.optimizer.param_groups[0]["lr"],
             "num_params": run.num_params, "threads": threads, "partial": partial, "resumed_from_epoch": resumed_from,
             "eval_time": time.perf_counter() - eval_start,  # evaluation + best-epoch files
