@@ -25,10 +25,11 @@ threads is printed too; compare arms of the same run only.
 Where several of the preset's full-length trials fit the budget (a GPU, a
 longer budget), the search can ensemble them; on 2 CPU cores and 20 minutes of
 all 40k training images one trial fills the budget.  ``--train-per-class``
-trains on fewer images to measure the first regime on a CPU; give (b) a
-ceiling that fills the budget there (``--recipe-epochs``):
+trains on fewer images (the preset's epochs stay about 45,000 images each, its
+``epoch_images``: several passes over the smaller part); ``--recipe-epochs``
+sets (b)'s ceiling when the preset's is not enough to fill the budget:
 
-    python benchmarks/budget.py --arms ab --train-per-class 500 --recipe-epochs 64
+    python benchmarks/budget.py --arms ab --train-per-class 500
 """
 from __future__ import annotations
 
