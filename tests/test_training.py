@@ -425,3 +425,25 @@ def test_an_epoch_of_epoch_images_trains_whole_passes_and_evaluates_once(digits)
     assert [m["steps"] for m in seen] == [3 * n // 64] * 2
     one_pass = train(TrainConfig(model="lenet", epochs=1, batch_size=64), digits, runtime=Runtime(device="cpu"))
     assert one_pass.history[0]["steps"] == n // 64
+
+
+def test_a_run_refitted_to_end_inside_an_epoch_anneals_in_its_shorter_last_epoch(digits, tmp_path, monkeypatch):
+    """Regression: re-fitting to whole epochs left up to an epoch of the time unused (99 s of a 20-minute search)."""
+    from autocls.training import trainer
+
+    assert trainer._refitted_length(1, 1.0, 100, 10, seconds_left=300, max_epochs=8) == (4, 70)
+    assert trainer._refitted_length(1, 1.0, 100, 10, seconds_left=240, max_epochs=8) == (3, 0)  # 10 steps: not worth it
+    assert trainer._refitted_length(1, 1.0, 100, 10, seconds_left=10**6, max_epochs=8) == (8, 0)
+    monkeypatch.setattr(trainer, "_refitted_length", lambda *args: (3, 5))  # the time of 2 epochs and 5 steps
+    cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
+    every_epoch, far = Runtime(checkpoint_share=1), time.time() + 10**6
+    run = train(cfg, digits, fit_until=far, max_epochs=4, runtime=every_epoch, out_dir=tmp_path / "whole")
+    steps = len(digits.train_y) // 128
+    assert [m["steps"] for m in run.history] == [steps, steps, 5] and run.status == "complete"
+    assert run.history[-1]["lr"] < 0.02 * cfg.lr < run.history[-2]["lr"]  # annealed in its last 5 steps
+    with pytest.raises(Killed):
+        train(cfg, digits, reporter=_die_after_two, fit_until=far, max_epochs=4, runtime=every_epoch,
+              out_dir=tmp_path / "cut")
+    resumed = train(cfg, digits, resume=True, fit_until=far, max_epochs=4, runtime=every_epoch, out_dir=tmp_path / "cut")
+    assert resumed.resumed_from_epoch == 2 and resumed.history[-1]["steps"] == 5
+    assert [m["lr"] for m in resumed.history] == pytest.approx([m["lr"] for m in run.history])

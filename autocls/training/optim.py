@@ -41,9 +41,10 @@ def build_optimizer(cfg, params) -> torch.optim.Optimizer:
     return optimizer
 
 
-def build_scheduler(cfg, optimizer, steps_per_epoch: int):
-    """A per-batch schedule, or a ReduceLROnPlateau that the trainer steps per evaluation."""
-    total = max(1, cfg.epochs * steps_per_epoch)
+def build_scheduler(cfg, optimizer, steps_per_epoch: int, total_steps: int | None = None):
+    """A per-batch schedule over ``total_steps`` (default: the epochs'), or a ReduceLROnPlateau that the
+    trainer steps per evaluation."""
+    total = max(1, total_steps or cfg.epochs * steps_per_epoch)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     if cfg.scheduler == "plateau":
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.gamma, patience=2)
@@ -67,8 +68,9 @@ def build_scheduler(cfg, optimizer, steps_per_epoch: int):
     return lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
-def continued_scheduler(cfg, optimizer, steps_per_epoch: int, peak_lrs: list[float], steps_done: int):
-    """The schedule of ``cfg`` (a new ``epochs``) as if it had run from the start: ``steps_done`` steps in.
+def continued_scheduler(cfg, optimizer, steps_per_epoch: int, peak_lrs: list[float], steps_done: int,
+                        total_steps: int | None = None):
+    """The schedule of ``cfg`` (a new ``epochs``, or ``total_steps``) as if it had run from the start: ``steps_done`` in.
 
     For a run whose length changes in flight (a budgeted trial re-fitted to its
     measured epoch time): the remaining steps follow the new schedule, which
@@ -80,7 +82,7 @@ def continued_scheduler(cfg, optimizer, steps_per_epoch: int, peak_lrs: list[flo
     """
     for group, lr in zip(optimizer.param_groups, peak_lrs):
         group["lr"] = lr  # the schedules read their peaks from here
-    scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
+    scheduler = build_scheduler(cfg, optimizer, steps_per_epoch, total_steps)
     with warnings.catch_warnings():
         # torch warns of a schedule stepped with no optimizer step between: replaying the steps taken is the point
         warnings.simplefilter("ignore", UserWarning)
