@@ -256,3 +256,26 @@ def test_the_calibration_times_an_epoch_of_all_its_passes(monkeypatch):
     ratio = (budget.seconds_per_epoch(four, data, threads=1)["lenet@1"]
              / budget.seconds_per_epoch(one, data, threads=1)["lenet@1"])
     assert 3.5 < ratio < 4.5
+
+
+def test_only_whole_epochs_replace_the_plans_estimate(tmp_path):
+    """A trial's shortened last epoch (or one cut by the deadline) is no epoch time: it would make the next trials look
+    like they fit where they do not."""
+    import optuna
+
+    from autocls.artifacts import ArtifactStore
+    from autocls.search.budget import BudgetPlan
+    from autocls.search.searcher import OptunaSearcher
+
+    space = SearchSpace.from_yaml(SPACE.replace("resnext29_8x64d", "resnet9"))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("uid", "u")
+    p = BudgetPlan({"lenet@1": 5.0, "resnet9@1": 100.0}, {"lenet@1": 8, "resnet9@1": 3}, {}, grace_period=3)
+    searcher = OptunaSearcher(study, space, ArtifactStore(tmp_path), extra_config={"threads": 2}, plan=p)
+    model = searcher.suggest("t0")["train"]["model"]
+    key = f"{model}@1"
+    report = {"epoch": 1, "val_acc": 0.5, "best_val_acc": 0.5, "threads": 2, "eval_time": 1.0}
+    searcher.on_trial_result("t0", {**report, "epoch_time": 0.5, "full_epoch": False, "partial": False})
+    assert p.seconds[key] in (5.0, 100.0)
+    searcher.on_trial_result("t0", {**report, "epoch": 2, "epoch_time": 7.0, "full_epoch": True, "partial": False})
+    assert p.seconds[key] == 8.0

@@ -440,6 +440,7 @@ def test_a_run_refitted_to_end_inside_an_epoch_anneals_in_its_shorter_last_epoch
     run = train(cfg, digits, fit_until=far, max_epochs=4, runtime=every_epoch, out_dir=tmp_path / "whole")
     steps = len(digits.train_y) // 128
     assert [m["steps"] for m in run.history] == [steps, steps, 5] and run.status == "complete"
+    assert [m["full_epoch"] for m in run.history] == [True, True, False]  # the short one times no epoch
     assert run.history[-1]["lr"] < 0.02 * cfg.lr < run.history[-2]["lr"]  # annealed in its last 5 steps
     with pytest.raises(Killed):
         train(cfg, digits, reporter=_die_after_two, fit_until=far, max_epochs=4, runtime=every_epoch,

@@ -170,7 +170,7 @@ class OptunaSearcher(Searcher):
         live = self.live.get(trial_id)
         if live is not None:
             live.record(result, self.space.multi_objective)
-            measured = result.get("threads") == self.extra_config.get("threads") and not result.get("partial")
+            measured = result.get("threads") == self.extra_config.get("threads") and result.get("full_epoch")
             if self.plan is not None and measured and "epoch_time" in result:  # on the calibration's threads
                 self.plan.observe(live.values, result["epoch_time"] + result.get("eval_time", 0.0))
             if "epoch" in result:

@@ -269,7 +269,7 @@ def _speed(history: list[dict]) -> dict:
     The median over the epochs run on the trial's first thread count: a trial
     given idle cores at the end of a search would otherwise look faster.
     """
-    timed = [m for m in history if "images_per_s" in m and not m.get("partial")]
+    timed = [m for m in history if "images_per_s" in m and m.get("full_epoch", not m.get("partial"))]
     if not timed:
         return {}
     base = [m for m in timed if m.get("threads") == timed[0].get("threads")]
@@ -402,6 +402,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             "best_val_acc": progress.best_acc, "epoch_time": epoch_time, "steps": steps,
             "images_per_s": steps * run.loader.batch_size / epoch_time, "lr": run.optimizer.param_groups[0]["lr"],
             "num_params": run.num_params, "threads": threads, "partial": partial, "resumed_from_epoch": resumed_from,
+            "full_epoch": steps == len(run.loader),  # not cut by a deadline nor a shortened last epoch: a timing
             "eval_time": time.perf_counter() - eval_start,  # evaluation + best-epoch files
         }
         eval_seconds = metrics["eval_time"]
