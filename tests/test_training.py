@@ -448,3 +448,33 @@ def test_a_run_refitted_to_end_inside_an_epoch_anneals_in_its_shorter_last_epoch
     resumed = train(cfg, digits, resume=True, fit_until=far, max_epochs=4, runtime=every_epoch, out_dir=tmp_path / "cut")
     assert resumed.resumed_from_epoch == 2 and resumed.history[-1]["steps"] == 5
     assert [m["lr"] for m in resumed.history] == pytest.approx([m["lr"] for m in run.history])
+
+
+def test_a_run_whose_epochs_slow_down_shortens_to_end_in_its_time(digits):
+    """Regression: a run re-fitted from its first epoch alone overran its time when later epochs ran slower."""
+    cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
+    seen = []
+
+    def slow_second_epoch(metrics: dict) -> None:
+        seen.append(metrics)
+        if metrics["epoch"] == 2:
+            time.sleep(3.0)  # as if its epochs ran slower from here on
+
+    fit_until = time.time() + 4.0
+    run = train(cfg, digits, reporter=slow_second_epoch, fit_until=fit_until, max_epochs=40)
+    planned = seen[0]["epochs"]
+    assert planned > len(run.history) >= 3 and run.status == "complete"
+    assert seen[-1]["epochs"] == len(run.history) < planned  # shortened after the slow stretch
+    assert time.time() < fit_until + 2.0  # the first plan would have run on past it
+    assert run.history[-1]["lr"] < 0.02 * cfg.lr  # and still annealed
+
+
+def test_a_run_fitted_to_a_time_may_grow_after_its_second_epoch_and_only_shrink_later(digits, monkeypatch):
+    """Regression: a run fitted from its slow first epoch alone (130 s, then 97-116 s) ended 210 s of 1,200 early."""
+    from autocls.training import trainer
+
+    lengths = iter([(4, 0), (6, 0), (8, 0), (8, 0), (8, 0)])  # what the time would allow after each epoch
+    monkeypatch.setattr(trainer, "_refitted_length", lambda *args: next(lengths))
+    cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
+    run = train(cfg, digits, fit_until=time.time() + 10**6, max_epochs=8)
+    assert [m["epochs"] for m in run.history] == [4, 6, 6, 6, 6, 6] and run.status == "complete"
