@@ -75,6 +75,13 @@ def test_a_seed_that_would_train_one_epoch_runs_narrower_for_more():
     one_epoch_anywhere = BudgetPlan({"airbench@0.375": 300.0, "airbench@0.5": 400.0},
                                     {"airbench@0.375": 1, "airbench@0.5": 1}, {})
     assert one_epoch_anywhere.fitted_seed(seed, fixed={}) == seed  # no width trains more: its own
+    # a faster day: width 0.5 planned for 2 epochs, but a trial starting with its 252 s, less its start and its
+    # end (the test split's prediction), has time for 1 (2026-11-30: 59.84% again)
+    measured = {"airbench@0.375": 64.0, "airbench@0.5": 115.0, "airbench@0.75": 183.0}
+    faster = BudgetPlan(measured, {"airbench@0.375": 3, "airbench@0.5": 2, "airbench@0.75": 1}, {},
+                        allotted={key: 252.0 for key in measured}, eval_share=0.115)
+    assert faster.epochs_for(seed, 252.0) == 1
+    assert faster.fitted_seed(seed, fixed={}) == {**seed, "width": 0.375}
     left_out = BudgetPlan({"airbench@0.5": 100.0, "resnet9@0.5": 900.0}, {"airbench@0.5": 3}, {"resnet9": "slow"})
     assert left_out.fitted_seed({"model": "resnet9", "width": 0.5}, fixed={}) is None  # its model was left out
 
