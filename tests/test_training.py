@@ -478,3 +478,12 @@ def test_a_run_fitted_to_a_time_may_grow_after_its_second_epoch_and_only_shrink_
     cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
     run = train(cfg, digits, fit_until=time.time() + 10**6, max_epochs=8)
     assert [m["epochs"] for m in run.history] == [4, 6, 6, 6, 6, 6] and run.status == "complete"
+
+
+def test_a_run_fitted_to_its_deadline_ends_before_the_deadline_cuts_it(digits):
+    """Regression: the re-fit aimed at the deadline itself, which stops a run earlier, keeping time to predict
+    the test split with a margin: a 5-minute search's seed was cut 58 steps into its last epoch of 70."""
+    cfg = TrainConfig(model="lenet", epochs=2, batch_size=64, lr=0.05, scheduler="onecycle", flip=False)
+    end = time.time() + 4.0
+    run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=400)
+    assert run.status == "complete" and len(run.history) > 2, (run.status, run.reason)

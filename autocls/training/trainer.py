@@ -418,8 +418,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         }
         eval_seconds = metrics["eval_time"]
         if fit_until is not None and not last:
-            # the time left, less the closing prediction of the test split (timed by val's)
-            left = fit_until - time.time() - eval_seconds * len(data.test_y) / max(1, len(data.val_y))
+            # the time left, less what a deadline keeps for the closing prediction of the test split: a run
+            # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
+            left = fit_until - time.time() - reserve(epoch_time / max(1, steps))
             epochs, last_steps = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
                                                   eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs)
             # Later epochs only shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs
