@@ -14,7 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -70,6 +70,19 @@ class _Run:
     num_params: int
 
 
+class _Length(NamedTuple):
+    """A run's length: ``epochs``, the last of ``last_epoch_steps`` steps when shortened (0: a whole epoch)."""
+
+    epochs: int
+    last_epoch_steps: int = 0
+
+    def epoch_steps(self, epoch: int, steps_per_epoch: int) -> int:
+        return self.last_epoch_steps if epoch == self.epochs and self.last_epoch_steps else steps_per_epoch
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        return (self.epochs - 1) * steps_per_epoch + self.epoch_steps(self.epochs, steps_per_epoch)
+
+
 @dataclass
 class _Progress:
     """What changes from epoch to epoch, and what a checkpoint restores."""
@@ -80,11 +93,7 @@ class _Progress:
     history: list[dict] = field(default_factory=list)
     checkpoint_cost: float = 0.0  # seconds the last write of last.pt took (0: write at the next chance)
     since_checkpoint: float = 0.0  # training seconds since then
-    epochs: int = 0  # the run's length: the config's, or re-fitted to a time (train's fit_until)
-    last_epoch_steps: int = 0  # the steps of its last epoch when re-fitted to end inside one (0: a whole epoch)
-
-    def epoch_steps(self, epoch: int, steps_per_epoch: int) -> int:
-        return self.last_epoch_steps if epoch == self.epochs and self.last_epoch_steps else steps_per_epoch
+    length: _Length = _Length(0)  # the config's, or re-fitted to a time (train's fit_until); 0: not set yet
 
 
 def _data_device(data: DataSplits, device: torch.device) -> torch.device:
@@ -199,8 +208,8 @@ def _save_checkpoint(artifacts: TrialArtifacts, run: _Run, progress: _Progress, 
     artifacts.save_checkpoint(epoch=progress.epoch, model=run.model.state_dict(),
                               optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
                               rng=torch.get_rng_state(), best_acc=progress.best_acc, best_epoch=progress.best_epoch,
-                              history=progress.history, epochs=progress.epochs,
-                              last_epoch_steps=progress.last_epoch_steps,
+                              history=progress.history, epochs=progress.length.epochs,
+                              last_epoch_steps=progress.length.last_epoch_steps,
                               **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}))
     progress.checkpoint_cost, progress.since_checkpoint = time.perf_counter() - written, 0.0
 
@@ -209,14 +218,13 @@ def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
-    epochs, last_epoch_steps = state.get("epochs", cfg.epochs), state.get("last_epoch_steps", 0)
-    if epochs != cfg.epochs or last_epoch_steps:  # re-fitted before the checkpoint: a schedule's length is not in its state
-        _refit_schedule(run, cfg, epochs, last_epoch_steps)
+    length = _Length(state.get("epochs", cfg.epochs), state.get("last_epoch_steps", 0))
+    if length != _Length(cfg.epochs):  # re-fitted before the checkpoint: a schedule's length is not in its state
+        _refit_schedule(run, cfg, length)
     torch.set_rng_state(state["rng"].cpu())  # map_location moved it; the generator wants a CPU tensor
     if "cuda_rng" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)  # batch order is drawn on the GPU
-    progress = _Progress(state["epoch"], state["best_acc"], state["best_epoch"], state["history"], epochs=epochs,
-                         last_epoch_steps=last_epoch_steps)
+    progress = _Progress(state["epoch"], state["best_acc"], state["best_epoch"], state["history"], length=length)
     if artifacts.best_epoch() != progress.best_epoch:
         progress.best_acc = -1.0  # the saved best is from epochs past the checkpoint: the next evaluation replaces it
     return progress
@@ -235,40 +243,39 @@ def closing_reserve(evaluation_seconds: float) -> float:
     return 1.0 + 1.5 * evaluation_seconds
 
 
-def _refit_schedule(run: _Run, cfg: TrainConfig, epochs: int, last_epoch_steps: int = 0) -> None:
-    """The run's schedule stretched or squeezed to ``epochs`` (the last of ``last_epoch_steps`` steps, when
-    given), continuing from the steps it has taken."""
+def _refit_schedule(run: _Run, cfg: TrainConfig, length: _Length) -> None:
+    """The run's schedule stretched or squeezed to ``length``, continuing from the steps it has taken."""
     if run.per_batch_schedule:  # reduce-on-plateau has no length
-        total = _total_steps(epochs, last_epoch_steps, len(run.loader))
-        run.scheduler = continued_scheduler(replace(cfg, epochs=epochs), run.optimizer, len(run.loader),
-                                            run.peak_lrs, run.scheduler.last_epoch, total_steps=total)
-
-
-def _total_steps(epochs: int, last_epoch_steps: int, steps_per_epoch: int) -> int:
-    return (epochs - 1) * steps_per_epoch + (last_epoch_steps or steps_per_epoch)
+        run.scheduler = continued_scheduler(replace(cfg, epochs=length.epochs), run.optimizer, len(run.loader),
+                                            run.peak_lrs, run.scheduler.last_epoch,
+                                            total_steps=length.total_steps(len(run.loader)))
 
 
 def _refitted_length(epoch: int, step_seconds: float, steps_per_epoch: int, eval_seconds: float,
-                     seconds_left: float, max_epochs: int) -> tuple[int, int]:
-    """The run's length, ``(epochs, steps of the last one or 0 for whole)``, when ``seconds_left`` remain
-    after ``epoch``: the whole epochs that fit, and a shorter last one in what is left when it is worth
-    a quarter of an epoch; at least one more epoch.
+                     seconds_left: float, max_epochs: int) -> _Length:
+    """The run's length when ``seconds_left`` remain after ``epoch``: the whole epochs that fit, and a
+    shorter last one in what is left when it is worth a quarter of an epoch.  When no whole epoch fits, one
+    more epoch of the steps that fit, at least an eighth of an epoch: its schedule anneals in those steps,
+    worth more than the time (an unannealed one-cycle run stops at its peak rate).
 
     Rounding down to whole epochs left up to an epoch unused: 99 s of a 20-minute CPU search whose
-    epochs took 123 s (2026-11-30).
+    epochs took 123 s (2026-11-30).  Keeping a whole epoch where less than a quarter of one fit let the
+    deadline cut it, unannealed: a 5-minute search's seed, 16 steps into its fifth epoch (2026-11-30).
 
     Example:
         >>> _refitted_length(1, step_seconds=1.0, steps_per_epoch=100, eval_seconds=10, seconds_left=300, max_epochs=8)
-        (4, 70)
+        _Length(epochs=4, last_epoch_steps=70)
     """
     epoch_seconds = step_seconds * steps_per_epoch + eval_seconds
     whole = int(max(0.0, seconds_left) // epoch_seconds)
     if epoch + whole >= max_epochs:
-        return max_epochs, 0
+        return _Length(max_epochs)
     steps = int((seconds_left - whole * epoch_seconds - eval_seconds) / step_seconds)
+    if not whole:
+        return _Length(epoch + 1, max(steps, steps_per_epoch // 8, 1))
     if steps >= steps_per_epoch / 4:
-        return epoch + whole + 1, steps
-    return max(epoch + 1, epoch + whole), 0
+        return _Length(epoch + whole + 1, steps)
+    return _Length(epoch + whole)
 
 
 def _speed(history: list[dict]) -> dict:
@@ -302,11 +309,11 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     ``out_dir`` is a folder in that store.  With ``deadline`` (a ``time.time()``), the run stops in time
     to evaluate and write its best state before it, with status ``time_budget``.
     With ``fit_until`` (a ``time.time()``), the first epoch's measured time
-    (training and evaluation) re-fits the run's length to end by then, between
-    one more epoch and ``max_epochs`` (default ``cfg.epochs``), and the
-    schedule follows: a budget's trial sized from a few timed steps fills the
-    time it was given and still anneals; the second epoch's time re-fits it again, and later epochs that run
-    slower shorten it.  The metrics carry the length as ``epochs``.
+    (training and evaluation) re-fits the run's length to end by then, at most
+    ``max_epochs`` (default ``cfg.epochs``), its last epoch shortened to the
+    steps that fit, and the schedule follows: a budget's trial sized from a few
+    timed steps fills the time it was given and still anneals; the second epoch's time re-fits it again, and
+    later epochs that run slower shorten it.  The metrics carry the length as ``epochs``.
 
     Example:
         >>> from autocls.training import TrainConfig, train
@@ -337,7 +344,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         for metrics in progress.history if reporter else []:
             reporter({**metrics, "resumed_from_epoch": progress.epoch})
     resumed_from = progress.epoch
-    progress.epochs = progress.epochs or cfg.epochs
+    progress.length = progress.length if progress.length.epochs else _Length(cfg.epochs)
     # Longer or shorter, from its own first two epochs: the first carries one-off costs (130 s where the next
     # seven took 97-116 s, in a 20-minute CPU run that ended 210 s early); later it only shortens.
     free_refits = FREE_REFITS if fit_until is not None and resumed_from == 0 else 0
@@ -363,7 +370,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             artifacts.save_result(summary, progress.history)
         return result
 
-    if progress.epoch >= progress.epochs:
+    if progress.epoch >= progress.length.epochs:
         return finish()  # stopped between the last checkpoint and its report
     # With a deadline, training stops early enough to evaluate, predict the test
     # split and write it all: a forward pass over val + test, timed by the last
@@ -377,11 +384,11 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         return closing_reserve(max(guessed, measured))
 
     epoch = progress.epoch
-    while epoch < progress.epochs:
+    while epoch < progress.length.epochs:
         epoch += 1
         # --- one epoch of training -----------------------------------------------------------
         start = time.perf_counter()
-        planned = progress.epoch_steps(epoch, len(run.loader))
+        planned = progress.length.epoch_steps(epoch, len(run.loader))
         train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve, planned)
         epoch_time = time.perf_counter() - start
         partial = steps < planned
@@ -395,7 +402,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             break
         if partial:
             status, reason = "time_budget", f"time budget: stopped in epoch {epoch} after {steps} of {planned} steps"
-        last = epoch >= progress.epochs or partial
+        last = epoch >= progress.length.epochs or partial
         if epoch % cfg.eval_every and not last:
             continue
 
@@ -421,16 +428,16 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             # the time left, less what a deadline keeps for the closing prediction of the test split: a run
             # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
             left = fit_until - time.time() - reserve(epoch_time / max(1, steps))
-            epochs, last_steps = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
-                                                  eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs)
+            length = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
+                                      eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs)
             # Later epochs only shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs
             # from its first was cut inside its 10th).
-            spe = len(run.loader)
-            if epoch - resumed_from <= free_refits or _total_steps(epochs, last_steps, spe) < _total_steps(
-                    progress.epochs, progress.last_epoch_steps, spe):
-                _refit_schedule(run, cfg, epochs, last_steps)
-                progress.epochs, progress.last_epoch_steps = epochs, last_steps
-        metrics["epochs"] = progress.epochs
+            steps_per_epoch = len(run.loader)
+            if epoch - resumed_from <= free_refits or length.total_steps(steps_per_epoch) < progress.length.total_steps(
+                    steps_per_epoch):
+                _refit_schedule(run, cfg, length)
+                progress.length = length
+        metrics["epochs"] = progress.length.epochs
         progress.history.append(metrics)
         best = next(m for m in progress.history if m["epoch"] == progress.best_epoch)
         metrics.update(best_val_loss=best["val_loss"], **_speed(progress.history))
