@@ -62,6 +62,7 @@ class SearchProgress:
         """A running trial reported an epoch: the display moves while trials train, not only when they end."""
         self.epochs[number] = (epoch, epochs)
         self.best_seen = val_acc if self.best_seen is None else max(self.best_seen, val_acc)
+        self.best = max(self.best_seen, self.best) if self.best is not None else self.best_seen
         self._show()
 
     def refresh(self) -> None:
