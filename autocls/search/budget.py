@@ -40,8 +40,10 @@ EPOCH_MARGIN = 1.15  # an epoch over the few timed steps: a trial cut before its
 # launch-bound, several times slower per image.
 CPU_TIMING_BATCH = 128
 # A seed's one-cycle schedule over a single epoch is barely a schedule: in a 5-minute CPU search the airbench
-# seed at width 0.5 trained 1 epoch (59.8% on CIFAR-10's test part), where width 0.375 fitted 2.
-MIN_SEED_EPOCHS = 2
+# seed at width 0.5 trained 1 epoch (59.8% on CIFAR-10's test part), where width 0.375 fitted 2. Two are not
+# enough either: in 240 s on 2 cores, width 0.5 for 2 epochs reached 58.4%, width 0.375 for 4 74.3%
+# (benchmarks/seed_recipes.py --widths, side by side, 2026-11-30).
+MIN_SEED_EPOCHS = 3
 # A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built):
 # about 6 s for a one-epoch trial in a 20-minute CPU search on 5,000 CIFAR-10 images (2026-11-28).
 TRIAL_START_S = 8.0
