@@ -25,7 +25,7 @@ class SearchProgress:
         self.console = Console(stderr=True)
         self.start = start or time.time()
         self.counts: Counter = Counter()
-        self.best: float | None = None
+        self.best_complete: float | None = None  # best objective of the COMPLETE trials in the study
         self.finished_at_start = None
         self.live: Live | None = None
         self._last_line = ""
@@ -62,7 +62,6 @@ class SearchProgress:
         """A running trial reported an epoch: the display moves while trials train, not only when they end."""
         self.epochs[number] = (epoch, epochs)
         self.best_seen = val_acc if self.best_seen is None else max(self.best_seen, val_acc)
-        self.best = max(self.best_seen, self.best) if self.best is not None else self.best_seen
         self._show()
 
     def refresh(self) -> None:
@@ -71,9 +70,14 @@ class SearchProgress:
         running = {t.number for t in trials if t.state.name == "RUNNING"}
         self.epochs = {n: e for n, e in self.epochs.items() if n in running}
         values = [t.values[0] for t in trials if t.state.name == "COMPLETE" and t.values]
-        values += [self.best_seen] if self.best_seen is not None else []
-        self.best = max(values) if values else None
+        self.best_complete = max(values) if values else None
         self._show()
+
+    @property
+    def best(self) -> float | None:
+        """The best val top-1 so far: of the finished trials, or reported by a running one."""
+        known = [v for v in (self.best_complete, self.best_seen) if v is not None]
+        return max(known) if known else None
 
     def _show(self) -> None:
         if self.enabled and self.live is None and self.finished_at_start is not None:
