@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autocls.search import run_search  # noqa: E402
-from autocls.search.runner import _prepare_ray_connection  # noqa: E402
+from autocls.search.runner import _prepare_ray_environment  # noqa: E402
 from autocls.search.space import parse_space  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def main() -> None:
                    "lr": {"type": "float", "low": 1e-3, "high": 0.05, "log": True}},
     }, "overhead")
     start = time.time()  # wall clock: the trials' timestamps are on it
-    _prepare_ray_connection(None)
+    _prepare_ray_environment(None)
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     ray_ready = time.time()
     study = run_search("digits", space=space, n_trials=args.trials, studies_dir=tempfile.mkdtemp(), study_name="overhead",
