@@ -503,3 +503,31 @@ def test_a_run_fitted_to_its_deadline_ends_before_the_deadline_cuts_it(digits):
     end = time.time() + 4.0
     run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=400)
     assert run.status == "complete" and len(run.history) > 2, (run.status, run.reason)
+
+
+def test_a_run_of_one_epoch_refits_inside_it(digits):
+    """Regression: a run planned for one epoch re-fitted only once that epoch was over, when nothing was left
+    to re-fit (a 2-minute search's only trial ended 29 s before its deadline)."""
+    cfg = TrainConfig(model="lenet", epochs=1, batch_size=32, lr=0.05, scheduler="onecycle", flip=False)
+    seen = []
+    longer = train(cfg, digits, reporter=seen.append, fit_until=time.time() + 10**6, max_epochs=3)
+    assert [m["epoch"] for m in longer.history] == [1, 2, 3] and seen[0]["epochs"] == 3
+    assert longer.history[-1]["lr"] < 0.02 * cfg.lr  # the 3-epoch schedule, annealed
+    steps = len(digits.train_y) // 32
+    shorter = train(cfg, digits, fit_until=time.time(), max_epochs=3)  # not even this epoch fits
+    assert [m["steps"] for m in shorter.history] == [steps // 4 + 1] and shorter.status == "complete"
+    assert shorter.history[-1]["lr"] < 0.1 * cfg.lr  # annealed in the one step it had left
+
+
+def test_a_fitted_run_later_fills_its_shortened_last_epoch_but_adds_no_epoch(digits, monkeypatch):
+    """Regression: later epochs that ran faster left their time unused (36 s of a 20-minute search)."""
+    from autocls.training import trainer
+
+    L = trainer._Length
+    lengths = iter([L(4, 5), L(6, 5), L(6, 9), L(7, 0), L(6, 9)])  # what the time would allow after each epoch
+    monkeypatch.setattr(trainer, "_refitted_length", lambda *args: next(lengths))
+    cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
+    run = train(cfg, digits, fit_until=time.time() + 10**6, max_epochs=8)
+    assert [m["epochs"] for m in run.history] == [4, 6, 6, 6, 6, 6] and run.status == "complete"
+    assert run.history[-1]["steps"] == 9  # grown inside its last epoch after the third; a seventh epoch refused
+    assert run.history[-1]["lr"] < 0.02 * cfg.lr

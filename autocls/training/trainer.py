@@ -152,16 +152,20 @@ def _targets(run: _Run, x: torch.Tensor, y: torch.Tensor, num_classes: int, labe
 
 
 def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float | None,
-                 reserve: Callable[[float], float], max_steps: int) -> tuple[float, int]:
+                 reserve: Callable[[float], float], max_steps: int,
+                 refit: tuple[int, Callable[[float, int], int]] | None = None) -> tuple[float, int]:
     """One epoch of ``max_steps`` steps at most; returns (mean loss, steps taken).
 
     With a ``deadline`` (a ``time.time()``), the epoch ends early at the first
     step that would leave less than ``reserve(seconds per step)`` before it.
+    With ``refit`` (``(n, fit)``), after ``n`` steps the epoch's length becomes
+    ``fit(seconds per step, n)``, timed over those steps but the first (its warm-up).
     """
     run.model.train()
     memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
     loss_sum = torch.zeros((), device=next(run.model.parameters()).device)
     steps, step_seconds, last = 0, 0.0, time.time()
+    warm = last
     for x, y in run.loader:
         if steps >= max_steps:
             break
@@ -177,6 +181,12 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
             run.scheduler.step()
         loss_sum += loss.detach()
         steps += 1
+        if refit is not None and steps in (1, refit[0]):
+            loss_sum.item()  # waits for the device: the clock then times steps, not their launches
+            if steps == 1:
+                warm = time.time()
+            else:
+                max_steps = refit[1]((time.time() - warm) / (steps - 1), steps)
         if deadline is not None:  # the clock only matters with a deadline; reading it costs nothing next to a step
             now = time.time()
             step_seconds, last = max(step_seconds * 0.9, now - last), now
@@ -383,15 +393,35 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         measured = eval_seconds * eval_images / max(1, len(data.val_y))
         return closing_reserve(max(guessed, measured))
 
+    def _refit_first_epoch(step_seconds: float, done: int) -> int:
+        """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps."""
+        steps_per_epoch = len(run.loader)
+        eval_guess = len(data.val_y) / run.loader.batch_size * step_seconds / 3  # a forward pass: ~1/3 of a step
+        left = fit_until - time.time() - reserve(step_seconds) - eval_guess
+        rest = (steps_per_epoch - done) * step_seconds
+        if left < rest:  # not even this epoch fits: end it in the steps that do, annealed
+            length = _Length(1, min(steps_per_epoch, done + max(1, int(left / step_seconds))))
+        else:
+            length = _refitted_length(1, step_seconds, steps_per_epoch, eval_guess, left - rest,
+                                      max_epochs or cfg.epochs)
+        _refit_schedule(run, cfg, length)
+        progress.length = length
+        return length.epoch_steps(1, steps_per_epoch)
+
     epoch = progress.epoch
     while epoch < progress.length.epochs:
         epoch += 1
         # --- one epoch of training -----------------------------------------------------------
         start = time.perf_counter()
         planned = progress.length.epoch_steps(epoch, len(run.loader))
-        train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve, planned)
+        refit = None
+        if fit_until is not None and epoch == 1 == progress.length.epochs and planned >= 8:
+            # A run of one epoch would re-fit only once it is over: time a quarter of it and re-fit then
+            # (a 2-minute search's only trial, planned for one epoch, ended 29 s before its deadline).
+            refit = (max(2, planned // 4), _refit_first_epoch)
+        train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve, planned, refit)
         epoch_time = time.perf_counter() - start
-        partial = steps < planned
+        partial = steps < progress.length.epoch_steps(epoch, len(run.loader))  # as re-fitted inside the epoch
         progress.epoch, progress.since_checkpoint = epoch, progress.since_checkpoint + epoch_time
         if not math.isfinite(train_loss):
             status, reason = "diverged", f"training loss became {train_loss} in epoch {epoch}"
@@ -431,10 +461,12 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             length = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
                                       eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs)
             # Later epochs only shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs
-            # from its first was cut inside its 10th).
+            # from its first was cut inside its 10th), or lengthen its shortened last epoch, when they run faster
+            # (one fitted after its second epoch ended 36 s before its deadline): no new epoch reshapes the schedule.
             steps_per_epoch = len(run.loader)
-            if epoch - resumed_from <= free_refits or length.total_steps(steps_per_epoch) < progress.length.total_steps(
-                    steps_per_epoch):
+            shorter = length.total_steps(steps_per_epoch) < progress.length.total_steps(steps_per_epoch)
+            fills_last = length.epochs == progress.length.epochs and progress.length.last_epoch_steps
+            if epoch - resumed_from <= free_refits or shorter or fills_last:
                 _refit_schedule(run, cfg, length)
                 progress.length = length
         metrics["epochs"] = progress.length.epochs
