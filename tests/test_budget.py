@@ -104,6 +104,11 @@ def test_a_trial_is_given_time_to_refit_its_epochs_to():
     assert whole.fit_until({"model": "vgg11_bn"}, deadline=now + 30) is None  # never measured: not re-fitted
     fallback = plan(space, {"lenet@1": 500.0}, budget_s=100, slots=1)
     assert fallback.allotted == {"lenet@1": 1500}  # its one rung: 3 epochs at 500 s
+    short_rung = plan(space, {"lenet@1": 40.0}, budget_s=100, slots=1)  # 3 epochs do not fit 100 s
+    assert short_rung.epochs == {"lenet@1": 3} and short_rung.allotted == {"lenet@1": 120}
+    one_epoch = plan(SearchSpace.from_yaml(SPACE.replace("grace_period: 3", "grace_period: 1")),
+                     {"lenet@1": 62.0}, budget_s=92, slots=1)  # more than a trial's share (46 s)
+    assert one_epoch.epochs == {"lenet@1": 1} and one_epoch.allotted == {"lenet@1": 92}  # the whole budget, to re-fit to
 
 
 def test_a_search_skips_a_model_it_measured_too_slow_and_says_so(tmp_path, capsys):

@@ -321,7 +321,9 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     if not epochs:
         key = min(measured, key=measured.get)
         skipped.pop(_model(key))
-        epochs[key] = grace
+        # its first rung, or the whole budget where that is longer: the trial re-fits its epochs to it (a
+        # 2-minute CPU search's only trial, given its one epoch's 62 s, ended with 37 s of the budget unused)
+        epochs[key], allotted[key] = grace, max(grace * measured[key], budget_s)
     # widths of a kept model that are too slow still run, at one rung
     epochs.update({key: grace for key in measured if _model(key) in kept and key not in epochs})
     # the widths above, and the fallback, run their first rung only: given that rung's time
