@@ -393,7 +393,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         measured = eval_seconds * eval_images / max(1, len(data.val_y))
         return closing_reserve(max(guessed, measured))
 
-    def _refit_first_epoch(step_seconds: float, done: int) -> int:
+    def refit_first_epoch(step_seconds: float, done: int) -> int:
         """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps."""
         steps_per_epoch = len(run.loader)
         eval_guess = len(data.val_y) / run.loader.batch_size * step_seconds / 3  # a forward pass: ~1/3 of a step
@@ -418,7 +418,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         if fit_until is not None and epoch == 1 == progress.length.epochs and planned >= 8:
             # A run of one epoch would re-fit only once it is over: time a quarter of it and re-fit then
             # (a 2-minute search's only trial, planned for one epoch, ended 29 s before its deadline).
-            refit = (max(2, planned // 4), _refit_first_epoch)
+            refit = (max(2, planned // 4), refit_first_epoch)
         train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve, planned, refit)
         epoch_time = time.perf_counter() - start
         partial = steps < progress.length.epoch_steps(epoch, len(run.loader))  # as re-fitted inside the epoch
