@@ -326,7 +326,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
         epochs[key], allotted[key] = grace, max(grace * measured[key], budget_s)
     # widths of a kept model that are too slow still run, at one rung
     epochs.update({key: grace for key in measured if _model(key) in kept and key not in epochs})
-    # the widths above, and the fallback, run their first rung only: given that rung's time
+    # the widths above run their first rung only: given that rung's time (the fallback has its own above)
     allotted.update({key: grace * measured[key] for key in epochs if key not in allotted})
     return BudgetPlan(dict(measured), epochs, skipped, grace, allotted, share_evaluating)
 

@@ -388,15 +388,18 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     # about a third of a training step), with a margin.
     eval_seconds, eval_images = 0.0, len(data.val_y) + len(data.test_y)
 
+    def forward_seconds(images: int, step_seconds: float) -> float:
+        """A forward pass over ``images``, guessed before one is timed: about a third of a training step a batch."""
+        return images / run.loader.batch_size * step_seconds / 3
+
     def reserve(step_seconds: float) -> float:
-        guessed = eval_images / run.loader.batch_size * step_seconds / 3
         measured = eval_seconds * eval_images / max(1, len(data.val_y))
-        return closing_reserve(max(guessed, measured))
+        return closing_reserve(max(forward_seconds(eval_images, step_seconds), measured))
 
     def refit_first_epoch(step_seconds: float, done: int) -> int:
         """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps."""
         steps_per_epoch = len(run.loader)
-        eval_guess = len(data.val_y) / run.loader.batch_size * step_seconds / 3  # a forward pass: ~1/3 of a step
+        eval_guess = forward_seconds(len(data.val_y), step_seconds)  # this epoch's evaluation, not yet timed
         left = fit_until - time.time() - reserve(step_seconds) - eval_guess
         rest = (steps_per_epoch - done) * step_seconds
         if left < rest:  # not even this epoch fits: end it in the steps that do, annealed
@@ -465,7 +468,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             # (one fitted after its second epoch ended 36 s before its deadline): no new epoch reshapes the schedule.
             steps_per_epoch = len(run.loader)
             shorter = length.total_steps(steps_per_epoch) < progress.length.total_steps(steps_per_epoch)
-            fills_last = length.epochs == progress.length.epochs and progress.length.last_epoch_steps
+            fills_last = length.epochs == progress.length.epochs and progress.length.last_epoch_steps > 0
             if epoch - resumed_from <= free_refits or shorter or fills_last:
                 _refit_schedule(run, cfg, length)
                 progress.length = length
