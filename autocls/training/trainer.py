@@ -463,13 +463,14 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             left = fit_until - time.time() - reserve(epoch_time / max(1, steps))
             length = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
                                       eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs)
-            # Later epochs only shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs
-            # from its first was cut inside its 10th), or lengthen its shortened last epoch, when they run faster
-            # (one fitted after its second epoch ended 36 s before its deadline): no new epoch reshapes the schedule.
+            # Later epochs shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs from
+            # its first was cut inside its 10th), and lengthen it by less than an epoch, when they run faster:
+            # a shortened last epoch grows, or one is added after a whole last epoch (a trial re-fitted after its
+            # fourth to 13 whole epochs, the 14th under a quarter epoch then, ended 36 s before its deadline).
+            # More growth than that would reshape the schedule late.
             steps_per_epoch = len(run.loader)
-            shorter = length.total_steps(steps_per_epoch) < progress.length.total_steps(steps_per_epoch)
-            fills_last = length.epochs == progress.length.epochs and progress.length.last_epoch_steps > 0
-            if epoch - resumed_from <= free_refits or shorter or fills_last:
+            growth = length.total_steps(steps_per_epoch) - progress.length.total_steps(steps_per_epoch)
+            if epoch - resumed_from <= free_refits or growth < steps_per_epoch:
                 _refit_schedule(run, cfg, length)
                 progress.length = length
         metrics["epochs"] = progress.length.epochs
