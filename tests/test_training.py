@@ -534,3 +534,21 @@ def test_a_fitted_run_later_grows_by_less_than_an_epoch(digits, monkeypatch):
     assert [m["epochs"] for m in run.history] == [4, 5, 6, 6, 6, 6] and run.status == "complete"
     assert run.history[-1]["steps"] == 9
     assert run.history[-1]["lr"] < 0.02 * cfg.lr
+
+
+def test_a_planned_short_last_epoch_stays_while_an_eighth_of_an_epoch_fits(digits, monkeypatch):
+    """Regression: with one threshold a 20-minute search's trial planned 13 and 14 epochs by turns."""
+    from autocls.training import trainer
+
+    L = trainer._Length
+    # 2 whole epochs of 110 s and 15 steps fit after the first: under a quarter of an epoch
+    assert trainer._refitted_length(1, 1.0, 100, 10, seconds_left=245, max_epochs=8) == (3, 0)
+    assert trainer._refitted_length(1, 1.0, 100, 10, seconds_left=245, max_epochs=8, planned=L(4, 20)) == (4, 15)
+    assert trainer._refitted_length(1, 1.0, 100, 10, seconds_left=245, max_epochs=8, planned=L(4, 0)) == (3, 0)
+    assert trainer._refitted_length(1, 1.0, 100, 10, seconds_left=240, max_epochs=8, planned=L(4, 20)) == (3, 0)
+    # the trainer hands each re-fit the length it planned last
+    planned, refit = [], trainer._refitted_length
+    monkeypatch.setattr(trainer, "_refitted_length", lambda *args: planned.append(args[-1]) or refit(*args))
+    cfg = TrainConfig(model="lenet", epochs=3, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
+    run = train(cfg, digits, fit_until=time.time() + 10**6, max_epochs=3)
+    assert planned == [L(3), L(3)] and run.status == "complete"

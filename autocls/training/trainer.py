@@ -262,7 +262,7 @@ def _refit_schedule(run: _Run, cfg: TrainConfig, length: _Length) -> None:
 
 
 def _refitted_length(epoch: int, step_seconds: float, steps_per_epoch: int, eval_seconds: float,
-                     seconds_left: float, max_epochs: int) -> _Length:
+                     seconds_left: float, max_epochs: int, planned: _Length | None = None) -> _Length:
     """The run's length when ``seconds_left`` remain after ``epoch``: the whole epochs that fit, and a
     shorter last one in what is left when it is worth a quarter of an epoch.  When no whole epoch fits, one
     more epoch of the steps that fit, at least an eighth of an epoch: its schedule anneals in those steps,
@@ -271,6 +271,9 @@ def _refitted_length(epoch: int, step_seconds: float, steps_per_epoch: int, eval
     Rounding down to whole epochs left up to an epoch unused: 99 s of a 20-minute CPU search whose
     epochs took 123 s (2026-11-30).  Keeping a whole epoch where less than a quarter of one fit let the
     deadline cut it, unannealed: a 5-minute search's seed, 16 steps into its fifth epoch (2026-11-30).
+    A short last epoch already ``planned`` stays while an eighth of an epoch fits: with one threshold, a
+    20-minute search's trial planned 13 and 14 epochs by turns as its epochs took a little more or less
+    time (2026-12-01), stretching and squeezing its schedule each time.
 
     Example:
         >>> _refitted_length(1, step_seconds=1.0, steps_per_epoch=100, eval_seconds=10, seconds_left=300, max_epochs=8)
@@ -283,7 +286,8 @@ def _refitted_length(epoch: int, step_seconds: float, steps_per_epoch: int, eval
     steps = int((seconds_left - whole * epoch_seconds - eval_seconds) / step_seconds)
     if not whole:
         return _Length(epoch + 1, max(steps, steps_per_epoch // 8, 1))
-    if steps >= steps_per_epoch / 4:
+    keeps_short_last = planned is not None and planned.epochs == epoch + whole + 1 and planned.last_epoch_steps
+    if steps >= steps_per_epoch / 4 or (keeps_short_last and steps >= steps_per_epoch / 8):
         return _Length(epoch + whole + 1, steps)
     return _Length(epoch + whole)
 
@@ -462,7 +466,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
             left = fit_until - time.time() - reserve(epoch_time / max(1, steps))
             length = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
-                                      eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs)
+                                      eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs, progress.length)
             # Later epochs shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs from
             # its first was cut inside its 10th), and lengthen it by less than an epoch, when they run faster:
             # a shortened last epoch grows, or one is added after a whole last epoch (a trial re-fitted after its
