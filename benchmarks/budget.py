@@ -10,7 +10,8 @@ same wall-clock budget on this machine's cores:
   (b) the preset's first seed recipe trained alone with ``autocls train
       --time-budget B`` on all cores: its epochs re-fitted from its first one
       to fill the budget, as (a)'s trials are (up to ``--recipe-epochs``, by
-      default the preset's longest trial); scored plain and with flip TTA
+      default the epochs that fill the budget by autocls's own calibration,
+      at least the preset's longest trial); scored plain and with flip TTA
       (which (a)'s ensemble may choose on val);
   (c) ``autocls search ... --sampler random``: random search, same preset.
 
@@ -27,7 +28,7 @@ longer budget), the search can ensemble them; on 2 CPU cores and 20 minutes of
 all 40k training images one trial fills the budget.  ``--train-per-class``
 trains on fewer images (the preset's epochs stay about 45,000 images each, its
 ``epoch_images``: several passes over the smaller part); ``--recipe-epochs``
-sets (b)'s ceiling when the preset's is not enough to fill the budget:
+sets (b)'s ceiling by hand:
 
     python benchmarks/budget.py --arms ab --train-per-class 500
 """
@@ -86,14 +87,28 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
 
 
+def filling_epochs(space, data, budget_s: float) -> int:
+    """The epochs of ``space``'s first seed that fill ``budget_s`` here, by the search's own calibration, with
+    a margin (its estimate is off by up to 30%; the run re-fits down from its first epoch), and at least the
+    preset's longest trial.  The preset's length alone as (b)'s ceiling left 70% of (b)'s budget unused on a
+    machine with bf16 instructions (16 epochs in 360 s of 1,200; 2026-12-01)."""
+    from autocls.search.budget import config_key, seconds_per_epoch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    seconds = seconds_per_epoch(space, data, threads=os.cpu_count() or 1, device=device)
+    return max(space.max_epochs, int(1.3 * budget_s / seconds[config_key({**space.fixed, **space.seeds[0]})]) + 1)
+
+
 def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None) -> dict:
-    """The preset's first seed on all cores with ``autocls train --time-budget``: its full length as the
-    ceiling, re-fitted after its first epoch to fill the budget, as a trial of (a) is."""
+    """The preset's first seed on all cores with ``autocls train --time-budget``: ``epochs`` (by default
+    :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as a trial of
+    (a) is."""
     from autocls.data import prepare_data
     from autocls.search.space import SearchSpace
 
     space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
-    recipe = {**space.fixed, **space.seeds[0], "epochs": epochs or space.max_epochs}
+    epochs = epochs or filling_epochs(space, prepare_data(str(data)), parse_duration(budget))
+    recipe = {**space.fixed, **space.seeds[0], "epochs": epochs}
     config = work / "recipe.yaml"
     config.write_text(json.dumps(recipe))
     wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / "recipe"),
@@ -102,7 +117,7 @@ def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None) -> dict:
     return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1,
             # after the clock: (b) with TTA's cost left out
             "flip": flip_tta_test_acc(work / "recipe", recipe, prepare_data(str(data))),
-            "preset": f"seed recipe, {result['epochs_run']} epochs"}
+            "preset": f"seed recipe, {result['epochs_run']} epochs (ceiling {epochs})"}
 
 
 def flip_tta_test_acc(run_dir: Path, recipe: dict, data) -> float:
@@ -126,7 +141,7 @@ def main() -> None:
     parser.add_argument("--train-per-class", type=int, default=4000,
                         help="training images per class (default 4000, all; val and test keep 500 each)")
     parser.add_argument("--recipe-epochs", type=int, default=None,
-                        help="(b)'s most epochs, re-fitted down to its budget (default: the preset's longest trial)")
+                        help="(b)'s most epochs, re-fitted down to its budget (default: those that fill it, by calibration)")
     args = parser.parse_args()
     if not args.arms or set(args.arms) - set("abc"):
         parser.error(f"--arms: letters of abc, got '{args.arms}'")
