@@ -24,8 +24,9 @@ threads is printed too; compare arms of the same run only.
     python benchmarks/budget.py --arms ab       # (a) and (b) only
 
 Where several of the preset's full-length trials fit the budget (a GPU, a
-longer budget), the search can ensemble them; on 2 CPU cores and 20 minutes of
-all 40k training images one trial fills the budget.  ``--train-per-class``
+longer budget, a CPU with bf16 instructions), the search can ensemble them; on 2
+CPU cores without AVX-512 and 20 minutes of all 40k training images one trial
+fills the budget.  ``--train-per-class``
 trains on fewer images (the preset's epochs stay about 45,000 images each, its
 ``epoch_images``: several passes over the smaller part); ``--recipe-epochs``
 sets (b)'s ceiling by hand:
