@@ -108,7 +108,8 @@ def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None) -> dict:
     from autocls.search.space import SearchSpace
 
     space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
-    epochs = epochs or filling_epochs(space, prepare_data(str(data)), parse_duration(budget))
+    photos = prepare_data(str(data))
+    epochs = epochs or filling_epochs(space, photos, parse_duration(budget))
     recipe = {**space.fixed, **space.seeds[0], "epochs": epochs}
     config = work / "recipe.yaml"
     config.write_text(json.dumps(recipe))
@@ -117,7 +118,7 @@ def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None) -> dict:
     result = json.loads((work / "recipe" / "result.json").read_text())
     return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1,
             # after the clock: (b) with TTA's cost left out
-            "flip": flip_tta_test_acc(work / "recipe", recipe, prepare_data(str(data))),
+            "flip": flip_tta_test_acc(work / "recipe", recipe, photos),
             "preset": f"seed recipe, {result['epochs_run']} epochs (ceiling {epochs})"}
 
 
