@@ -23,7 +23,8 @@ def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung
     space = SearchSpace.from_yaml(SPACE)
     p = plan(space, {"lenet@1": 0.5, "resnext29_8x64d@1": 200.0}, budget_s=100, slots=2)
     assert p.epochs == {"lenet@1": 40}  # 50 s share / 0.5 s = 100 epochs, capped at the space's 40
-    assert "first rung (3 epochs) does not fit a trial's share (50 s)" in p.skipped["resnext29_8x64d"]
+    # its first rung: an eighth of LeNet's 40 epochs, later than the space's 3 (see the test below)
+    assert "first rung (5 epochs) does not fit a trial's share (50 s)" in p.skipped["resnext29_8x64d"]
     assert p.models == ["lenet"]
     p = plan(space, {"lenet@1": 5.0}, budget_s=100, slots=1)
     # two full-length (40-epoch) trials do not fit: one trial may take the whole budget, 20 epochs
@@ -43,6 +44,22 @@ def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung
     assert p.epochs == {"lenet@0.5": 3}
     assert p.epochs_for({"model": "lenet", "width": 1.0}, seconds_left=10**4) == 0
     assert p.epochs_for({"model": "vgg11_bn"}, seconds_left=10**4) is None  # never measured: not sized
+
+
+def test_a_budgeted_search_puts_its_first_rung_at_an_eighth_of_its_shortest_trial():
+    """Regression: at epoch 1 of 24-epoch one-cycle trials, ASHA stopped airbench94's second seed (33.8%) against
+    the first seed (35.2% there, 88.4% at the end) in a 20-minute CPU search, comparing warm-up noise."""
+    space = SearchSpace.from_yaml(SPACE.replace("grace_period: 3", "grace_period: 1").replace("epochs: 40", "epochs: 24"))
+    fast = plan(space, {"lenet@1": 19.0}, budget_s=1100, slots=1)
+    assert fast.epochs == {"lenet@1": 24} and fast.grace_period == 3
+    assert fast.epochs_for({"model": "lenet"}, seconds_left=60) == 0  # 2 epochs fit: short of the rung, not started
+    assert fast.epochs_for({"model": "lenet"}, seconds_left=80) == 3
+    slow = plan(space, {"lenet@1": 70.0}, budget_s=1100, slots=1)  # 15 epochs: the space's rung stays
+    assert slow.epochs == {"lenet@1": 15} and slow.grace_period == 1
+    # the shortest full-length trial sets it: a second model fitting 12 epochs keeps the rung at 1
+    mixed = plan(space, {"lenet@1": 19.0, "resnext29_8x64d@1": 90.0}, budget_s=1100, slots=1)
+    assert mixed.epochs == {"lenet@1": 24, "resnext29_8x64d@1": 12} and mixed.grace_period == 1
+    assert plan(SearchSpace.from_yaml(SPACE), {"lenet@1": 0.5}, budget_s=100, slots=1).grace_period == 5  # 40 / 8
 
 
 def test_a_trial_starts_only_with_time_for_its_first_rung_and_its_end():

@@ -8,6 +8,8 @@ the threads a trial gets.  With those:
   budget are left out, with the reason printed;
 * every trial gets the epochs that fit its share (never more than the space
   asks for), so it anneals its schedule instead of being cut in the middle;
+* ASHA's first rung is no earlier than an eighth of the shortest such trial
+  (:data:`FIRST_RUNG_PART`);
 * near the end, a trial gets only the epochs that still fit before the
   deadline, and none starts that could not finish one epoch;
 * once trials run, their real epoch times replace the estimates, and each
@@ -44,6 +46,12 @@ CPU_TIMING_BATCH = 128
 # enough either: in 240 s on 2 cores, width 0.5 for 2 epochs reached 58.4%, width 0.375 for 4 74.3%
 # (benchmarks/seed_recipes.py --widths, side by side, 2026-11-30).
 MIN_SEED_EPOCHS = 3
+# ASHA stops a trial whose value at a rung is below the best 1/reduction_factor of those recorded there
+# before it: with the few full-length trials a budget fits, that is the one or two before it, and at epoch 1
+# of a 24-epoch one-cycle run it compares warm-up noise (a 20-minute CPU search stopped airbench94's second
+# seed at 33.8% against the first seed's 35.2%, 2026-12-01).  So a budgeted search puts its first rung no
+# earlier than this part of its shortest full-length trial.
+FIRST_RUNG_PART = 1 / 8
 # A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built):
 # about 6 s for a one-epoch trial in a 20-minute CPU search on 5,000 CIFAR-10 images (2026-11-28).
 TRIAL_START_S = 8.0
@@ -301,20 +309,29 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
         {'resnet18': "an epoch takes ~400 s here; its first rung (1 epoch) does not fit a trial's share (300 s)"}
     """
     share = budget_s / TRIALS_PER_SLOT  # each slot runs its trials one after the other
+
+    def fitted_to(grace: int) -> tuple[dict, dict]:
+        epochs, allotted = {}, {}
+        for key, seconds in measured.items():
+            if grace * seconds <= share:
+                fitted, allotted[key] = int(share / seconds), share
+                if fitted < space.max_epochs:
+                    # Not even TRIALS_PER_SLOT full-length trials fit: an under-trained model gains
+                    # more from epochs than an ensemble gains from a second one (on CIFAR-10 in 20
+                    # minutes on 2 cores, 7 trials ensembled: 82.2%; the seed recipe alone: 84.0%).
+                    # So a trial may take the slot's whole budget; the seed recipe runs first.
+                    fitted, allotted[key] = int(budget_s / seconds), budget_s
+                epochs[key] = max(grace, min(space.max_epochs, fitted))
+        return epochs, allotted
+
     grace = space.grace_period
-    epochs, fastest, allotted = {}, {}, {}
+    epochs, allotted = fitted_to(grace)
+    if epochs and int(min(epochs.values()) * FIRST_RUNG_PART) > grace:
+        grace = int(min(epochs.values()) * FIRST_RUNG_PART)
+        epochs, allotted = fitted_to(grace)
+    fastest = {}
     for key, seconds in measured.items():
-        model = _model(key)
-        fastest[model] = min(fastest.get(model, seconds), seconds)
-        if grace * seconds <= share:
-            fitted, allotted[key] = int(share / seconds), share
-            if fitted < space.max_epochs:
-                # Not even TRIALS_PER_SLOT full-length trials fit: an under-trained model gains
-                # more from epochs than an ensemble gains from a second one (on CIFAR-10 in 20
-                # minutes on 2 cores, 7 trials ensembled: 82.2%; the seed recipe alone: 84.0%).
-                # So a trial may take the slot's whole budget; the seed recipe runs first.
-                fitted, allotted[key] = int(budget_s / seconds), budget_s
-            epochs[key] = max(grace, min(space.max_epochs, fitted))
+        fastest[_model(key)] = min(fastest.get(_model(key), seconds), seconds)
     kept = {_model(key) for key in epochs}
     skipped = {m: f"an epoch takes ~{s:.0f} s here; its first rung ({grace} epoch{'s' * (grace > 1)}) does not fit "
                   f"a trial's share ({share:.0f} s)" for m, s in fastest.items() if m not in kept}
