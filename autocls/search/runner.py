@@ -196,12 +196,12 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
     _prepare_ray_environment(address)
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
     from autocls.data import load_dataset, make_splits
     from autocls.search.budget import eval_share, plan, seconds_per_epoch, trained_per_epoch
     from autocls.search.progress import SearchProgress
+    from autocls.search.scheduler import SEED_RECIPE, SeedKeepingASHA
     from autocls.search.cores import CoreHandOver
     from autocls.search.searcher import OptunaSearcher
     from autocls.search.trainable import run_trial
@@ -291,14 +291,18 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         if measured is not None:
             left = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) - time.time()
             budget_plan = plan(space, measured, left, max_concurrent, share_evaluating=evaluating)
-            space = _narrowed_to_plan(space, budget_plan, study)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
+                if budget_plan.grace_period > space.grace_period:
+                    print(f"budget: ASHA's first rung moved from epoch {space.grace_period} to "
+                          f"{budget_plan.grace_period}, an eighth of the shortest trial (earlier, too few trials "
+                          f"are compared there to tell their warm-up apart)", file=sys.stderr, flush=True)
+            space = _narrowed_to_plan(space, budget_plan, study)
         if not stored:  # a new study: known-good recipes first, where the budget kept their model (at a width it kept)
             for values in space.seeds:
                 recipe = values if budget_plan is None else budget_plan.fitted_seed(values, space.fixed)
                 if recipe is not None:
-                    study.enqueue_trial(recipe, skip_if_exists=True)
+                    study.enqueue_trial(recipe, user_attrs={SEED_RECIPE: True}, skip_if_exists=True)
         # The budget bounds the whole command: trials end by `trial_deadline`, which
         # leaves time to stop Ray and build the ensemble; none starts later than `deadline`.
         trial_deadline = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) \
@@ -313,7 +317,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                                   budget=remaining if n_trials is not None else None,
                                   cores=CoreHandOver(paths.folder / "cores", cpus, threads) if cpus else None,
                                   trial_deadline=trial_deadline, on_epoch=progress.epoch_done, plan=budget_plan)
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=space.max_epochs, grace_period=space.grace_period,
+        scheduler = SeedKeepingASHA(time_attr="epoch", max_t=space.max_epochs,
+                                  grace_period=budget_plan.grace_period if budget_plan else space.grace_period,
                                   reduction_factor=space.reduction_factor)
         trainable = tune.with_resources(run_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         tuner = tune.Tuner(

@@ -31,6 +31,7 @@ from ray.tune.search import Searcher
 from autocls.artifacts import ArtifactStore
 from autocls.search.budget import BudgetPlan, config_key
 from autocls.search.cores import CoreHandOver
+from autocls.search.scheduler import SEED_RECIPE
 from autocls.search.space import SearchSpace
 
 
@@ -112,7 +113,7 @@ class OptunaSearcher(Searcher):
         self.started += 1
         config = {"train": values, "runtime": runtime, "trial_key": key, "number": trial.number,
                   "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
-                  **sizing, **self.extra_config}
+                  SEED_RECIPE: bool(trial.user_attrs.get(SEED_RECIPE)), **sizing, **self.extra_config}
         if self.cores is not None:
             self.cores.reset(trial.number)
             config["cores_file"] = str(self.cores.file(trial.number))

@@ -11,7 +11,7 @@ A space file::
       optimizer: {type: categorical, choices: [sgd, adam]}
       lr: {type: float, low: 1.0e-4, high: 0.3, log: true}
       momentum: {type: float, low: 0.8, high: 0.99, when: {optimizer: [sgd]}}
-    seeds:                          # known-good recipes, run first
+    seeds:                          # known-good recipes: run first, and to their end
       - {optimizer: sgd, lr: 0.1, momentum: 0.9}
 
 A parameter with ``when`` is sampled only if every named parent took one of
