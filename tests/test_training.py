@@ -284,7 +284,7 @@ def test_norms_and_biases_keep_their_scaled_learning_rate_under_every_schedule()
     from autocls.training.optim import build_optimizer, build_scheduler
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-    for scheduler in ("onecycle", "cyclic", "cosine", "multistep"):
+    for scheduler in ("onecycle", "triangle", "cyclic", "cosine", "multistep"):
         cfg = TrainConfig(epochs=3, lr=0.1, bias_lr_scale=64, scheduler=scheduler)
         opt = build_optimizer(cfg, model.parameters())
         sched = build_scheduler(cfg, opt, steps_per_epoch=10)
@@ -315,6 +315,38 @@ def test_airbench_recipe_learns_and_resumes_with_lookahead(digits, tmp_path):
     whiten = load_file(str(TrialArtifacts(tmp_path, {}).weights_file))["whiten.weight"]
     init = torch.nn.Conv2d(1, whiten.shape[0], 2).weight  # the default init's scale: 1/sqrt(fan-in) at most
     assert whiten.abs().max() > 2 * init.abs().max()  # scaled by 1/sqrt(eigenvalue): fitted to the data
+
+
+def test_airbench_recipe_learns_and_resumes_with_its_ramped_average_and_triangle_schedule(digits, tmp_path,
+                                                                                        monkeypatch):
+    """Every step feeds the average, over the run's whole length, also after a resume; each epoch ends on it."""
+    from autocls.training import trainer
+
+    calls = []
+
+    class CountingAverage(trainer.RampedAverage):
+        def update(self):
+            super().update()
+            calls.append((self.step, self.total_steps))
+
+        def sync(self):
+            super().sync()
+            calls.append("sync")
+
+    monkeypatch.setattr(trainer, "RampedAverage", CountingAverage)
+    cfg = TrainConfig(model="airbench", width=0.5, epochs=4, batch_size=128, lr=0.2, momentum=0.85,
+                      weight_decay=1e-3, bias_lr_scale=64, ramped_average=True, label_smoothing=0.2,
+                      scheduler="triangle", crop_padding=1, flip=False)
+    every_epoch = Runtime(checkpoint_share=1)
+    with pytest.raises(Killed):
+        train(cfg, digits, reporter=_die_after_two, out_dir=tmp_path, runtime=every_epoch)
+    result = train(cfg, digits, out_dir=tmp_path, resume=True, runtime=every_epoch)
+    assert result.resumed_from_epoch == 2 and result.status == "complete" and result.best_val_acc > 0.8
+    steps = [c for c in calls if c != "sync"]
+    per_epoch = len(steps) // 4
+    assert [s for s, _ in steps] == list(range(1, 4 * per_epoch + 1))  # the resumed run counts on from epoch 2
+    assert {total for _, total in steps} == {4 * per_epoch}
+    assert calls.count("sync") == 4 and calls[per_epoch] == "sync"
 
 
 @pytest.mark.parametrize("values, message", [

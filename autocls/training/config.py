@@ -22,7 +22,7 @@ from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULERS = ("cosine", "multistep", "step", "onecycle", "cyclic", "plateau", "constant")
+SCHEDULERS = ("cosine", "multistep", "step", "onecycle", "triangle", "cyclic", "plateau", "constant")
 LOSSES = ("ce", "focal")
 CLASS_WEIGHTINGS = ("none", "inverse", "class_balanced")
 
@@ -115,6 +115,7 @@ class TrainConfig(_Fields):
     weight_decay: float = 5e-4
     bias_lr_scale: float = 1.0  # norms' and biases' learning rate over lr (airbench: 64)
     lookahead: bool = False  # timm's Lookahead around the optimizer (k=5, alpha=0.5)
+    ramped_average: bool = False  # airbench's weight averaging, copied into the model (optim.RampedAverage)
     beta1: float = 0.9
     beta2: float = 0.999
     scheduler: str = "cosine"

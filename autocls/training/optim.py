@@ -1,4 +1,4 @@
-"""Optimizer and learning-rate schedule factories.
+"""Optimizer, learning-rate schedule and weight-averaging factories.
 
 Every schedule is stepped once per batch (``steps_per_epoch`` known up
 front) so warm-up and one-cycle are smooth; reduce-on-plateau is stepped per
@@ -55,6 +55,11 @@ def build_scheduler(cfg, optimizer, steps_per_epoch: int, total_steps: int | Non
         return lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
                                        total_steps=total, pct_start=pct_start,
                                        cycle_momentum=False)
+    if cfg.scheduler == "triangle":  # airbench94's: 0.2x the peak, linearly up to it at 23%, down to 0.07x
+        pct_start = min(0.9, max(warmup / total, 0.23, 2.5 / total))
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                       total_steps=total, pct_start=pct_start, anneal_strategy="linear",
+                                       div_factor=1 / 0.2, final_div_factor=0.2 / 0.07, cycle_momentum=False)
     if cfg.scheduler == "cyclic":
         half = max(1, (total - warmup) // 8)  # triangular2 over 4 cycles
         peaks = [g["lr"] for g in optimizer.param_groups]  # per group: norms and biases may have their own
@@ -101,3 +106,52 @@ def _decay_fn(cfg, steps: int, steps_per_epoch: int):
     if cfg.scheduler == "step":
         return lambda s: cfg.gamma ** (s // max(1, cfg.step_size * steps_per_epoch))
     return lambda s: 1.0  # constant
+
+
+class RampedAverage:
+    """airbench94's weight averaging: every ``every`` steps the model's weights and BatchNorm statistics
+    become ``decay * average + (1 - decay) * current``, copied back into the model, with ``decay`` ramping
+    from 0 to ``base ** every`` as ``(step / total_steps) ** power``: free steps early, a strong average late.
+
+    Written here because neither of timm's fits: ``Lookahead`` pulls the weights back at a fixed rate from
+    the first step (half-way every 5 steps), which cost airbench's seed 0.8 points against no averaging at
+    all (85.8% and 86.6%, half width, 9 epochs of 40k CIFAR-10 JPEGs on a CPU, 2026-12-01; 87.2% with this
+    and the triangle schedule), and ``ModelEmaV3`` keeps its average apart from the model being trained.  The trainer calls :meth:`sync` at the end of an epoch, so the model it evaluates and
+    checkpoints is the average; a resumed run starts a new average from it.
+
+    Example:
+        >>> average = RampedAverage(model, total_steps=len(loader) * epochs)
+        >>> for x, y in loader:
+        ...     optimizer.step()
+        ...     average.update()
+        >>> average.sync()
+    """
+
+    def __init__(self, model: torch.nn.Module, total_steps: int, every: int = 5, base: float = 0.95,
+                 power: float = 3.0):
+        self.model, self.every, self.base, self.power = model, every, base, power
+        self.step, self.total_steps = 0, total_steps  # the trainer moves both when a run resumes or is re-fitted
+        self.average: list[torch.Tensor] | None = None
+
+    def _tensors(self) -> list[torch.Tensor]:
+        return [t for t in self.model.state_dict().values() if t.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """After each optimizer step."""
+        self.step += 1
+        if self.step % self.every:
+            return
+        if self.average is None:
+            self.average = [t.detach().clone() for t in self._tensors()]
+            return
+        decay = self.base ** self.every * min(1.0, self.step / max(1, self.total_steps)) ** self.power
+        for average, current in zip(self.average, self._tensors()):
+            average.lerp_(current, 1 - decay)
+            current.copy_(average)
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """The average into the model, dropping the steps since the last update."""
+        for average, current in zip(self.average or [], self._tensors()):
+            current.copy_(average)

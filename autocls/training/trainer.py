@@ -28,7 +28,7 @@ from autocls.inference import fast_bf16, predict_proba, resolve_device
 from autocls.models.registry import model_from_config
 from autocls.training.config import Runtime, TrainConfig
 from autocls.training.losses import build_loss
-from autocls.training.optim import build_optimizer, build_scheduler, continued_scheduler
+from autocls.training.optim import RampedAverage, build_optimizer, build_scheduler, continued_scheduler
 
 STATUSES = ("complete", "diverged", "time_budget")
 FIT_TO_DATA_IMAGES = 5000  # as airbench estimates its whitening: ample for a 12x12 covariance
@@ -63,6 +63,7 @@ class _Run:
     mixup: object | None
     optimizer: torch.optim.Optimizer
     scheduler: object
+    average: RampedAverage | None
     peak_lrs: list[float]  # each group's learning rate before a schedule: what a re-fitted schedule starts from
     per_batch_schedule: bool
     amp: bool
@@ -136,8 +137,9 @@ def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_mo
     optimizer = build_optimizer(cfg, model.parameters())
     peak_lrs = [group["lr"] for group in optimizer.param_groups]
     scheduler = build_scheduler(cfg, optimizer, len(loader))
+    average = RampedAverage(model, cfg.epochs * len(loader)) if cfg.ramped_average else None
     return _Run(model, torch.compile(model) if compile_model else model, loader, augment, data.val_x.to(data_device),
-                criterion.to(device), mixup, optimizer, scheduler, peak_lrs,
+                criterion.to(device), mixup, optimizer, scheduler, average, peak_lrs,
                 not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau), cfg.amp and fast_bf16(device),
                 channels_last, sum(p.numel() for p in model.parameters()))
 
@@ -179,6 +181,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
         run.optimizer.step()
         if run.per_batch_schedule:
             run.scheduler.step()
+        if run.average is not None:
+            run.average.update()
         loss_sum += loss.detach()
         steps += 1
         if refit is not None and steps in (1, refit[0]):
@@ -192,6 +196,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
             step_seconds, last = max(step_seconds * 0.9, now - last), now
     if hasattr(run.optimizer, "sync_lookahead"):  # evaluate and keep the slow weights, as timm's train.py does
         run.optimizer.sync_lookahead()
+    if run.average is not None:  # evaluate and keep the average, as airbench does
+        run.average.sync()
     return float(loss_sum) / max(1, steps), steps  # one device sync per epoch
 
 
@@ -421,6 +427,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         # --- one epoch of training -----------------------------------------------------------
         start = time.perf_counter()
         planned = progress.length.epoch_steps(epoch, len(run.loader))
+        if run.average is not None:  # where the run is: resumed, or re-fitted to a time since the last epoch
+            run.average.step = (epoch - 1) * len(run.loader)
+            run.average.total_steps = progress.length.total_steps(len(run.loader))
         refit = None
         if fit_until is not None and epoch == 1 == progress.length.epochs and planned >= 8:
             # A run of one epoch would re-fit only once it is over: time a quarter of it and re-fit then
