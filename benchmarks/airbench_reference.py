@@ -90,8 +90,8 @@ def reference(data, width: float, epochs: int, ablate: str | None, batch_size: i
     steps_per_epoch = len(train_x) // batch_size
     total = steps_per_epoch * epochs
     if ablate == "triangle":
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, [g["lr"] for g in optimizer.param_groups], total_steps=total,
-                                                       pct_start=0.3, cycle_momentum=False)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, [g["lr"] for g in optimizer.param_groups],
+                                                       total_steps=total, pct_start=0.3, cycle_momentum=False)
     else:
         peak = int(0.23 * total)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.2 + 0.8 * s / peak if s <= peak
@@ -174,7 +174,8 @@ def main() -> None:
     print(f"\n{'run':40s} {'test':>7s} {'flip TTA':>9s} {'wall s':>7s}")
     print(f"{label:40s} {plain:7.2%} {flip:9.2%} {reference_s:7.0f}")
     print(f"{'autocls seed ' + ' '.join(args.set):40s} {result.test_acc:7.2%} {'':>9s} {seed_s:7.0f}")
-    print(f"autocls seed - reference: {100 * (result.test_acc - plain):+.2f} points, wall ratio {seed_s / reference_s:.2f}")
+    print(f"autocls seed - reference: {100 * (result.test_acc - plain):+.2f} points, "
+          f"wall ratio {seed_s / reference_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -116,8 +116,9 @@ class RampedAverage:
     Written here because neither of timm's fits: ``Lookahead`` pulls the weights back at a fixed rate from
     the first step (half-way every 5 steps), which cost airbench's seed 0.8 points against no averaging at
     all (85.8% and 86.6%, half width, 9 epochs of 40k CIFAR-10 JPEGs on a CPU, 2026-12-01; 87.2% with this
-    and the triangle schedule), and ``ModelEmaV3`` keeps its average apart from the model being trained.  The trainer calls :meth:`sync` at the end of an epoch, so the model it evaluates and
-    checkpoints is the average; a resumed run starts a new average from it.
+    and the triangle schedule), and ``ModelEmaV3`` keeps its average apart from the model being trained.
+    The trainer calls :meth:`sync` at the end of an epoch, so the model it evaluates and checkpoints is the
+    average; a resumed run starts a new average from it.
 
     Example:
         >>> average = RampedAverage(model, total_steps=len(loader) * epochs)
