@@ -56,6 +56,8 @@ def test_a_budgeted_search_puts_its_first_rung_at_an_eighth_of_its_shortest_tria
     assert fast.epochs_for({"model": "lenet"}, seconds_left=80) == 3
     slow = plan(space, {"lenet@1": 70.0}, budget_s=1100, slots=1)  # 15 epochs: the space's rung stays
     assert slow.epochs == {"lenet@1": 15} and slow.grace_period == 1
+    assert "budget: ASHA's first rung moved from epoch 1 to 3" in fast.lines()[-1]  # the plan says so where it moves
+    assert not any("first rung moved" in line for line in slow.lines())
     # the shortest full-length trial sets it: a second model fitting 12 epochs keeps the rung at 1
     mixed = plan(space, {"lenet@1": 19.0, "resnext29_8x64d@1": 90.0}, budget_s=1100, slots=1)
     assert mixed.epochs == {"lenet@1": 24, "resnext29_8x64d@1": 12} and mixed.grace_period == 1

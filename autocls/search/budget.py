@@ -86,6 +86,7 @@ class BudgetPlan:
     grace_period: int = 1
     allotted: dict[str, float] = field(default_factory=dict)  # seconds a trial of each key may fill
     eval_share: float = 0.0  # the part of an epoch's seconds that evaluates val and test (:func:`eval_share`)
+    space_grace_period: int = 0  # the space's own first rung, when the plan moved it later (0: not moved)
 
     @property
     def models(self) -> list[str]:
@@ -196,8 +197,11 @@ class BudgetPlan:
     def lines(self) -> list[str]:
         fitted = ", ".join(f"{key} {e} epoch{'s' * (e > 1)} (~{self.seconds[key]:.0f} s each)"
                            for key, e in sorted(self.epochs.items()))
+        moved = [f"budget: ASHA's first rung moved from epoch {self.space_grace_period} to {self.grace_period}, an "
+                 f"eighth of the shortest trial (earlier, too few trials are compared there to tell their warm-up "
+                 f"apart)"] if self.space_grace_period else []
         return [f"budget: trials sized to fit: {fitted}"] + [f"budget: skipped {m}: {why}" for m, why in
-                                                             sorted(self.skipped.items())]
+                                                             sorted(self.skipped.items())] + moved
 
 
 def configs(space: SearchSpace) -> list[dict]:
@@ -326,8 +330,9 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
 
     grace = space.grace_period
     epochs, allotted = fitted_to(grace)
-    if epochs and int(min(epochs.values()) * FIRST_RUNG_PART) > grace:
-        grace = int(min(epochs.values()) * FIRST_RUNG_PART)
+    first_rung = int(min(epochs.values()) * FIRST_RUNG_PART) if epochs else 0
+    if first_rung > grace:
+        grace = first_rung
         epochs, allotted = fitted_to(grace)
     fastest = {}
     for key, seconds in measured.items():
@@ -345,7 +350,8 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     epochs.update({key: grace for key in measured if _model(key) in kept and key not in epochs})
     # the widths above run their first rung only: given that rung's time (the fallback has its own above)
     allotted.update({key: grace * measured[key] for key in epochs if key not in allotted})
-    return BudgetPlan(dict(measured), epochs, skipped, grace, allotted, share_evaluating)
+    return BudgetPlan(dict(measured), epochs, skipped, grace, allotted, share_evaluating,
+                      space_grace_period=space.grace_period if grace > space.grace_period else 0)
 
 
 def _synchronize(device: str) -> None:

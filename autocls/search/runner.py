@@ -293,10 +293,6 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             budget_plan = plan(space, measured, left, max_concurrent, share_evaluating=evaluating)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
-                if budget_plan.grace_period > space.grace_period:
-                    print(f"budget: ASHA's first rung moved from epoch {space.grace_period} to "
-                          f"{budget_plan.grace_period}, an eighth of the shortest trial (earlier, too few trials "
-                          f"are compared there to tell their warm-up apart)", file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
         if not stored:  # a new study: known-good recipes first, where the budget kept their model (at a width it kept)
             for values in space.seeds:
