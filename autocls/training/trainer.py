@@ -246,8 +246,13 @@ def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts
     return progress
 
 
-# Epochs after which a run fitted to a time may grow or shrink its length; after them it may only shrink.
+# Epochs after which a run fitted to a time may grow or shrink its length freely; after them it grows by an
+# epoch at most per re-fit.
 FREE_REFITS = 2
+# The part of an epoch that a re-fitted run leaves unplanned: later epochs run slower or faster than the one
+# timed (97-116 s in one 20-minute CPU run), and a deadline stops a run by its slowest recent step; a quarter of
+# an epoch still let 2 of 12 four-second runs be cut a step before their end, half of one none of 20.
+REFIT_MARGIN = 0.5
 
 
 def closing_reserve(evaluation_seconds: float) -> float:
@@ -366,7 +371,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     resumed_from = progress.epoch
     progress.length = progress.length if progress.length.epochs else _Length(cfg.epochs)
     # Longer or shorter, from its own first two epochs: the first carries one-off costs (130 s where the next
-    # seven took 97-116 s, in a 20-minute CPU run that ended 210 s early); later it only shortens.
+    # seven took 97-116 s, in a 20-minute CPU run that ended 210 s early); later it grows by an epoch at most.
     free_refits = FREE_REFITS if fit_until is not None and resumed_from == 0 else 0
     threads = torch.get_num_threads()
     status, reason = "complete", ""
@@ -474,18 +479,23 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             # the time left, less what a deadline keeps for the closing prediction of the test split: a run
             # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
             left = fit_until - time.time() - reserve(epoch_time / max(1, steps))
+            # and less a margin for later epochs and steps slower than this one: fitted to the time left exactly,
+            # a run that grew into it was cut one step before its end in 4 of 5 tries (0.12 s epochs, a 4 s run)
+            left -= REFIT_MARGIN * epoch_time
             length = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
                                       eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs, progress.length)
             # Later epochs shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs from
-            # its first was cut inside its 10th), and lengthen it by less than an epoch, when they run faster:
-            # a shortened last epoch grows, or one is added after a whole last epoch (a trial re-fitted after its
-            # fourth to 13 whole epochs, the 14th under a quarter epoch then, ended 36 s before its deadline).
-            # More growth than that would reshape the schedule late.
+            # its first was cut inside its 10th), and lengthen it by an epoch at most, when they run faster (a
+            # trial re-fitted after its fourth to 13 whole epochs, the 14th under a quarter epoch then, ended
+            # 36 s before its deadline): more at once would reshape the schedule late, and refusing more left a
+            # run shortened by slow epochs there when the machine sped up again (`autocls train` ended 167 s
+            # of 1,200 early after 55 epochs of about 19 s, 2026-12-01).
             steps_per_epoch = len(run.loader)
             growth = length.total_steps(steps_per_epoch) - progress.length.total_steps(steps_per_epoch)
-            if epoch - resumed_from <= free_refits or growth < steps_per_epoch:
-                _refit_schedule(run, cfg, length)
-                progress.length = length
+            if epoch - resumed_from > free_refits and growth > steps_per_epoch:
+                length = _Length(progress.length.epochs + 1, progress.length.last_epoch_steps)
+            _refit_schedule(run, cfg, length)
+            progress.length = length
         metrics["epochs"] = progress.length.epochs
         progress.history.append(metrics)
         best = next(m for m in progress.history if m["epoch"] == progress.best_epoch)
