@@ -249,10 +249,11 @@ def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts
 # Epochs after which a run fitted to a time may grow or shrink its length freely; after them it grows by an
 # epoch at most per re-fit.
 FREE_REFITS = 2
-# The part of an epoch that a re-fitted run leaves unplanned: later epochs run slower or faster than the one
-# timed (97-116 s in one 20-minute CPU run), and a deadline stops a run by its slowest recent step; a quarter of
-# an epoch still let 2 of 12 four-second runs be cut a step before their end, half of one none of 20.
-REFIT_MARGIN = 0.5
+# The steps' time a re-fitted run leaves unplanned: a deadline stops a run by its slowest recent step, and the
+# reserve it keeps for the closing prediction grows with that step.  Four steps' time still let 2 of 12
+# four-second test runs (17-step epochs) be cut a step before their end, eight none of 20 (twice); half an
+# epoch instead left 40 s of a 5-minute search unused (70-step epochs, 2026-12-01).
+REFIT_MARGIN_STEPS = 8
 
 
 def closing_reserve(evaluation_seconds: float) -> float:
@@ -481,7 +482,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             left = fit_until - time.time() - reserve(epoch_time / max(1, steps))
             # and less a margin for later epochs and steps slower than this one: fitted to the time left exactly,
             # a run that grew into it was cut one step before its end in 4 of 5 tries (0.12 s epochs, a 4 s run)
-            left -= REFIT_MARGIN * epoch_time
+            left -= REFIT_MARGIN_STEPS * epoch_time / max(1, steps)
             length = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
                                       eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs, progress.length)
             # Later epochs shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs from
