@@ -339,7 +339,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     ``max_epochs`` (default ``cfg.epochs``), its last epoch shortened to the
     steps that fit, and the schedule follows: a budget's trial sized from a few
     timed steps fills the time it was given and still anneals; the second epoch's time re-fits it again, and
-    later epochs that run slower shorten it.  The metrics carry the length as ``epochs``.
+    later epochs shorten it, or lengthen it by an epoch at most.  The metrics carry the length as ``epochs``.
 
     Example:
         >>> from autocls.training import TrainConfig, train
