@@ -479,19 +479,19 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         if fit_until is not None and not last:
             # the time left, less what a deadline keeps for the closing prediction of the test split: a run
             # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
-            left = fit_until - time.time() - reserve(epoch_time / max(1, steps))
+            step_seconds, steps_per_epoch = epoch_time / max(1, steps), len(run.loader)
+            left = fit_until - time.time() - reserve(step_seconds)
             # and less a margin for later epochs and steps slower than this one: fitted to the time left exactly,
             # a run that grew into it was cut one step before its end in 4 of 5 tries (0.12 s epochs, a 4 s run)
-            left -= REFIT_MARGIN_STEPS * epoch_time / max(1, steps)
-            length = _refitted_length(epoch, epoch_time / max(1, steps), len(run.loader),
-                                      eval_seconds / cfg.eval_every, left, max_epochs or cfg.epochs, progress.length)
+            left -= REFIT_MARGIN_STEPS * step_seconds
+            length = _refitted_length(epoch, step_seconds, steps_per_epoch, eval_seconds / cfg.eval_every, left,
+                                      max_epochs or cfg.epochs, progress.length)
             # Later epochs shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs from
             # its first was cut inside its 10th), and lengthen it by an epoch at most, when they run faster (a
             # trial re-fitted after its fourth to 13 whole epochs, the 14th under a quarter epoch then, ended
             # 36 s before its deadline): more at once would reshape the schedule late, and refusing more left a
             # run shortened by slow epochs there when the machine sped up again (`autocls train` ended 167 s
             # of 1,200 early after 55 epochs of about 19 s, 2026-12-01).
-            steps_per_epoch = len(run.loader)
             growth = length.total_steps(steps_per_epoch) - progress.length.total_steps(steps_per_epoch)
             if epoch - resumed_from > free_refits and growth > steps_per_epoch:
                 length = _Length(progress.length.epochs + 1, progress.length.last_epoch_steps)
