@@ -132,3 +132,26 @@ def searched(tmp_path_factory):
     study = run_search("digits", space=root / "space.yaml", n_trials=10, study_name="digits",
                        studies_dir=root / "studies", show_progress=False)
     return study, root
+
+
+@pytest.fixture
+def autocls_cli(capsys, monkeypatch):
+    """``autocls *args`` run in this process from ``cwd``: a CompletedProcess (returncode, stdout, stderr).
+
+    The same ``main`` the console script calls, without a new interpreter: a subprocess spends 4-10 s
+    importing torch on 2 cores before the one line a bad input gets, and the bad-input tests ran 35 of
+    them.  ``python -m autocls`` itself stays tested as a process (test_bad_input, test_ensemble).
+    """
+    from autocls.cli import main
+
+    def run(*args, cwd) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's own errors end the process with its code
+            code = exc.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run

@@ -15,6 +15,7 @@ params:
 
 
 def cli(*args, cwd):
+    """The entry point as users run it, a process of its own (the other tests here call ``main`` in-process)."""
     return subprocess.run([sys.executable, "-m", "autocls", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
@@ -55,11 +56,11 @@ def cli(*args, cwd):
     (GOOD_SPACE, ["search", "digits", "--study", "s" * 300], "study name"),
     (GOOD_SPACE, ["search", "digits", "--study", "../../x"], "study name"),
 ])
-def test_bad_input_one_line_nonzero_nothing_written(tmp_path, space_text, args, message):
+def test_bad_input_one_line_nonzero_nothing_written(tmp_path, autocls_cli, space_text, args, message):
     (tmp_path / "space.yaml").write_text(space_text)
     if args[0] == "search":
         args = [*args, "--space", "space.yaml"]
-    proc = cli(*args, cwd=tmp_path)
+    proc = autocls_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -67,14 +68,14 @@ def test_bad_input_one_line_nonzero_nothing_written(tmp_path, space_text, args, 
     assert not (tmp_path / "studies").exists()
 
 
-def test_one_class_folder_and_non_images(tmp_path):
+def test_one_class_folder_and_non_images(tmp_path, autocls_cli):
     write_image_folder(tmp_path / "one", classes=("cats",))
-    proc = cli("search", str(tmp_path / "one"), "--space", "digits", cwd=tmp_path)
+    proc = autocls_cli("search", str(tmp_path / "one"), "--space", "digits", cwd=tmp_path)
     assert proc.returncode == 2 and "only one class folder" in proc.stderr
     assert not (tmp_path / "studies").exists()
     root = write_image_folder(tmp_path / "two", classes=("a", "b"), per_class=4)
     (root / "a" / "fake.jpg").write_text("not an image at all")
-    proc = cli("train", str(root), "--model", "lenet", "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "r"),
+    proc = autocls_cli("train", str(root), "--model", "lenet", "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "r"),
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "skipped 1 file(s) that are not readable images" in proc.stderr
@@ -93,9 +94,9 @@ def test_no_secret_and_no_huge_line(tmp_path):
     assert proc.returncode == 2 and "milestones" in proc.stderr and len(proc.stderr) < 1000, proc.stderr[:2000]
 
 
-def test_a_search_whose_every_trial_failed_exits_nonzero(tmp_path):
+def test_a_search_whose_every_trial_failed_exits_nonzero(tmp_path, autocls_cli):
     (tmp_path / "space.yaml").write_text(GOOD_SPACE.replace("model: lenet", "model: lenet, pretrained: true"))
-    proc = cli("search", "digits", "--space", "space.yaml", "--trials", "2", "--no-ensemble", cwd=tmp_path)
+    proc = autocls_cli("search", "digits", "--space", "space.yaml", "--trials", "2", "--no-ensemble", cwd=tmp_path)
     assert proc.returncode == 1 and "every trial failed" in proc.stderr and "no pretrained weights" in proc.stderr
 
 

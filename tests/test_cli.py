@@ -1,14 +1,8 @@
 import json
-import subprocess
-import sys
 
 import pytest
 
 from autocls.cli import main
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "autocls", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_train_prints_a_metrics_table(tmp_path, capsys):
@@ -42,8 +36,8 @@ def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):
     (["train", "digits", "--config", "missing.yaml"], "config file 'missing.yaml' does not exist"),
     (["train", "digits", "--time-budget", "soon"], "cannot read 'soon'"),
 ])
-def test_bad_input_is_one_line_and_nonzero(args, message):
-    proc = run_cli(*args)
+def test_bad_input_is_one_line_and_nonzero(args, message, autocls_cli, tmp_path):
+    proc = autocls_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -140,26 +140,24 @@ def test_bad_ensemble_inputs_are_clear(searched, tmp_path):
             load_ensemble(escaping)
 
 
-def test_cli_build_ensemble_prints_single_vs_ensemble(searched):
+def test_cli_build_ensemble_prints_single_vs_ensemble(searched, autocls_cli):
     study, root = searched
-    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "4"],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+    proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "4", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "best single trial" in proc.stdout and "ensemble" in proc.stdout
     built = root / "studies" / "digits" / "ensembles" / "soft-top4"
     before = (built / "ensemble.json").read_text()
     # a second build of the same name never replaces the user's ensemble without --overwrite
-    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "4"],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+    proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "4", cwd=root)
     assert proc.returncode == 2 and "pass --overwrite" in proc.stderr
     assert (built / "ensemble.json").read_text() == before
-    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "4",
-                           "--overwrite"], cwd=root, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and (built / "ensemble.json").read_text() != before
+    (built / "left-from-before").touch()
+    proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "4", "--overwrite", cwd=root)
+    assert proc.returncode == 0 and (built / "ensemble.json").exists()
+    assert not (built / "left-from-before").exists()  # the old folder replaced whole, not written into
     assert not list(built.parent.glob(".*"))  # no temporary folder left beside it
     # fewer candidates than --top: uses those it has, and says so
-    proc = subprocess.run([sys.executable, "-m", "autocls", "build-ensemble", "--study", "digits", "--top", "50"],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+    proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "50", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "fewer than --top 50: the ensemble uses those 10" in proc.stderr
 

@@ -29,7 +29,7 @@ def digits():
 
 
 def test_small_net_learns_digits_above_90_percent(digits, tmp_path):
-    cfg = TrainConfig(model="resnet9", epochs=6, batch_size=64, lr=0.02, warmup_epochs=1,
+    cfg = TrainConfig(model="resnet9", width=0.5, epochs=6, batch_size=64, lr=0.02, warmup_epochs=1,
                       crop_padding=1, label_smoothing=0.1)
     seen = []
     result = train(cfg, digits, reporter=seen.append, out_dir=tmp_path)
