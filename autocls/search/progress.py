@@ -126,6 +126,10 @@ class SearchProgress:
         board = leaderboard(self.study)
         if board.empty:
             return
+        # Trials queued and never started (a seed recipe the budget left no time for) have no values: an empty
+        # row of state WAITING at the bottom of a 5-minute search's table read as a trial that hung.
+        queued = int((board["state"] == "WAITING").sum())
+        board = board[board["state"] != "WAITING"]
         table = Table(title="leaderboard")
         cols = [c for c in board.columns if c not in ("reason", "duration_s")][:10]
         for c in cols:
@@ -133,4 +137,7 @@ class SearchProgress:
         for _, row in board.head(15).iterrows():
             table.add_row(*[format_cell(row[c]) for c in cols])
         Console(width=max(140, Console().width)).print(table)
+        if queued:
+            print(f"{queued} queued trial{'s' * (queued > 1)} not started (seed recipes or proposals the time left "
+                  f"no room for): the same command runs {'them' if queued > 1 else 'it'} first", file=sys.stderr)
 
