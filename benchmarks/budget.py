@@ -13,7 +13,10 @@ same wall-clock budget on this machine's cores:
       default the epochs that fill the budget by autocls's own calibration,
       at least the preset's longest trial); scored plain and with flip TTA
       (which (a)'s ensemble may choose on val);
-  (c) ``autocls search ... --sampler random``: random search, same preset.
+  (c) ``autocls search ... --sampler random``: random search, same preset;
+  (d) the preset's first two seeds, each trained as (b) for half the budget,
+      their flip-TTA probabilities averaged: whether two half-length trials
+      ensembled beat one full-length one where only one fits (not run by default).
 
 Printed per arm: wall time, best single model's and ensemble's test top-1.  The
 machine's speed varies from day to day, so the fp32 matmul GFLOP/s on its
@@ -101,30 +104,49 @@ def filling_epochs(space, data, budget_s: float) -> int:
     return max(space.max_epochs, int(1.3 * budget_s / seconds[config_key({**space.fixed, **space.seeds[0]})]) + 1)
 
 
-def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: int = 0) -> dict:
-    """The preset's first seed on all cores with ``autocls train --time-budget``: ``epochs`` (by default
-    :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as a trial of
-    (a) is."""
+def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: int = 0, which: int = 0,
+               out: str = "recipe") -> dict:
+    """The preset's first seed (or seed ``which``) on all cores with ``autocls train --time-budget``: ``epochs``
+    (by default :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as
+    a trial of (a) is; its run in ``work / out``."""
     from autocls.data import prepare_data
     from autocls.search.space import SearchSpace
 
     space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
     photos = prepare_data(str(data))
     epochs = epochs or filling_epochs(space, photos, parse_duration(budget))
-    recipe = {**space.fixed, **space.seeds[0], "epochs": epochs}
-    config = work / "recipe.yaml"
+    recipe = {**space.fixed, **space.seeds[which], "epochs": epochs}
+    config = work / f"{out}.yaml"
     config.write_text(json.dumps(recipe))
-    wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / "recipe"),
+    wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / out),
                    "--time-budget", budget, "--seed", str(seed)], work)
-    result = json.loads((work / "recipe" / "result.json").read_text())
+    result = json.loads((work / out / "result.json").read_text())
+    probs = flip_tta_probs(work / out, recipe, photos)  # after the clock: (b) with TTA's cost left out
     return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1,
-            # after the clock: (b) with TTA's cost left out
-            "flip": flip_tta_test_acc(work / "recipe", recipe, photos),
-            "preset": f"seed recipe, {result['epochs_run']} epochs (ceiling {epochs})"}
+            "flip": float((probs.argmax(1) == photos.test_y).float().mean()),
+            "preset": f"seed recipe {which}, {result['epochs_run']} epochs (ceiling {epochs})"}
 
 
-def flip_tta_test_acc(run_dir: Path, recipe: dict, data) -> float:
-    """Test top-1 of a trained run's best weights with flip TTA, as a flip-TTA ensemble predicts."""
+def halves_arm(data: Path, work: Path, budget: str, seed: int = 0) -> dict:
+    """(d): the preset's first two seeds, each alone for half the budget as (b) is for all of it, their flip-TTA
+    test probabilities averaged: what a search that splits a budget fitting one full-length trial into two
+    shorter ones, ensembled, could gain over (b) (one full-length trial) at best, its own overheads left out."""
+    from autocls.data import prepare_data
+    from autocls.search.space import SearchSpace
+
+    space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
+    photos = prepare_data(str(data))
+    half = f"{parse_duration(budget) / 2:.0f}s"
+    runs = [recipe_arm(data, work, half, None, seed, which=i, out=f"half{i}") for i in (0, 1)]
+    probs = sum(flip_tta_probs(work / f"half{i}", {**space.fixed, **space.seeds[i]}, photos) for i in (0, 1))
+    return {"wall_s": sum(r["wall_s"] for r in runs), "single": max(r["single"] for r in runs),
+            "ensemble": float((probs.argmax(1) == photos.test_y).float().mean()), "trials": 2,
+            "flip": max(r["flip"] for r in runs), "preset": "; ".join(r["preset"] for r in runs),
+            "halves": [(r["single"], r["flip"]) for r in runs]}
+
+
+def flip_tta_probs(run_dir: Path, recipe: dict, data) -> torch.Tensor:
+    """Test class probabilities of a trained run's best weights with flip TTA, as a flip-TTA ensemble predicts."""
     from autocls.artifacts import WEIGHTS_FILE
     from autocls.data.augment import BatchAugment
     from autocls.inference import load_trained_model, predict_proba, trained_precision
@@ -133,8 +155,7 @@ def flip_tta_test_acc(run_dir: Path, recipe: dict, data) -> float:
     model = load_trained_model(recipe, run_dir / WEIGHTS_FILE, data.num_classes, data.image_shape[0], device)
     options = trained_precision(recipe, device)
     normalize = BatchAugment(data.mean, data.std, image_size=recipe.get("image_size")).normalize
-    probs = predict_proba(model, data.test_x, normalize, flip_tta=True, **options)
-    return float((probs.argmax(1) == data.test_y).float().mean())
+    return predict_proba(model, data.test_x, normalize, flip_tta=True, **options)
 
 
 def main() -> None:
@@ -149,8 +170,8 @@ def main() -> None:
     # first: (a) scored 89.94% twice, 2026-12-01. Another --seed draws other initialisations and batch orders.
     parser.add_argument("--seed", type=int, default=0, help="training seed of every arm (default 0)")
     args = parser.parse_args()
-    if not args.arms or set(args.arms) - set("abc"):
-        parser.error(f"--arms: letters of abc, got '{args.arms}'")
+    if not args.arms or set(args.arms) - set("abcd"):
+        parser.error(f"--arms: letters of abcd, got '{args.arms}'")
     if not 1 <= args.train_per_class <= 4000:
         parser.error(f"--train-per-class: 1 to 4000, got {args.train_per_class}")
     budget_s = parse_duration(args.budget)
@@ -176,10 +197,18 @@ def main() -> None:
         arms["(c) random search"] = search_arm(data, work, args.budget, "c",
                                                ["--sampler", "random", "--seed", str(args.seed)])
         print("(c)", arms["(c) random search"], flush=True)
+    if "d" in args.arms:
+        arms["(d) two seeds, half each"] = halves_arm(data, work, args.budget, args.seed)
+        print("(d)", arms["(d) two seeds, half each"], flush=True)
     print(f"\n{'arm':24s} {'wall s':>8s} {'/budget':>8s} {'trials':>7s} {'single':>8s} {'ensemble':>9s}")
     for name, a in arms.items():
         ens = f"{a['ensemble']:.2%}" if a["ensemble"] is not None else "-"
         print(f"{name:24s} {a['wall_s']:8.0f} {a['wall_s'] / budget_s:8.3f} {a['trials']:7d} {a['single']:8.2%} {ens:>9s}")
+    if {"(b) best seed alone", "(d) two seeds, half each"} <= set(arms):
+        b, d = arms["(b) best seed alone"], arms["(d) two seeds, half each"]
+        print(f"\n(d) seeds with flip TTA: {', '.join(f'{flip:.2%}' for _, flip in d['halves'])}, their average "
+              f"(flip TTA) {d['ensemble']:.2%}; (b) with flip TTA: {b['flip']:.2%}: "
+              f"{100 * (d['ensemble'] - b['flip']):+.2f} points")
     if not {"(a) autocls search", "(b) best seed alone"} <= set(arms):
         return
     a, b = arms["(a) autocls search"], arms["(b) best seed alone"]
