@@ -75,8 +75,8 @@ def test_one_class_folder_and_non_images(tmp_path, autocls_cli):
     assert not (tmp_path / "studies").exists()
     root = write_image_folder(tmp_path / "two", classes=("a", "b"), per_class=4)
     (root / "a" / "fake.jpg").write_text("not an image at all")
-    proc = autocls_cli("train", str(root), "--model", "lenet", "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "r"),
-               cwd=tmp_path)
+    proc = autocls_cli("train", str(root), "--model", "lenet", "--epochs", "1", "--batch-size", "4",
+                       "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "skipped 1 file(s) that are not readable images" in proc.stderr
 
