@@ -104,11 +104,12 @@ def filling_epochs(space, data, budget_s: float) -> int:
     return max(space.max_epochs, int(1.3 * budget_s / seconds[config_key({**space.fixed, **space.seeds[0]})]) + 1)
 
 
-def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: int = 0, which: int = 0,
-               out: str = "recipe") -> dict:
-    """The preset's first seed (or seed ``which``) on all cores with ``autocls train --time-budget``: ``epochs``
-    (by default :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as
-    a trial of (a) is; its run in ``work / out``."""
+def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: int, which: int,
+               out: str) -> tuple[float, dict, torch.Tensor, torch.Tensor]:
+    """Seed recipe ``which`` of the preset on all cores with ``autocls train --time-budget``: ``epochs`` (by
+    default :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as a
+    trial of (a) is; its run in ``work / out``.  Returns its wall time, result, flip-TTA test probabilities
+    (predicted after the clock: TTA's cost left out) and the test labels; the result has its ceiling too."""
     from autocls.data import prepare_data
     from autocls.search.space import SearchSpace
 
@@ -120,29 +121,32 @@ def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: in
     config.write_text(json.dumps(recipe))
     wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / out),
                    "--time-budget", budget, "--seed", str(seed)], work)
-    result = json.loads((work / out / "result.json").read_text())
-    probs = flip_tta_probs(work / out, recipe, photos)  # after the clock: (b) with TTA's cost left out
-    return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1,
-            "flip": float((probs.argmax(1) == photos.test_y).float().mean()),
-            "preset": f"seed recipe {which}, {result['epochs_run']} epochs (ceiling {epochs})"}
+    result = {**json.loads((work / out / "result.json").read_text()), "ceiling": epochs}
+    return wall, result, flip_tta_probs(work / out, recipe, photos), photos.test_y
+
+
+def top1(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((probs.argmax(1) == labels).float().mean())
+
+
+def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: int = 0) -> dict:
+    """(b): the preset's first seed alone for the whole budget (:func:`train_seed`)."""
+    wall, result, probs, labels = train_seed(data, work, budget, epochs, seed, which=0, out="recipe")
+    return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1, "flip": top1(probs, labels),
+            "preset": f"seed recipe, {result['epochs_run']} epochs (ceiling {result['ceiling']})"}
 
 
 def halves_arm(data: Path, work: Path, budget: str, seed: int = 0) -> dict:
     """(d): the preset's first two seeds, each alone for half the budget as (b) is for all of it, their flip-TTA
     test probabilities averaged: what a search that splits a budget fitting one full-length trial into two
     shorter ones, ensembled, could gain over (b) (one full-length trial) at best, its own overheads left out."""
-    from autocls.data import prepare_data
-    from autocls.search.space import SearchSpace
-
-    space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
-    photos = prepare_data(str(data))
     half = f"{parse_duration(budget) / 2:.0f}s"
-    runs = [recipe_arm(data, work, half, None, seed, which=i, out=f"half{i}") for i in (0, 1)]
-    probs = sum(flip_tta_probs(work / f"half{i}", {**space.fixed, **space.seeds[i]}, photos) for i in (0, 1))
-    return {"wall_s": sum(r["wall_s"] for r in runs), "single": max(r["single"] for r in runs),
-            "ensemble": float((probs.argmax(1) == photos.test_y).float().mean()), "trials": 2,
-            "flip": max(r["flip"] for r in runs), "preset": "; ".join(r["preset"] for r in runs),
-            "halves": [(r["single"], r["flip"]) for r in runs]}
+    walls, results, probs, (labels, _) = zip(*(train_seed(data, work, half, None, seed, which=i, out=f"half{i}")
+                                               for i in (0, 1)))
+    return {"wall_s": sum(walls), "single": max(r["test_acc"] for r in results), "ensemble": top1(sum(probs), labels),
+            "trials": 2,
+            "preset": "; ".join(f"seed recipe {i}, {r['epochs_run']} epochs" for i, r in enumerate(results)),
+            "halves": [(r["test_acc"], top1(p, labels)) for r, p in zip(results, probs)]}
 
 
 def flip_tta_probs(run_dir: Path, recipe: dict, data) -> torch.Tensor:
