@@ -554,7 +554,7 @@ def test_a_run_fitted_to_its_deadline_ends_before_the_deadline_cuts_it(digits):
     assert run.status == "complete" and len(run.history) > 2, (run.status, run.reason)
 
 
-def test_a_run_of_one_epoch_refits_inside_it(digits):
+def test_a_run_of_one_epoch_refits_inside_it(digits, monkeypatch):
     """Regression: a run planned for one epoch re-fitted only once that epoch was over, when nothing was left
     to re-fit (a 2-minute search's only trial ended 29 s before its deadline)."""
     cfg = TrainConfig(model="lenet", epochs=1, batch_size=32, lr=0.05, scheduler="onecycle", flip=False)
@@ -563,9 +563,23 @@ def test_a_run_of_one_epoch_refits_inside_it(digits):
     assert [m["epoch"] for m in longer.history] == [1, 2, 3] and seen[0]["epochs"] == 3
     assert longer.history[-1]["lr"] < 0.02 * cfg.lr  # the 3-epoch schedule, annealed
     steps = len(digits.train_y) // 32
+    used = _lrs_used(monkeypatch)
     shorter = train(cfg, digits, fit_until=time.time(), max_epochs=3)  # not even this epoch fits
-    assert [m["steps"] for m in shorter.history] == [steps // 4 + 1] and shorter.status == "complete"
-    assert shorter.history[-1]["lr"] < 0.1 * cfg.lr  # annealed in the one step it had left
+    # re-fitted after its third step, the first timed over more than one (its first is a warm-up)
+    assert steps // 4 > 3 and [m["steps"] for m in shorter.history] == [3 + 1] and shorter.status == "complete"
+    assert used[-1] < 0.1 * cfg.lr < max(used)  # annealed in the one step it had left
+
+
+def _lrs_used(monkeypatch) -> list[float]:
+    """The learning rate of each SGD step taken from here on (a run's history has the one after its last)."""
+    used, step = [], torch.optim.SGD.step
+
+    def recorded(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recorded)
+    return used
 
 
 def test_a_fitted_run_later_grows_by_an_epoch_at_most(digits, monkeypatch):
@@ -601,3 +615,49 @@ def test_a_planned_short_last_epoch_stays_while_an_eighth_of_an_epoch_fits(digit
     cfg = TrainConfig(model="lenet", epochs=3, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
     run = train(cfg, digits, fit_until=time.time() + 10**6, max_epochs=3)
     assert planned == [L(3), L(3)] and run.status == "complete"
+
+
+def _slow_steps(monkeypatch, seconds: float, first: float | None = None) -> None:
+    """Every training step takes ``seconds`` longer (the first ``first`` longer): a slow model, not a slow forward."""
+    from autocls.training import trainer
+
+    targets, taken = trainer._targets, []
+
+    def slowed(*args, **kwargs):
+        time.sleep(first if first is not None and not taken else seconds)
+        taken.append(1)
+        return targets(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_targets", slowed)
+
+
+def test_a_slow_first_step_does_not_stop_a_run_with_a_deadline(digits, monkeypatch):
+    """Regression: a run's first step (3 s in a fresh process, where later ones took 0.5 s) stood for every step,
+    and the reserve for the closing evaluation guessed from it (42 s) stopped a 1-minute search's only trial
+    after one step, at chance."""
+    _slow_steps(monkeypatch, 0.0, first=2.0)
+    cfg = TrainConfig(model="lenet", epochs=50, batch_size=32, lr=0.05, flip=False)
+    run = train(cfg, digits, deadline=time.time() + 6.0)
+    assert run.history[0]["steps"] == len(digits.train_y) // 32, run.reason  # its first epoch, whole
+
+
+def test_the_reserve_before_a_deadline_is_a_timed_forward_pass_not_a_guess_from_the_steps(digits, monkeypatch):
+    """Regression: the forward pass that the reserve for the closing evaluation keeps time for was guessed as a
+    third of a training step a batch (1.5x the timed pass on a 2-core CPU); here steps are slow, the pass fast."""
+    _slow_steps(monkeypatch, 0.2)
+    cfg = TrainConfig(model="lenet", epochs=50, batch_size=32, lr=0.05, flip=False)
+    run = train(cfg, digits, deadline=time.time() + 6.0)
+    # ~24 steps fit before the 1 s margin; the guess (720 images / 32 a batch x 0.2 s / 3, x1.5 + 1) kept 3.3 s
+    assert run.history[0]["steps"] >= 18, run.history
+
+
+def test_a_run_of_one_epoch_with_little_time_refits_early_and_anneals_in_it(digits, monkeypatch):
+    """Regression: a one-epoch run re-fitted after a quarter of its steps only, and a deadline nearer than that
+    cut it unannealed (a 1-minute CPU search)."""
+    _slow_steps(monkeypatch, 0.2)
+    cfg = TrainConfig(model="lenet", epochs=1, batch_size=32, lr=0.05, scheduler="onecycle", flip=False)
+    end = time.time() + 3.0  # a quarter of the epoch (11 steps) takes 2.2 s
+    used = _lrs_used(monkeypatch)
+    run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=1)
+    assert run.status == "complete", run.reason
+    assert used[-1] < 0.1 * cfg.lr < max(used)  # annealed in the steps it had

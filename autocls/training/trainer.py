@@ -154,24 +154,31 @@ def _targets(run: _Run, x: torch.Tensor, y: torch.Tensor, num_classes: int, labe
 
 
 def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float | None,
-                 reserve: Callable[[float], float], max_steps: int,
-                 refit: tuple[int, Callable[[float, int], int]] | None = None) -> tuple[float, int]:
+                 reserve: Callable[[], float], max_steps: int,
+                 refit: tuple[tuple[int, ...], Callable[[float, int], int]] | None = None,
+                 step_seconds: float = 0.0) -> tuple[float, int]:
     """One epoch of ``max_steps`` steps at most; returns (mean loss, steps taken).
 
     With a ``deadline`` (a ``time.time()``), the epoch ends early at the first
-    step that would leave less than ``reserve(seconds per step)`` before it.
-    With ``refit`` (``(n, fit)``), after ``n`` steps the epoch's length becomes
-    ``fit(seconds per step, n)``, timed over those steps but the first (its warm-up).
+    step whose time (the slowest recent one's) would leave less than
+    ``reserve()`` before it.  The epoch's first step is a warm-up, not timed:
+    until the second, ``step_seconds`` (the previous epoch's mean step) stands
+    for a step, or the first step's time before any.  With ``refit``
+    (``(counts, fit)``), after each of those step counts the epoch's length
+    becomes ``fit(mean seconds per step, count)``.
     """
     run.model.train()
     memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
     loss_sum = torch.zeros((), device=next(run.model.parameters()).device)
-    steps, step_seconds, last = 0, 0.0, time.time()
+    # A run's first step costs several times a step (3 s where later ones took 0.5 s, in a fresh process on
+    # 2 CPU cores): as the step time of the rule below it stopped a 1-minute search's only trial after one
+    # step, at chance (2026-12-01).
+    steps, first, slowest, last = 0, 0.0, step_seconds, time.time()
     warm = last
     for x, y in run.loader:
         if steps >= max_steps:
             break
-        if deadline is not None and steps and last + step_seconds + reserve(step_seconds) > deadline:
+        if deadline is not None and steps and last + (slowest or first) + reserve() > deadline:
             break
         x, target = _targets(run, x, y, num_classes, cfg.label_smoothing)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=run.amp):
@@ -185,7 +192,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
             run.average.update()
         loss_sum += loss.detach()
         steps += 1
-        if refit is not None and steps in (1, refit[0]):
+        if refit is not None and steps in (1, *refit[0]):
             loss_sum.item()  # waits for the device: the clock then times steps, not their launches
             if steps == 1:
                 warm = time.time()
@@ -193,7 +200,11 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
                 max_steps = refit[1]((time.time() - warm) / (steps - 1), steps)
         if deadline is not None:  # the clock only matters with a deadline; reading it costs nothing next to a step
             now = time.time()
-            step_seconds, last = max(step_seconds * 0.9, now - last), now
+            if steps == 1:
+                first = now - last
+            else:
+                slowest = max(slowest * 0.9, now - last)
+            last = now
     if hasattr(run.optimizer, "sync_lookahead"):  # evaluate and keep the slow weights, as timm's train.py does
         run.optimizer.sync_lookahead()
     if run.average is not None:  # evaluate and keep the average, as airbench does
@@ -249,10 +260,10 @@ def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts
 # Epochs after which a run fitted to a time may grow or shrink its length freely; after them it grows by an
 # epoch at most per re-fit.
 FREE_REFITS = 2
-# The steps' time a re-fitted run leaves unplanned: a deadline stops a run by its slowest recent step, and the
-# reserve it keeps for the closing prediction grows with that step.  Four steps' time still let 2 of 12
-# four-second test runs (17-step epochs) be cut a step before their end, eight none of 20 (twice); half an
-# epoch instead left 40 s of a 5-minute search unused (70-step epochs, 2026-12-01).
+# The steps' time a re-fitted run leaves unplanned: a deadline stops a run by its slowest recent step.  Four
+# steps' time still let 2 of 12 four-second test runs (17-step epochs) be cut a step before their end, eight
+# none of 20 (twice), when the reserve also grew with that step; half an epoch instead left 40 s of a 5-minute
+# search unused (70-step epochs, 2026-12-01).
 REFIT_MARGIN_STEPS = 8
 
 
@@ -400,34 +411,48 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         return finish()  # stopped between the last checkpoint and its report
     # With a deadline, training stops early enough to evaluate, predict the test
     # split and write it all: a forward pass over val + test, timed by the last
-    # evaluation, or before one by the training steps (a forward pass costs
-    # about a third of a training step), with a margin.
-    eval_seconds, eval_images = 0.0, len(data.val_y) + len(data.test_y)
+    # evaluation, or before one from a batch of val, with a margin.
+    eval_seconds, eval_images, image_seconds = 0.0, len(data.val_y) + len(data.test_y), 0.0
 
-    def forward_seconds(images: int, step_seconds: float) -> float:
-        """A forward pass over ``images``, guessed before one is timed: about a third of a training step a batch."""
-        return images / run.loader.batch_size * step_seconds / 3
+    def forward_seconds(images: int) -> float:
+        """A forward pass over ``images``, from a batch of val timed the first time it is asked for.
 
-    def reserve(step_seconds: float) -> float:
+        Guessed as a third of a training step a batch (its share of the arithmetic), it was 1.5x the timed
+        pass on a 2-core CPU with bf16 (4.6 s for 3.0 s over 14,000 CIFAR-10 images; 2026-12-01), and on
+        other devices the ratio differs again.
+        """
+        nonlocal image_seconds
+        if not image_seconds:
+            batch = run.val_x[:256]
+            for _ in range(2):  # the first pass of a process sets its kernels up: not a pass's time
+                start = time.perf_counter()
+                predict_proba(run.forward, batch, run.augment.normalize, channels_last=run.channels_last,
+                              amp=run.amp)
+            image_seconds = (time.perf_counter() - start) / max(1, len(batch))
+            run.model.train()
+        return images * image_seconds
+
+    def reserve() -> float:
         measured = eval_seconds * eval_images / max(1, len(data.val_y))
-        return closing_reserve(max(forward_seconds(eval_images, step_seconds), measured))
+        return closing_reserve(measured or forward_seconds(eval_images))
 
     def refit_first_epoch(step_seconds: float, done: int) -> int:
         """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps."""
         steps_per_epoch = len(run.loader)
-        eval_guess = forward_seconds(len(data.val_y), step_seconds)  # this epoch's evaluation, not yet timed
-        left = fit_until - time.time() - reserve(step_seconds) - eval_guess
+        eval_guess = forward_seconds(len(data.val_y))  # this epoch's evaluation, not yet timed
+        left = fit_until - time.time() - reserve()  # the reserve holds the last evaluation
         rest = (steps_per_epoch - done) * step_seconds
-        if left < rest:  # not even this epoch fits: end it in the steps that do, annealed
-            length = _Length(1, min(steps_per_epoch, done + max(1, int(left / step_seconds))))
+        if left < rest + eval_guess:  # this epoch is the last: end it in the steps that fit, annealed
+            # less a step, for the slowest recent step that the deadline's rule allows for
+            length = _Length(1, min(steps_per_epoch, done + max(1, int(left / step_seconds) - 1)))
         else:
-            length = _refitted_length(1, step_seconds, steps_per_epoch, eval_guess, left - rest,
+            length = _refitted_length(1, step_seconds, steps_per_epoch, eval_guess, left - eval_guess - rest,
                                       max_epochs or cfg.epochs)
         _refit_schedule(run, cfg, length)
         progress.length = length
         return length.epoch_steps(1, steps_per_epoch)
 
-    epoch = progress.epoch
+    epoch, mean_step = progress.epoch, 0.0
     while epoch < progress.length.epochs:
         epoch += 1
         # --- one epoch of training -----------------------------------------------------------
@@ -439,9 +464,12 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         refit = None
         if fit_until is not None and epoch == 1 == progress.length.epochs and planned >= 8:
             # A run of one epoch would re-fit only once it is over: time a quarter of it and re-fit then
-            # (a 2-minute search's only trial, planned for one epoch, ended 29 s before its deadline).
-            refit = (max(2, planned // 4), refit_first_epoch)
-        train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve, planned, refit)
+            # (a 2-minute search's only trial, planned for one epoch, ended 29 s before its deadline), and
+            # after its third step, when a deadline would cut it before a quarter.
+            refit = (tuple(sorted({min(3, planned // 4), max(2, planned // 4)})), refit_first_epoch)
+        train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve, planned, refit,
+                                         step_seconds=mean_step)
+        mean_step = (time.perf_counter() - start) / max(1, steps)
         epoch_time = time.perf_counter() - start
         partial = steps < progress.length.epoch_steps(epoch, len(run.loader))  # as re-fitted inside the epoch
         progress.epoch, progress.since_checkpoint = epoch, progress.since_checkpoint + epoch_time
@@ -480,7 +508,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             # the time left, less what a deadline keeps for the closing prediction of the test split: a run
             # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
             step_seconds, steps_per_epoch = epoch_time / max(1, steps), len(run.loader)
-            left = fit_until - time.time() - reserve(step_seconds)
+            left = fit_until - time.time() - reserve()
             # and less a margin for later epochs and steps slower than this one: fitted to the time left exactly,
             # a run that grew into it was cut one step before its end in 4 of 5 tries (0.12 s epochs, a 4 s run)
             left -= REFIT_MARGIN_STEPS * step_seconds
