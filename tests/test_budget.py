@@ -320,3 +320,20 @@ def test_only_whole_epochs_replace_the_plans_estimate(tmp_path):
     assert p.seconds[key] in (5.0, 100.0)
     searcher.on_trial_result("t0", {**report, "epoch": 2, "epoch_time": 7.0, "full_epoch": True, "partial": False})
     assert p.seconds[key] == 8.0
+
+
+def test_a_budget_too_short_for_any_trial_says_so_and_what_would_do(autocls_cli, tmp_path):
+    """Regression: a 30-second CIFAR-10 search on 2 cores started no trial, printed an empty leaderboard, said
+    the same command would run its queued seeds (it would not, in 30 s), and exited 0."""
+    (tmp_path / "space.yaml").write_text("dataset: digits\nfixed: {model: lenet, epochs: 1, batch_size: 128}\n"
+                                           "params: {lr: {type: float, low: 0.001, high: 0.01}}\n")
+    result = autocls_cli("search", "digits", "--space", "space.yaml", "--time-budget", "2s", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "--time-budget 2s: no trial could start" in last and "give it at least" in last, last
+    assert "leaderboard" not in result.stdout + result.stderr and "queued" not in result.stderr
+    # where earlier sessions left trials, their ensemble is still built, with a note
+    assert autocls_cli("search", "digits", "--space", "space.yaml", "--trials", "1", cwd=tmp_path).returncode == 0
+    again = autocls_cli("search", "digits", "--space", "space.yaml", "--time-budget", "2s", cwd=tmp_path)
+    assert again.returncode == 0 and "no trial could start" in again.stderr, again.stderr
+    assert "the ensemble is of the trials of earlier sessions" in again.stderr and "best single trial" in again.stdout

@@ -327,11 +327,17 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                                       failure_config=tune.FailureConfig(max_failures=max_failures),
                                       log_to_file=True),
         )
+        ready = time.time()
         with progress:
             tuner.fit()
         # Every trial ends by the deadline on its own, so a trial still RUNNING here
         # was cut off by Ctrl-C: it stays RUNNING, and the same command continues it.
         unfinished = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if time_budget_s and not searcher.started and not unfinished:
+            too_short = _budget_too_short(time_budget_s, ready - started, _closing_reserve(time_budget_s, ensemble_top))
+            if not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False)):
+                raise UserError(too_short)  # nothing to show; the same command with more time runs the queued seeds
+            print(f"note: {too_short}; the ensemble is of the trials of earlier sessions", file=sys.stderr)
         progress.final()
         leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
         if not unfinished and ensemble_top:
@@ -370,6 +376,25 @@ def _closing_reserve(budget_s: float, ensemble_top: int | None) -> float:
     ensemble went without flip TTA (worth 1.4 points on that run's val).
     """
     return min(30.0, max(8.0, 0.01 * budget_s)) + (min(30.0, max(8.0, 0.02 * budget_s)) if ensemble_top else 0.0)
+
+
+def _budget_too_short(budget_s: float, setup_s: float, closing_s: float) -> str:
+    """Why no trial started in ``budget_s``, and the budget that would start one here.
+
+    What a trial needs at least: the set-up this session took (data, timing the models, starting Ray),
+    the end kept for the ensemble, a trial's start, and a few seconds of training; in whole minutes.
+    A 30-second CIFAR-10 search on 2 CPU cores ended with an empty leaderboard and exit code 0
+    (17 s of set-up, 16 s kept for the end; 2026-12-01).
+
+    Example:
+        >>> _budget_too_short(30, setup_s=17, closing_s=16)
+        '--time-budget 30s: no trial could start: setting up took 17 s here and the end keeps 16 s; give it at least 1m'
+    """
+    from autocls.search.budget import TRIAL_START_S
+
+    needed = math.ceil((setup_s + closing_s + TRIAL_START_S + 10) / 60)
+    return (f"--time-budget {budget_s:g}s: no trial could start: setting up took {setup_s:.0f} s here and the end keeps "
+            f"{closing_s:.0f} s; give it at least {needed}m")
 
 
 def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool, deadline: float | None) -> None:
