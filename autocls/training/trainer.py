@@ -466,11 +466,11 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             # A run of one epoch would re-fit only once it is over: time a quarter of it and re-fit then
             # (a 2-minute search's only trial, planned for one epoch, ended 29 s before its deadline), and
             # after its third step, when a deadline would cut it before a quarter.
-            refit = (tuple(sorted({min(3, planned // 4), max(2, planned // 4)})), refit_first_epoch)
+            refit = (tuple(sorted({min(3, planned // 4), planned // 4})), refit_first_epoch)
         train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve, planned, refit,
                                          step_seconds=mean_step)
-        mean_step = (time.perf_counter() - start) / max(1, steps)
         epoch_time = time.perf_counter() - start
+        mean_step = epoch_time / max(1, steps)  # the next epoch's step time until it times its own
         partial = steps < progress.length.epoch_steps(epoch, len(run.loader))  # as re-fitted inside the epoch
         progress.epoch, progress.since_checkpoint = epoch, progress.since_checkpoint + epoch_time
         if not math.isfinite(train_loss):
@@ -507,12 +507,12 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         if fit_until is not None and not last:
             # the time left, less what a deadline keeps for the closing prediction of the test split: a run
             # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
-            step_seconds, steps_per_epoch = epoch_time / max(1, steps), len(run.loader)
+            steps_per_epoch = len(run.loader)
             left = fit_until - time.time() - reserve()
             # and less a margin for later epochs and steps slower than this one: fitted to the time left exactly,
             # a run that grew into it was cut one step before its end in 4 of 5 tries (0.12 s epochs, a 4 s run)
-            left -= REFIT_MARGIN_STEPS * step_seconds
-            length = _refitted_length(epoch, step_seconds, steps_per_epoch, eval_seconds / cfg.eval_every, left,
+            left -= REFIT_MARGIN_STEPS * mean_step
+            length = _refitted_length(epoch, mean_step, steps_per_epoch, eval_seconds / cfg.eval_every, left,
                                       max_epochs or cfg.epochs, progress.length)
             # Later epochs shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs from
             # its first was cut inside its 10th), and lengthen it by an epoch at most, when they run faster (a
