@@ -287,10 +287,15 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
             # one trial pending, so slots fill one actor start-up at a time.
             max_concurrent = _slots(ray.cluster_resources(), cpus_per_trial, gpus_per_trial)
         progress = SearchProgress(study, n_trials, time_budget_s, enabled=show_progress, start=started)
+        # The budget bounds the whole command: trials end by `trial_deadline`, which
+        # leaves `closing_s` to stop Ray and build the ensemble; none starts later than `deadline`.
+        closing_s = _closing_reserve(time_budget_s, ensemble_top) if time_budget_s else 0.0
+        trial_deadline = started + time_budget_s - closing_s if time_budget_s else None
+        deadline = trial_deadline - 2 if trial_deadline else None
         budget_plan = None
         if measured is not None:
-            left = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) - time.time()
-            budget_plan = plan(space, measured, left, max_concurrent, share_evaluating=evaluating)
+            budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
+                               share_evaluating=evaluating)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
@@ -299,11 +304,6 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                 recipe = values if budget_plan is None else budget_plan.fitted_seed(values, space.fixed)
                 if recipe is not None:
                     study.enqueue_trial(recipe, user_attrs={SEED_RECIPE: True}, skip_if_exists=True)
-        # The budget bounds the whole command: trials end by `trial_deadline`, which
-        # leaves time to stop Ray and build the ensemble; none starts later than `deadline`.
-        trial_deadline = started + time_budget_s - _closing_reserve(time_budget_s, ensemble_top) \
-            if time_budget_s else None
-        deadline = trial_deadline - 2 if trial_deadline else None
         cpus = None if gpus_per_trial else _single_node_cpus()
         searcher = OptunaSearcher(study, space, artifact_store,
                                   extra_config={"artifacts": artifact_store.uri, "split_key": SPLIT_FILE,
@@ -334,7 +334,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         # was cut off by Ctrl-C: it stays RUNNING, and the same command continues it.
         unfinished = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if time_budget_s and not searcher.started and not unfinished:
-            too_short = _budget_too_short(time_budget_s, ready - started, _closing_reserve(time_budget_s, ensemble_top))
+            too_short = _budget_too_short(time_budget_s, ready - started, closing_s)
             if not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False)):
                 raise UserError(too_short)  # nothing to show; the same command with more time runs the queued seeds
             print(f"note: {too_short}; the ensemble is of the trials of earlier sessions", file=sys.stderr)
