@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -41,3 +43,13 @@ def test_bad_input_is_one_line_and_nonzero(args, message, autocls_cli, tmp_path)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_commands_other_than_report_start_without_plotly():
+    # the lent GPU machine gets Ray and Optuna carried to it (benchmarks/gpu_bundle.sh), not plotly; every
+    # command imported it through the report package's registration
+    code = ("import sys; sys.modules['plotly'] = None; from autocls.cli import main; code = main(['spaces']); "
+            "assert 'autocls.report.html' not in sys.modules; sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cpu-small" in proc.stdout
