@@ -1,4 +1,5 @@
-"""The real CIFAR-10 JPEGs from ``../shared/data`` for the benchmarks (see its README)."""
+"""The real CIFAR-10 JPEGs from ``../shared/data`` for the benchmarks (see its README), or from ``shared/data``
+in the checkout, where ``benchmarks/gpu_bundle.sh`` copies them for a machine that only the checkout reaches."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpg.tar.gz"
+_ARCHIVE = Path("shared") / "data" / "cifar10-train-jpg.tar.gz"
+SHARED = next((root / _ARCHIVE for root in Path(__file__).resolve().parents[1:3] if (root / _ARCHIVE).exists()),
+              Path(__file__).resolve().parents[2] / _ARCHIVE)
 
 
 def cifar10_jpg_folder(per_class: int, work: Path | None = None) -> Path:
