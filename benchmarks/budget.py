@@ -33,9 +33,10 @@ CPU cores without AVX-512 and 20 minutes of all 40k training images one trial
 fills the budget.  ``--train-per-class``
 trains on fewer images (the preset's epochs stay about 45,000 images each, its
 ``epoch_images``: several passes over the smaller part); ``--recipe-epochs``
-sets (b)'s ceiling by hand:
+sets (b)'s ceiling by hand, ``--recipe-width`` its width:
 
     python benchmarks/budget.py --arms ab --train-per-class 500
+    python benchmarks/budget.py --arms b --recipe-width 0.75 --recipe-epochs 40
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
 
 
-def filling_epochs(space, data, budget_s: float) -> int:
+def filling_epochs(space, data, budget_s: float, width: float | None = None) -> int:
     """The epochs of ``space``'s first seed that fill ``budget_s`` here, by the search's own calibration, with
     a margin (its estimate is off by up to 30%; the run re-fits down from its first epoch), and at least the
     preset's longest trial.  The preset's length alone as (b)'s ceiling left 70% of (b)'s budget unused on a
@@ -101,22 +102,26 @@ def filling_epochs(space, data, budget_s: float) -> int:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     seconds = seconds_per_epoch(space, data, threads=os.cpu_count() or 1, device=device)
-    return max(space.max_epochs, int(1.3 * budget_s / seconds[config_key({**space.fixed, **space.seeds[0]})]) + 1)
+    key = config_key({**space.fixed, **space.seeds[0], **({"width": width} if width else {})})
+    if key not in seconds:
+        sys.exit(f"--recipe-width {width:g}: the preset times {', '.join(seconds)} only; give --recipe-epochs too")
+    return max(space.max_epochs, int(1.3 * budget_s / seconds[key]) + 1)
 
 
 def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: int, which: int,
-               out: str) -> tuple[float, dict, torch.Tensor, torch.Tensor]:
+               out: str, width: float | None = None) -> tuple[float, dict, torch.Tensor, torch.Tensor]:
     """Seed recipe ``which`` of the preset on all cores with ``autocls train --time-budget``: ``epochs`` (by
     default :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as a
     trial of (a) is; its run in ``work / out``.  Returns its wall time, result, flip-TTA test probabilities
-    (predicted after the clock: TTA's cost left out) and the test labels; the result has its ceiling too."""
+    (predicted after the clock: TTA's cost left out) and the test labels; the result has its ceiling too.
+    With ``width``, the recipe at that width instead of its own."""
     from autocls.data import prepare_data
     from autocls.search.space import SearchSpace
 
     space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
     photos = prepare_data(str(data))
-    epochs = epochs or filling_epochs(space, photos, parse_duration(budget))
-    recipe = {**space.fixed, **space.seeds[which], "epochs": epochs}
+    epochs = epochs or filling_epochs(space, photos, parse_duration(budget), width)
+    recipe = {**space.fixed, **space.seeds[which], **({"width": width} if width else {}), "epochs": epochs}
     config = work / f"{out}.yaml"
     config.write_text(json.dumps(recipe))
     wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / out),
@@ -129,11 +134,13 @@ def top1(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float((probs.argmax(1) == labels).float().mean())
 
 
-def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: int = 0) -> dict:
-    """(b): the preset's first seed alone for the whole budget (:func:`train_seed`)."""
-    wall, result, probs, labels = train_seed(data, work, budget, epochs, seed, which=0, out="recipe")
+def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: int = 0,
+               width: float | None = None) -> dict:
+    """(b): the preset's first seed alone for the whole budget (:func:`train_seed`), at its own width or ``width``."""
+    wall, result, probs, labels = train_seed(data, work, budget, epochs, seed, which=0, out="recipe", width=width)
     return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1, "flip": top1(probs, labels),
-            "preset": f"seed recipe, {result['epochs_run']} epochs (ceiling {result['ceiling']})"}
+            "preset": f"seed recipe{f' at width {width:g}' if width else ''}, {result['epochs_run']} epochs "
+                      f"(ceiling {result['ceiling']})"}
 
 
 def halves_arm(data: Path, work: Path, budget: str, seed: int = 0) -> dict:
@@ -170,6 +177,9 @@ def main() -> None:
                         help="training images per class (default 4000, all; val and test keep 500 each)")
     parser.add_argument("--recipe-epochs", type=int, default=None,
                         help="(b)'s most epochs, re-fitted down to its budget (default: those that fill it, by calibration)")
+    parser.add_argument("--recipe-width", type=float, default=None,
+                        help="(b)'s seed at this width instead of its own: fewer epochs of a wider net, or more of a "
+                             "narrower one")
     # Every arm is seeded (0 by default), so a second run of the same code on the same machine repeats the
     # first: (a) scored 89.94% twice, 2026-12-01. Another --seed draws other initialisations and batch orders.
     parser.add_argument("--seed", type=int, default=0, help="training seed of every arm (default 0)")
@@ -195,7 +205,8 @@ def main() -> None:
         arms["(a) autocls search"] = search_arm(data, work, args.budget, "a", ["--seed", str(args.seed)])
         print("(a)", arms["(a) autocls search"], flush=True)
     if "b" in args.arms:
-        arms["(b) best seed alone"] = recipe_arm(data, work, args.budget, args.recipe_epochs, args.seed)
+        arms["(b) best seed alone"] = recipe_arm(data, work, args.budget, args.recipe_epochs, args.seed,
+                                                   args.recipe_width)
         print("(b)", arms["(b) best seed alone"], flush=True)
     if "c" in args.arms:
         arms["(c) random search"] = search_arm(data, work, args.budget, "c",
