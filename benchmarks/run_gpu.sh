@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks (issue 5) and the seed recipes on real CIFAR-10 photos (issue 10), in one go; paste the output into RESULTS.md with the
-# date and the device.  From the repository root, with the project installed:
+# date and the device.  From the repository root (it puts the checkout on PYTHONPATH: no install over that machine's torch):
 #   bash benchmarks/run_gpu.sh            # the checks (about 5 minutes)
 #   bash benchmarks/run_gpu.sh budget     # issue 10 on the GPU: a 3-minute budgeted search against the seed recipe
 #                                         # alone for the same 3 minutes (about 8 minutes; one device call each)
@@ -8,7 +8,7 @@
 # here first, then the device tool's run(command="bash benchmarks/run_gpu.sh budget", carry=[".whl"]).
 set -euo pipefail
 PY=${PYTHON:-python3}
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the project as it is, without installing it over that torch
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 what=${1:-checks}
 if [[ $what != checks && $what != budget ]]; then
   echo "usage: bash benchmarks/run_gpu.sh [checks|budget]" >&2
