@@ -11,6 +11,7 @@ are in ``budget.py``'s runs (RESULTS.md).
 
     python benchmarks/calibration.py                    # the cpu-small preset
     python benchmarks/calibration.py --space cifar10
+    python benchmarks/calibration.py --repeat 3 --train-images 40000   # the spread of the search's own timing
 """
 from __future__ import annotations
 
@@ -41,20 +42,32 @@ def cifar10_shaped(n_train: int = 45_000, n_eval: int = 5_000) -> SimpleNamespac
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="cpu-small")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time each way this many times, one after the other, and print the range")
+    parser.add_argument("--train-images", type=int, default=45_000,
+                        help="training images an epoch (default 45,000; budget.py's runs train on 40,000)")
     args = parser.parse_args()
     space = SearchSpace.load(args.space)
     largest = space.largest("batch_size", 128)
-    data, threads = cifar10_shaped(), os.cpu_count()
+    data, threads = cifar10_shaped(args.train_images), os.cpu_count()
     runs = {}
-    for label, batch, steps in (("small", CPU_TIMING_BATCH, 2), ("largest", largest, 3)):
-        start = time.perf_counter()
-        runs[label] = (seconds_per_epoch(space, data, threads=threads, steps=steps, batch=batch),
-                       time.perf_counter() - start)
-        print(f"{label}: batch {batch}, a warm-up and {steps} timed steps per config: {runs[label][1]:.1f} s", flush=True)
+    estimates = {"small": [], "largest": []}
+    for _ in range(args.repeat):
+        for label, batch, steps in (("small", CPU_TIMING_BATCH, 2), ("largest", largest, 3)):
+            start = time.perf_counter()
+            estimates[label].append(seconds_per_epoch(space, data, threads=threads, steps=steps, batch=batch))
+            took = time.perf_counter() - start
+            runs.setdefault(label, (estimates[label][-1], took))  # the table shows the first
+            print(f"{label}: batch {batch}, a warm-up and {steps} timed steps per config: {took:.1f} s", flush=True)
     small, large = runs["small"][0], runs["largest"][0]
     print(f"\n{'config':18s} {'s/epoch @' + str(CPU_TIMING_BATCH):>14s} {'s/epoch @' + str(largest):>14s} {'ratio':>7s}")
     for key in small:
         print(f"{key:18s} {small[key]:14.0f} {large[key]:14.0f} {small[key] / large[key]:7.2f}")
+    if args.repeat > 1:
+        print(f"\nover {args.repeat} timings each (min-max s/epoch): " + "; ".join(
+            f"{key} {min(e[key] for e in estimates['small']):.0f}-{max(e[key] for e in estimates['small']):.0f} "
+            f"@{CPU_TIMING_BATCH}, {min(e[key] for e in estimates['largest']):.0f}-"
+            f"{max(e[key] for e in estimates['largest']):.0f} @{largest}" for key in small))
     print(f"\ncalibration time, largest batch / small batch: {runs['largest'][1] / runs['small'][1]:.1f}x "
           f"({runs['largest'][1]:.0f} s vs {runs['small'][1]:.0f} s on {threads} threads)")
 
