@@ -50,27 +50,27 @@ def main() -> None:
     space = SearchSpace.load(args.space)
     largest = space.largest("batch_size", 128)
     data, threads = cifar10_shaped(args.train_images), os.cpu_count()
-    runs = {}
-    estimates = {"small": [], "largest": []}
+    estimates, seconds = {"small": [], "largest": []}, {}  # every timing's estimates; the first timing's cost
     for _ in range(args.repeat):
         for label, batch, steps in (("small", CPU_TIMING_BATCH, 2), ("largest", largest, 3)):
             start = time.perf_counter()
             estimates[label].append(seconds_per_epoch(space, data, threads=threads, steps=steps, batch=batch))
             took = time.perf_counter() - start
-            runs.setdefault(label, (estimates[label][-1], took))  # the table shows the first
+            seconds.setdefault(label, took)
             print(f"{label}: batch {batch}, a warm-up and {steps} timed steps per config: {took:.1f} s", flush=True)
-    small, large = runs["small"][0], runs["largest"][0]
+    small, large = estimates["small"][0], estimates["largest"][0]  # the table shows the first timing
     print(f"\n{'config':18s} {'s/epoch @' + str(CPU_TIMING_BATCH):>14s} {'s/epoch @' + str(largest):>14s} {'ratio':>7s}")
     for key in small:
         print(f"{key:18s} {small[key]:14.0f} {large[key]:14.0f} {small[key] / large[key]:7.2f}")
     if args.repeat > 1:
-        print(f"\nover {args.repeat} timings each (min-max s/epoch): " + "; ".join(
-            f"{key} {min(e[key] for e in estimates['small']):.0f}-{max(e[key] for e in estimates['small']):.0f} "
-            f"@{CPU_TIMING_BATCH}, {min(e[key] for e in estimates['largest']):.0f}-"
-            f"{max(e[key] for e in estimates['largest']):.0f} @{largest}" for key in small))
-    print(f"\ncalibration time, largest batch / small batch: {runs['largest'][1] / runs['small'][1]:.1f}x "
-          f"({runs['largest'][1]:.0f} s vs {runs['small'][1]:.0f} s on {threads} threads)")
+        def spread(label: str, key: str) -> str:
+            values = [e[key] for e in estimates[label]]
+            return f"{min(values):.0f}-{max(values):.0f}"
 
+        print(f"\nover {args.repeat} timings each (min-max s/epoch): " + "; ".join(
+            f"{key} {spread('small', key)} @{CPU_TIMING_BATCH}, {spread('largest', key)} @{largest}" for key in small))
+    print(f"\ncalibration time, largest batch / small batch: {seconds['largest'] / seconds['small']:.1f}x "
+          f"({seconds['largest']:.0f} s vs {seconds['small']:.0f} s on {threads} threads)")
 
 if __name__ == "__main__":
     main()
