@@ -8,7 +8,8 @@ same wall-clock budget on this machine's cores:
   (a) ``autocls search <folder> --time-budget B``: the automatic preset, trials
       sized to the budget, and the closing ensemble;
   (b) the preset's first seed recipe trained alone with ``autocls train
-      --time-budget B`` on all cores: its epochs re-fitted from its first one
+      --time-budget B`` on all cores, at the width (a)'s budget plan gave
+      that seed (when (a) ran): its epochs re-fitted from its first one
       to fill the budget, as (a)'s trials are (up to ``--recipe-epochs``, by
       default the epochs that fill the budget by autocls's own calibration,
       at least the preset's longest trial); scored plain and with flip TTA
@@ -56,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _shared_data import split_cifar10  # noqa: E402
 
 from autocls.search.cli import parse_duration  # noqa: E402
+from autocls.search.scheduler import SEED_RECIPE  # noqa: E402
 
 AUTOCLS = [sys.executable, "-m", "autocls"]
 
@@ -87,7 +89,9 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     # trials that trained (proposals PRUNED before starting, for want of time, are not counted)
     finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("epochs_run")]
     choice = next((ln for ln in proc.stdout.splitlines() if ln.startswith("flip TTA")), "")
+    seeds = [t for t in s.trials if t.user_attrs.get(SEED_RECIPE)]
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
+            "seed_width": seeds[0].params.get("width") if seeds else None,  # as the budget fitted the first seed
             "trials": len(finished), "tta": choice, "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
             # the calibration's seconds per epoch of every model@width, measured side by side in this run
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
@@ -205,8 +209,10 @@ def main() -> None:
         arms["(a) autocls search"] = search_arm(data, work, args.budget, "a", ["--seed", str(args.seed)])
         print("(a)", arms["(a) autocls search"], flush=True)
     if "b" in args.arms:
-        arms["(b) best seed alone"] = recipe_arm(data, work, args.budget, args.recipe_epochs, args.seed,
-                                                   args.recipe_width)
+        # (b) is the seed at the width (a)'s budget fitted it to (wider where one trial fills the budget), the
+        # strongest recipe the preset knows for this budget here, unless --recipe-width says otherwise
+        width = args.recipe_width or arms.get("(a) autocls search", {}).get("seed_width")
+        arms["(b) best seed alone"] = recipe_arm(data, work, args.budget, args.recipe_epochs, args.seed, width)
         print("(b)", arms["(b) best seed alone"], flush=True)
     if "c" in args.arms:
         arms["(c) random search"] = search_arm(data, work, args.budget, "c",

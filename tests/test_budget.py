@@ -110,6 +110,35 @@ def test_a_seed_that_would_train_one_epoch_runs_narrower_for_more():
     assert left_out.fitted_seed({"model": "resnet9", "width": 0.5}, fixed={}) is None  # its model was left out
 
 
+def test_a_seed_that_fills_the_budget_alone_runs_wider_for_fewer_epochs():
+    """Where two of the seed's full-length trials do not fit, a wider net for the budget beat it: a 20-minute
+    search whose width-0.5 seed ran 24 epochs and a second 6 scored 89.78%, the seed at 0.75 for 18 epochs alone
+    90.00% (2 cores, 2026-12-01)."""
+    space = SearchSpace.from_yaml(textwrap.dedent("""
+        dataset: cifar10
+        asha: {grace_period: 1, reduction_factor: 3}
+        fixed: {epochs: 24, model: airbench}
+        params:
+          width: {type: categorical, choices: [0.375, 0.5, 0.75]}
+    """))
+    seed = {"model": "airbench", "width": 0.5, "lr": 0.75}
+    middling = plan(space, {"airbench@0.375": 30.0, "airbench@0.5": 40.0, "airbench@0.75": 70.0}, 1150, slots=1)
+    assert middling.allotted["airbench@0.5"] == 1150  # 24 epochs (960 s) do not fit a share (575 s): the whole budget
+    assert middling.fitted_seed(seed, fixed={}) == {**seed, "width": 0.75}  # ~16 epochs at 0.75
+    slow = plan(space, {"airbench@0.375": 45.0, "airbench@0.5": 60.0, "airbench@0.75": 110.0}, 1150, slots=1)
+    assert slow.fitted_seed(seed, fixed={}) == seed  # 0.75 would train 10 epochs: too few
+    fast = plan(space, {"airbench@0.375": 18.0, "airbench@0.5": 22.0, "airbench@0.75": 40.0}, 1150, slots=1)
+    assert fast.allotted["airbench@0.5"] == 575  # two full-length trials fit: ensembled, they beat one
+    assert fast.fitted_seed(seed, fixed={}) == seed
+    narrowest = {**seed, "width": 0.375}  # any width may widen, to the widest that trains enough
+    assert middling.fitted_seed(narrowest, fixed={}) == {**seed, "width": 0.75}
+    # a plan made without shares (allotted unknown) widens nothing
+    from autocls.search.budget import BudgetPlan
+
+    unknown = BudgetPlan(dict(middling.seconds), dict(middling.epochs), {})
+    assert unknown.fitted_seed(seed, fixed={}) == seed
+
+
 def test_a_trial_is_given_time_to_refit_its_epochs_to():
     """The seconds behind the epochs: a share, or the whole budget; never past the deadline."""
     space = SearchSpace.from_yaml(SPACE)
@@ -179,7 +208,7 @@ def test_a_trial_sized_from_a_slow_calibration_refits_and_completes(tmp_path, ca
     assert trial.user_attrs["epochs_run"] == 6  # re-fitted from its first epoch, up to the space's epochs
 
 
-def test_when_only_the_fastest_width_fits_no_other_width_is_proposed(tmp_path):
+def test_when_only_the_fastest_width_fits_no_other_width_is_proposed(tmp_path, capsys):
     """Regression: a 5-minute CIFAR-10 search left 18 proposals of other widths (the seed's too) PRUNED unstarted."""
     import optuna
 
@@ -198,8 +227,9 @@ def test_when_only_the_fastest_width_fits_no_other_width_is_proposed(tmp_path):
     # nothing fits 60 s: the plan keeps the fastest config alone, for one rung
     study.set_user_attr("seconds_per_epoch", {"resnet9@0.25": 500.0, "resnet9@0.5": 700.0})
     study = run_search("digits", space=tmp_path / "space.yaml", n_trials=1, time_budget_s=60, study_name="w",
-                       studies_dir=tmp_path, ensemble_top=None, show_progress=False)
+                       studies_dir=tmp_path, ensemble_top=None)
     assert [t.params for t in study.trials] == [{"width": 0.25, "lr": 0.002}]  # the seed recipe, at the kept width
+    assert "budget: seed recipe 1 at width 0.25, not 0.5 (more epochs of a narrower net)" in capsys.readouterr().err
     assert study.trials[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert "not started" not in study.trials[0].user_attrs.get("reason", "")
     # Continued with a plan that keeps both widths: the study keeps the choices its trials were drawn from

@@ -10,6 +10,8 @@ the threads a trial gets.  With those:
   asks for), so it anneals its schedule instead of being cut in the middle;
 * ASHA's first rung is no earlier than an eighth of the shortest such trial
   (:data:`FIRST_RUNG_PART`);
+* a seed recipe runs narrower where its own width would train too few epochs,
+  and wider where one trial of it fills the budget (:meth:`BudgetPlan.fitted_seed`);
 * near the end, a trial gets only the epochs that still fit before the
   deadline, and none starts that could not finish one epoch;
 * once trials run, their real epoch times replace the estimates, and each
@@ -46,6 +48,14 @@ CPU_TIMING_BATCH = 128
 # enough either: in 240 s on 2 cores, width 0.5 for 2 epochs reached 58.4%, width 0.375 for 4 74.3%
 # (benchmarks/seed_recipes.py --widths, side by side, 2026-11-30).
 MIN_SEED_EPOCHS = 3
+# Where one trial of a seed fills the budget (two of its full-length trials do not fit), a wider net for fewer
+# epochs beats the seed's own width: at 0.5 the airbench seed stops gaining by ~25 epochs, at 0.75 it gains on
+# (with flip TTA: 10 minutes, 0.75 for 15 epochs 89.82% vs 0.5 for 26 89.54%; 20 minutes, 0.75 for 31 90.30% vs
+# 0.5 89.50%; and 0.75 for 18 epochs 90.00% against a search whose 0.5 seed ran 24, 89.78%; 2 cores,
+# 2026-12-01).  So such a seed runs at the widest width that still trains this many epochs in the budget, by
+# the plan.  The plan's epochs err short: its calibration put those epochs at 1.0-2.2x their real time
+# (benchmarks/RESULTS.md), so twelve planned are about 15 or more.
+WIDE_SEED_EPOCHS = 12
 # ASHA stops a trial whose value at a rung is below the best 1/reduction_factor of those recorded there
 # before it: with the few full-length trials a budget fits, that is the one or two before it, and at epoch 1
 # of a 24-epoch one-cycle run it compares warm-up noise (a 20-minute CPU search stopped airbench94's second
@@ -87,6 +97,7 @@ class BudgetPlan:
     allotted: dict[str, float] = field(default_factory=dict)  # seconds a trial of each key may fill
     eval_share: float = 0.0  # the part of an epoch's seconds that evaluates val and test (:func:`eval_share`)
     space_grace_period: int = 0  # the space's own first rung, when the plan moved it later (0: not moved)
+    share: float = float("inf")  # a trial's share of its slot's budget; a key allotted more fills the slot alone
 
     @property
     def models(self) -> list[str]:
@@ -137,7 +148,10 @@ class BudgetPlan:
         :data:`MIN_SEED_EPOCHS` epochs, runs at the widest kept width below its own
         that trains that many (else the one that trains the most; the narrowest
         kept when none is below): its tuned recipe at a smaller scale beats a random
-        draw of the space in the same time.  None when its model was left out.
+        draw of the space in the same time.  A seed that fills its slot's budget
+        alone runs at the widest kept width that still trains
+        :data:`WIDE_SEED_EPOCHS` epochs in it, when that is wider than its own.
+        None when its model was left out.
 
         Example:
             >>> p = BudgetPlan({"resnet9@0.25": 9.0, "resnet9@0.5": 30.0}, {"resnet9@0.25": 1}, {})
@@ -155,7 +169,15 @@ class BudgetPlan:
         epochs = {w: self._epochs_at_start({**merged, "width": w}) for w in narrower}
         enough = [w for w in narrower if epochs[w] >= MIN_SEED_EPOCHS]
         width = enough[-1] if enough else max(reversed(narrower), key=epochs.get)  # ties: the wider
+        if width == float(seed["width"]) and self._fills_slot({**merged, "width": width}):
+            wider = [w for w in widths if w > width and self._fills_slot({**merged, "width": w})
+                     and self._epochs_at_start({**merged, "width": w}) >= WIDE_SEED_EPOCHS]
+            width = max(wider, default=width)
         return seed if width == float(seed["width"]) else {**seed, "width": width}
+
+    def _fills_slot(self, values: dict) -> bool:
+        """Whether a trial of ``values`` is allotted more than a trial's share: one fills its slot's budget."""
+        return self.allotted.get(config_key(values), 0.0) > self.share
 
     def _epochs_at_start(self, values: dict) -> int:
         """The epochs a trial of ``values`` gets when it starts with its allotted time: less its start and end.
@@ -352,7 +374,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     # the widths above run their first rung only: given that rung's time (the fallback has its own above)
     allotted.update({key: grace * measured[key] for key in epochs if key not in allotted})
     return BudgetPlan(dict(measured), epochs, skipped, grace, allotted, share_evaluating,
-                      space_grace_period=space.grace_period if grace > space.grace_period else 0)
+                      space_grace_period=space.grace_period if grace > space.grace_period else 0, share=share)
 
 
 def _synchronize(device: str) -> None:

@@ -300,8 +300,13 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
         if not stored:  # a new study: known-good recipes first, where the budget kept their model (at a width it kept)
-            for values in space.seeds:
+            for number, values in enumerate(space.seeds, 1):
                 recipe = values if budget_plan is None else budget_plan.fitted_seed(values, space.fixed)
+                if recipe is not None and recipe.get("width") != values.get("width") and show_progress:
+                    why = "more epochs of a narrower net" if recipe["width"] < values["width"] else \
+                        "one trial fills the budget: fewer epochs of a wider net"
+                    print(f"budget: seed recipe {number} at width {recipe['width']:g}, not {values['width']:g} ({why})",
+                          file=sys.stderr, flush=True)
                 if recipe is not None:
                     study.enqueue_trial(recipe, user_attrs={SEED_RECIPE: True}, skip_if_exists=True)
         cpus = None if gpus_per_trial else _single_node_cpus()
