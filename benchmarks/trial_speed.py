@@ -18,6 +18,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -52,10 +53,12 @@ def in_a_ray_trial(recipe: dict, data: DataSplits, threads: int) -> float:
     def trial(config: dict, data: DataSplits) -> None:
         tune.report({"images_per_s": images_per_s(config["recipe"], data, config["threads"])})
 
-    tuner = tune.Tuner(tune.with_resources(tune.with_parameters(trial, data=data), {"cpu": threads}),
-                       param_space={"recipe": recipe, "threads": threads},
-                       run_config=tune.RunConfig(verbose=0, storage_path=os.path.abspath(".ray-trial-speed")))
-    return tuner.fit()[0].metrics["images_per_s"]
+    # Ray Tune's files of this trial are of no use afterwards: kept out of the working directory (a checkout)
+    with tempfile.TemporaryDirectory(prefix="autocls-trial-speed-") as storage:
+        tuner = tune.Tuner(tune.with_resources(tune.with_parameters(trial, data=data), {"cpu": threads}),
+                           param_space={"recipe": recipe, "threads": threads},
+                           run_config=tune.RunConfig(verbose=0, storage_path=storage))
+        return tuner.fit()[0].metrics["images_per_s"]
 
 
 def main() -> None:
