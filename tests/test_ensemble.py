@@ -16,6 +16,7 @@ from autocls.data import prepare_data
 from autocls.ensemble import build_ensemble, greedy_selection, load_ensemble, predict_files, soft_vote
 from autocls.ensemble.metrics import top_k_accuracy
 from autocls.errors import UserError
+from autocls.inference import TTA_MODES
 from autocls.search.runner import load_existing_study
 
 def test_soft_vote_of_identical_members_is_the_member():
@@ -191,25 +192,30 @@ def test_leaderboard_ranks_every_trial_by_its_best_epoch(searched):
         assert row.best_val_acc == pytest.approx(max(trial.intermediate_values.values()))
 
 
-def test_flip_tta_ensemble_predicts_what_it_scored(searched, tmp_path):
-    """With --tta flip the members' probabilities are recomputed; predict must reproduce them on the same images."""
+@pytest.mark.parametrize("tta", ["flip", "flip-translate"])
+def test_a_tta_ensemble_predicts_what_it_scored(searched, tmp_path, tta):
+    """With --tta the members' probabilities are recomputed; predict must reproduce them on the same images."""
     study, _ = searched
-    result = build_ensemble(study, top=2, method="soft", tta="flip", name="flip-check")
+    result = build_ensemble(study, top=2, method="soft", tta=tta, name=f"{tta}-check")
     data = prepare_data("digits", split_file=Path(study.user_attrs["folder"]) / "split.npz")
-    folder = tmp_path / "flip-images"
+    folder = tmp_path / "tta-images"
     folder.mkdir()
     for i, img in enumerate(data.test_x[:30]):
         Image.fromarray(img[0].numpy(), mode="L").save(folder / f"{i:03d}.png")
     table, bad = predict_files(load_ensemble(result.folder), [folder])
-    assert not bad and json.loads((result.folder / "ensemble.json").read_text())["tta"] == "flip"
+    assert not bad and json.loads((result.folder / "ensemble.json").read_text())["tta"] == tta
+    assert result.folder.name == f"{tta}-check" and result.extra["tta"] == tta
     assert table["class"].tolist() == [str(c) for c in result.test_probs[:30].argmax(1)]
     assert np.allclose(table["probability"].to_numpy(), result.test_probs[:30].max(1), atol=1e-5)
 
 
-def test_flip_tta_reuses_the_saved_plain_pass_and_runs_the_model_once_per_image(searched, monkeypatch):
-    """Flip TTA's probabilities are predict's (plain + mirrored), but only the mirrored images go through the
-    model: the plain pass is the trial's saved probabilities (the closing ensemble of a 2-minute CIFAR search
-    spent 13 of its 20 s running both)."""
+@pytest.mark.parametrize("tta, have, passes", [("flip", "none", 1), ("flip-translate", "none", 5),
+                                              ("flip-translate", "flip", 4)])
+def test_tta_reuses_the_passes_it_has_and_runs_the_model_only_on_the_views_it_adds(searched, monkeypatch, tta,
+                                                                                   have, passes):
+    """TTA's probabilities are predict's, but only the views the members lack go through the model: flip
+    reuses the trial's saved plain pass (the closing ensemble of a 2-minute CIFAR search spent 13 of its
+    20 s running both), flip-translate the flipped probabilities when it has them."""
     import autocls.ensemble.build as build
     from autocls.data.augment import BatchAugment
     from autocls.inference import load_trained_model, predict_proba, trained_precision
@@ -219,13 +225,19 @@ def test_flip_tta_reuses_the_saved_plain_pass_and_runs_the_model_once_per_image(
     members, _ = build.candidates(study, data.val_y.numpy())
     member = members[0]
     model = load_trained_model(member.config, member.weights_file, data.num_classes, data.image_shape[0], torch.device("cpu"))
-    expected = predict_proba(model, data.test_x, BatchAugment(data.mean, data.std).normalize, flip_tta=True,
-                             **trained_precision(member.config, torch.device("cpu"))).numpy()
+    options = trained_precision(member.config, torch.device("cpu"))
+    expected = predict_proba(model, data.test_x, BatchAugment(data.mean, data.std).normalize, tta=tta,
+                             **options).numpy()
+    if have == "flip":
+        member.test_probs = predict_proba(model, data.test_x, BatchAugment(data.mean, data.std).normalize,
+                                          tta="flip", **options).numpy()
+        member.val_probs = predict_proba(model, data.val_x, BatchAugment(data.mean, data.std).normalize,
+                                         tta="flip", **options).numpy()
     seen = []
     monkeypatch.setattr(torch.nn.Module, "__call__", counting(torch.nn.Module.__call__, seen))
-    assert build._recompute_with_flip([member], data) is None
+    assert build._recompute_with_tta([member], data, tta, have=have) is None
     assert np.allclose(member.test_probs, expected, atol=1e-5)
-    assert seen[0] == len(data.val_x) + len(data.test_x)
+    assert seen[0] == passes * (len(data.val_x) + len(data.test_x))
 
 
 def counting(call, seen):
@@ -243,37 +255,45 @@ def counting(call, seen):
     return counted
 
 
+
+
 def test_auto_tta_keeps_what_scores_higher_on_val(searched):
-    """--tta auto weighs flip TTA on val: digits are not mirror-symmetric, so it must say and keep the higher score."""
+    """--tta auto weighs each TTA mode on val: digits are not mirror-symmetric, so it must say and keep the
+    highest score, the cheapest mode on a tie."""
     study, _ = searched
     plain = build_ensemble(study, top=3, method="greedy", save=False)
     auto = build_ensemble(study, top=3, method="greedy", tta="auto", name="auto-check")
-    found = re.fullmatch(r"flip TTA: val top-1 ([\d.]+)% with, ([\d.]+)% without: (used|not used)",
+    found = re.fullmatch(r"TTA by val top-1: none ([\d.]+)%, flip ([\d.]+)%, flip-translate ([\d.]+)%: (\S+) used",
                          auto.extra["tta_choice"])
     assert found, auto.extra["tta_choice"]
-    with_flip, without = float(found[1]) / 100, float(found[2]) / 100
-    assert without == pytest.approx(plain.val["top1"], abs=5e-5)
-    assert auto.extra["tta"] == ("flip" if with_flip > without else "none")
-    assert auto.val["top1"] == pytest.approx(max(with_flip, without), abs=5e-5)
+    scores = dict(zip(TTA_MODES, (float(found[i]) / 100 for i in (1, 2, 3))))
+    assert scores["none"] == pytest.approx(plain.val["top1"], abs=5e-5)
+    best = max(TTA_MODES, key=lambda m: (scores[m], -TTA_MODES.index(m)))
+    assert found[4] == auto.extra["tta"] == best
+    assert auto.val["top1"] == pytest.approx(scores[best], abs=5e-5)
     assert json.loads((auto.folder / "ensemble.json").read_text())["tta"] == auto.extra["tta"]
     assert auto.folder.name == "auto-check"
 
 
-def test_auto_tta_is_chosen_when_flipped_members_score_higher(searched, monkeypatch):
-    """The choice itself: members whose recomputed probabilities are better on val are used, weights re-chosen."""
+def test_auto_tta_is_chosen_when_recomputed_members_score_higher(searched, monkeypatch):
+    """The choice itself: members whose recomputed probabilities are better on val are used, weights re-chosen;
+    a mode that only ties the one before it is not worth its passes."""
     import autocls.ensemble.build as build
 
     study, _ = searched
     data = build.study_data(study)
+    asked = []
 
-    def perfect_on_val(members, data_, deadline=None):  # stands in for mirrored images that help
+    def perfect_on_val(members, data_, tta, deadline=None, have="none"):  # stands in for views that help
+        asked.append((tta, have))
         for m in members:
             m.val_probs = np.eye(data_.num_classes)[data_.val_y.numpy()]
         return None
 
-    monkeypatch.setattr(build, "_recompute_with_flip", perfect_on_val)
+    monkeypatch.setattr(build, "_recompute_with_tta", perfect_on_val)
     auto = build_ensemble(study, top=3, method="greedy", tta="auto", save=False)
-    assert auto.extra["tta"] == "flip" and auto.extra["tta_choice"].endswith(": used")
+    assert asked == [("flip", "none"), ("flip-translate", "flip")]
+    assert auto.extra["tta"] == "flip" and auto.extra["tta_choice"].endswith(": flip used")
     assert auto.val["top1"] == 1.0 and len(data.val_y) > 0
 
 
@@ -281,5 +301,18 @@ def test_auto_tta_past_the_deadline_goes_without_and_says_why(searched):
     study, _ = searched
     auto = build_ensemble(study, top=2, method="greedy", tta="auto", deadline=time.time(), save=False)
     assert auto.extra["tta"] == "none"
-    assert auto.extra["tta_choice"].startswith("flip TTA not tried: trial ")
-    assert "s of the budget are left" in auto.extra["tta_choice"]
+    assert re.fullmatch(r"TTA by val top-1: none [\d.]+% \(flip not tried: trial \d+ would take ~\d+ s, "
+                        r"0 s of the budget are left\): none used", auto.extra["tta_choice"]), auto.extra["tta_choice"]
+
+
+def test_an_ensemble_with_an_unknown_tta_is_refused_in_one_line(searched, tmp_path):
+    """A newer autocls's TTA mode read by this one: a clear error, not predictions without it."""
+    from autocls.ensemble.build import manifest_digest
+
+    study, _ = searched
+    result = build_ensemble(study, top=1, method="soft", name="unknown-tta")
+    manifest_file = result.folder / "ensemble.json"
+    manifest = {**json.loads(manifest_file.read_text()), "tta": "rotate"}
+    manifest_file.write_text(json.dumps({**manifest, "content_sha256": manifest_digest(manifest)}))
+    with pytest.raises(UserError, match="test-time augmentation 'rotate', unknown to this autocls"):
+        load_ensemble(result.folder)

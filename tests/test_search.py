@@ -349,10 +349,10 @@ def test_a_time_budget_bounds_the_whole_search_and_keeps_the_cut_trials(tmp_path
     members = json.loads((ensemble / "ensemble.json").read_text())["members"]
     assert {m["trial"] for m in members} <= {t.number for t in cut}
     assert "best single trial" in proc.stdout and "ensemble" in proc.stdout
-    # flip TTA was weighed on val (or left out for the budget), and the saved ensemble is what was chosen
-    choice = next(line for line in proc.stdout.splitlines() if line.startswith("flip TTA"))
+    # TTA was weighed on val (or left out for the budget), and the saved ensemble is what was chosen
+    choice = next(line for line in proc.stdout.splitlines() if line.startswith("TTA by val top-1: "))
     tta = json.loads((ensemble / "ensemble.json").read_text())["tta"]
-    assert tta == ("flip" if choice.endswith(": used") else "none"), (choice, tta)
+    assert choice.endswith(f": {tta} used"), (choice, tta)
     assert "epochs" in proc.stderr  # progress lines while trials ran, not only when they ended
 
 

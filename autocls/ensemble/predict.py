@@ -36,12 +36,12 @@ class LoadedEnsemble:
     def predict_proba(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         from autocls.inference import predict_proba, trained_precision
 
-        flip = self.manifest.get("tta") == "flip"
+        tta = self.manifest.get("tta", "none")
         member_probs = []
         for model, member in zip(self.models, self.manifest["members"]):
             normalize = BatchAugment(self.manifest["mean"], self.manifest["std"],
                                      image_size=member["config"].get("image_size")).normalize
-            probs = predict_proba(model, images, normalize, batch_size, flip_tta=flip,
+            probs = predict_proba(model, images, normalize, batch_size, tta=tta,
                                   **trained_precision(member["config"], self.device)).numpy()  # moved per batch
             member_probs.append(apply_temperature(probs, member["temperature"]))
         weights = [m["weight"] for m in self.manifest["members"]]
@@ -76,10 +76,13 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
     Weights are read with safetensors only, and only from inside the folder:
     nothing in it is unpickled, and no path in the manifest leads out of it.
     """
-    from autocls.inference import load_trained_model, resolve_device
+    from autocls.inference import TTA_MODES, load_trained_model, resolve_device
 
     folder = Path(folder)
     manifest = read_manifest(folder)
+    if manifest.get("tta", "none") not in TTA_MODES:
+        raise UserError(f"'{folder}' uses test-time augmentation '{manifest['tta']}', unknown to this autocls "
+                        f"(it knows {', '.join(TTA_MODES)}): a newer autocls saved it")
     device_obj = resolve_device(device)
     models = []
     root = folder.resolve()

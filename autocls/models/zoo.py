@@ -391,10 +391,11 @@ class AirbenchNet(nn.Module):
     recipe reaches 94% on CIFAR-10 in about 10 epochs; the parts of that recipe
     autocls uses are recipe fields (``label_smoothing`` 0.2, ``bias_lr_scale`` 64,
     ``ramped_average``, ``scheduler: triangle``, Nesterov SGD, crop/flip), so a search can vary
-    them; flip TTA is ``build-ensemble --tta flip``.  Left out, each measured within noise of the
+    them; its test-time augmentation (flip, and flip with one-pixel translations) is ``build-ensemble --tta
+    flip-translate`` (or ``auto``).  Left out, each measured within noise of the
     whole recipe (86.9% on a held-out part of the CIFAR-10 JPEGs at half width in 9 epochs on a CPU,
     2026-12-01): training the whitening bias for the first 3 epochs only (it trains throughout here,
-    86.7%), weight decay on the BatchNorm biases (86.5%), alternating flips (86.7%); and translate TTA.
+    86.7%), weight decay on the BatchNorm biases (86.5%), alternating flips (86.7%).
 
     The whitening weights depend on the data: the trainer calls
     :meth:`fit_to_data` with normalised training images before the first step.

@@ -346,7 +346,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         progress.final()
         leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
         if not unfinished and ensemble_top:
-            # what is left of the budget may go to flip TTA, when it helps on val (a few seconds kept for exiting)
+            # what is left of the budget may go to TTA, when it helps on val (a few seconds kept for exiting)
             _closing_ensemble(study, ensemble_top, show_progress,
                               deadline=started + time_budget_s - 5 if time_budget_s else None)
             sys.stdout.flush()  # Ray's exit handlers may end the process before Python flushes a redirected stdout
@@ -403,7 +403,7 @@ def _budget_too_short(budget_s: float, setup_s: float, closing_s: float) -> str:
 
 
 def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool, deadline: float | None) -> None:
-    """Greedy selection over every trial with saved probabilities, flip TTA where it helps on val and ends by
+    """Greedy selection over every trial with saved probabilities, the TTA that helps most on val and ends by
     ``deadline``; the scores go to the console."""
     import warnings
 
