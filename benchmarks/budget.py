@@ -12,8 +12,9 @@ same wall-clock budget on this machine's cores:
       that seed (when (a) ran): its epochs re-fitted from its first one
       to fill the budget, as (a)'s trials are (up to ``--recipe-epochs``, by
       default the epochs that fill the budget by autocls's own calibration,
-      at least the preset's longest trial); scored plain and with flip TTA
-      (which (a)'s ensemble may choose on val);
+      at least the preset's longest trial); scored plain and with each TTA
+      mode (which (a)'s ensemble chooses among on val), and compared with (a)
+      under the mode (a) chose;
   (c) ``autocls search ... --sampler random``: random search, same preset;
   (d) the preset's first two seeds, each trained as (b) for half the budget,
       their flip-TTA probabilities averaged: whether two half-length trials
@@ -56,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _shared_data import split_cifar10  # noqa: E402
 
+from autocls.inference import TTA_MODES  # noqa: E402
 from autocls.search.cli import parse_duration  # noqa: E402
 from autocls.search.scheduler import SEED_RECIPE  # noqa: E402
 
@@ -88,11 +90,12 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     scores = json.loads((Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())["scores"]
     # trials that trained (proposals PRUNED before starting, for want of time, are not counted)
     finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("epochs_run")]
-    choice = next((ln for ln in proc.stdout.splitlines() if ln.startswith("flip TTA")), "")
+    choice = next((ln for ln in proc.stdout.splitlines() if ln.startswith("TTA by val top-1")), "")
     seeds = [t for t in s.trials if t.user_attrs.get(SEED_RECIPE)]
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
             "seed_width": seeds[0].params.get("width") if seeds else None,  # as the budget fitted the first seed
-            "trials": len(finished), "tta": choice, "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
+            "trials": len(finished), "tta": choice, "tta_used": json.loads(
+                (Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())["tta"], "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
             # the calibration's seconds per epoch of every model@width, measured side by side in this run
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
 
@@ -116,8 +119,9 @@ def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: in
                out: str, width: float | None = None) -> tuple[float, dict, torch.Tensor, torch.Tensor]:
     """Seed recipe ``which`` of the preset on all cores with ``autocls train --time-budget``: ``epochs`` (by
     default :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as a
-    trial of (a) is; its run in ``work / out``.  Returns its wall time, result, flip-TTA test probabilities
-    (predicted after the clock: TTA's cost left out) and the test labels; the result has its ceiling too.
+    trial of (a) is; its run in ``work / out``.  Returns its wall time, result, test probabilities under each
+    TTA mode but none (predicted after the clock: TTA's cost left out) and the test labels; the result has its
+    ceiling too.
     With ``width``, the recipe at that width instead of its own."""
     from autocls.data import prepare_data
     from autocls.search.space import SearchSpace
@@ -131,7 +135,7 @@ def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: in
     wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / out),
                    "--time-budget", budget, "--seed", str(seed)], work)
     result = {**json.loads((work / out / "result.json").read_text()), "ceiling": epochs}
-    return wall, result, flip_tta_probs(work / out, recipe, photos), photos.test_y
+    return wall, result, {tta: tta_probs(work / out, recipe, photos, tta) for tta in TTA_MODES[1:]}, photos.test_y
 
 
 def top1(probs: torch.Tensor, labels: torch.Tensor) -> float:
@@ -142,7 +146,8 @@ def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: in
                width: float | None = None) -> dict:
     """(b): the preset's first seed alone for the whole budget (:func:`train_seed`), at its own width or ``width``."""
     wall, result, probs, labels = train_seed(data, work, budget, epochs, seed, which=0, out="recipe", width=width)
-    return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1, "flip": top1(probs, labels),
+    return {"wall_s": wall, "single": result["test_acc"], "ensemble": None, "trials": 1,
+            **{tta: top1(p, labels) for tta, p in probs.items()},
             "preset": f"seed recipe{f' at width {width:g}' if width else ''}, {result['epochs_run']} epochs "
                       f"(ceiling {result['ceiling']})"}
 
@@ -154,14 +159,15 @@ def halves_arm(data: Path, work: Path, budget: str, seed: int = 0) -> dict:
     half = f"{parse_duration(budget) / 2:.0f}s"
     walls, results, probs, (labels, _) = zip(*(train_seed(data, work, half, None, seed, which=i, out=f"half{i}")
                                                for i in (0, 1)))
-    return {"wall_s": sum(walls), "single": max(r["test_acc"] for r in results), "ensemble": top1(sum(probs), labels),
+    return {"wall_s": sum(walls), "single": max(r["test_acc"] for r in results),
+            "ensemble": top1(sum(p["flip"] for p in probs), labels),
             "trials": 2,
             "preset": "; ".join(f"seed recipe {i}, {r['epochs_run']} epochs" for i, r in enumerate(results)),
-            "halves": [(r["test_acc"], top1(p, labels)) for r, p in zip(results, probs)]}
+            "halves": [(r["test_acc"], top1(p["flip"], labels)) for r, p in zip(results, probs)]}
 
 
-def flip_tta_probs(run_dir: Path, recipe: dict, data) -> torch.Tensor:
-    """Test class probabilities of a trained run's best weights with flip TTA, as a flip-TTA ensemble predicts."""
+def tta_probs(run_dir: Path, recipe: dict, data, tta: str) -> torch.Tensor:
+    """Test class probabilities of a trained run's best weights with ``tta``, as an ensemble with it predicts."""
     from autocls.artifacts import WEIGHTS_FILE
     from autocls.data.augment import BatchAugment
     from autocls.inference import load_trained_model, predict_proba, trained_precision
@@ -170,7 +176,7 @@ def flip_tta_probs(run_dir: Path, recipe: dict, data) -> torch.Tensor:
     model = load_trained_model(recipe, run_dir / WEIGHTS_FILE, data.num_classes, data.image_shape[0], device)
     options = trained_precision(recipe, device)
     normalize = BatchAugment(data.mean, data.std, image_size=recipe.get("image_size")).normalize
-    return predict_proba(model, data.test_x, normalize, flip_tta=True, **options)
+    return predict_proba(model, data.test_x, normalize, tta=tta, **options)
 
 
 def main() -> None:
@@ -233,9 +239,10 @@ def main() -> None:
     if not {"(a) autocls search", "(b) best seed alone"} <= set(arms):
         return
     a, b = arms["(a) autocls search"], arms["(b) best seed alone"]
-    print(f"\n(a) {a['tta']}; (b) with flip TTA: {b['flip']:.2%}")
-    print(f"(a) ensemble - (b) single: {100 * (a['ensemble'] - b['single']):+.2f} points "
-          f"({100 * (a['ensemble'] - b['flip']):+.2f} against (b) with flip TTA); "
+    print(f"\n(a) {a['tta']}; (b) " + ", ".join(f"with {m} TTA {b[m]:.2%}" for m in TTA_MODES[1:]))
+    same = f" ({100 * (a['ensemble'] - b[a['tta_used']]):+.2f} against (b) with {a['tta_used']} TTA)" \
+        if a["tta_used"] != "none" else ""
+    print(f"(a) ensemble - (b) single: {100 * (a['ensemble'] - b['single']):+.2f} points{same}; "
           f"(a) wall / budget: {a['wall_s'] / budget_s:.3f}")
 
 
