@@ -316,3 +316,18 @@ def test_an_ensemble_with_an_unknown_tta_is_refused_in_one_line(searched, tmp_pa
     manifest_file.write_text(json.dumps({**manifest, "content_sha256": manifest_digest(manifest)}))
     with pytest.raises(UserError, match="test-time augmentation 'rotate', unknown to this autocls"):
         load_ensemble(result.folder)
+
+
+def test_cli_prints_the_tta_choice_and_the_folder_each_on_one_line_through_a_pipe(searched, autocls_cli):
+    """Scripts read these lines by their start and end (budget.py, the search's tests); rich wrapped them at a
+    pipe's 80 columns: a 20-minute benchmark read 'TTA by val top-1: ... flip-translate 89.68%: ' and lost the
+    choice on the next line."""
+    study, root = searched
+    name = "a-name-long-enough-that-the-saved-to-line-runs-past-eighty-columns"
+    proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "3", "--tta", "auto", "--name", name, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    choice = next(line for line in lines if line.startswith("TTA by val top-1: "))
+    assert re.search(r": (none|flip|flip-translate) used$", choice), proc.stdout
+    saved = next(line for line in lines if line.startswith("saved to "))
+    assert saved.endswith(name) and len(saved) > 80, proc.stdout

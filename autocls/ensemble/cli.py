@@ -38,10 +38,10 @@ def print_scores(result) -> None:
     console = Console()
     console.print(table)
     weights = ", ".join(f"#{m.number}: {w:g}" for m, w in zip(result.members, result.weights))
-    console.print(f"member weights {weights}", highlight=False, markup=False)
-    if "tta_choice" in result.extra:
-        console.print(result.extra["tta_choice"], highlight=False, markup=False)
-    console.print(f"saved to {result.folder}", highlight=False, markup=False)
+    # one line each, however long, in a pipe's 80 columns too: callers and scripts read them by their start and end
+    lines = [f"member weights {weights}", result.extra.get("tta_choice"), f"saved to {result.folder}"]
+    for line in filter(None, lines):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def cmd_predict(args) -> int:
