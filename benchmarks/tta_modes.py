@@ -26,7 +26,10 @@ from autocls.inference import TTA_MODES, load_trained_model, predict_proba, trai
 
 def data_folder(run: Path) -> Path:
     """The split beside ``budget.py``'s runs: ``<work>/recipe`` or ``<work>/studies/<study>/trials/<trial>``."""
-    return next(p / "cifar10" for p in run.parents if (p / "cifar10" / "test").is_dir())
+    found = next((p / "cifar10" for p in run.resolve().parents if (p / "cifar10" / "test").is_dir()), None)
+    if found is None:
+        sys.exit(f"{run}: no cifar10/ split beside it (budget.py's work folder); give the runs' data with --data")
+    return found
 
 
 def main() -> None:
@@ -36,11 +39,14 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"{'run':48s} {'split':5s} " + " ".join(f"{m:>14s}" for m in TTA_MODES) + "  vs flip: fixed broken")
-    gains = []
+    gains, splits = [], {}
     for run in args.runs:
         if not (run / WEIGHTS_FILE).is_file():
             continue
-        data = prepare_data(str(args.data or data_folder(run)))
+        folder = args.data or data_folder(run)
+        if folder not in splits:  # decoding a split takes ~40 s on 2 cores: once per folder
+            splits[folder] = prepare_data(str(folder))
+        data = splits[folder]
         config = yaml.safe_load((run / "config.yaml").read_text())
         model = load_trained_model(config, run / WEIGHTS_FILE, data.num_classes, data.image_shape[0], device)
         normalize = BatchAugment(data.mean, data.std, image_size=config.get("image_size")).normalize
