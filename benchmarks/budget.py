@@ -87,15 +87,16 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     import optuna
 
     s = optuna.load_study(study_name=study, storage=f"sqlite:///{work / 'studies' / study}.db")
-    scores = json.loads((Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())["scores"]
+    manifest = json.loads((Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())
+    scores = manifest["scores"]
     # trials that trained (proposals PRUNED before starting, for want of time, are not counted)
     finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("epochs_run")]
     choice = next((ln for ln in proc.stdout.splitlines() if ln.startswith("TTA by val top-1")), "")
     seeds = [t for t in s.trials if t.user_attrs.get(SEED_RECIPE)]
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
             "seed_width": seeds[0].params.get("width") if seeds else None,  # as the budget fitted the first seed
-            "trials": len(finished), "tta": choice, "tta_used": json.loads(
-                (Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())["tta"], "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
+            "trials": len(finished), "tta": choice, "tta_used": manifest["tta"],
+            "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
             # the calibration's seconds per epoch of every model@width, measured side by side in this run
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
 
@@ -135,7 +136,7 @@ def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: in
     wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / out),
                    "--time-budget", budget, "--seed", str(seed)], work)
     result = {**json.loads((work / out / "result.json").read_text()), "ceiling": epochs}
-    return wall, result, {tta: tta_probs(work / out, recipe, photos, tta) for tta in TTA_MODES[1:]}, photos.test_y
+    return wall, result, tta_probs(work / out, recipe, photos, TTA_MODES[1:]), photos.test_y
 
 
 def top1(probs: torch.Tensor, labels: torch.Tensor) -> float:
@@ -166,8 +167,9 @@ def halves_arm(data: Path, work: Path, budget: str, seed: int = 0) -> dict:
             "halves": [(r["test_acc"], top1(p["flip"], labels)) for r, p in zip(results, probs)]}
 
 
-def tta_probs(run_dir: Path, recipe: dict, data, tta: str) -> torch.Tensor:
-    """Test class probabilities of a trained run's best weights with ``tta``, as an ensemble with it predicts."""
+def tta_probs(run_dir: Path, recipe: dict, data, modes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Test class probabilities of a trained run's best weights under each TTA mode of ``modes``, as an ensemble
+    with it predicts."""
     from autocls.artifacts import WEIGHTS_FILE
     from autocls.data.augment import BatchAugment
     from autocls.inference import load_trained_model, predict_proba, trained_precision
@@ -176,7 +178,7 @@ def tta_probs(run_dir: Path, recipe: dict, data, tta: str) -> torch.Tensor:
     model = load_trained_model(recipe, run_dir / WEIGHTS_FILE, data.num_classes, data.image_shape[0], device)
     options = trained_precision(recipe, device)
     normalize = BatchAugment(data.mean, data.std, image_size=recipe.get("image_size")).normalize
-    return predict_proba(model, data.test_x, normalize, tta=tta, **options)
+    return {tta: predict_proba(model, data.test_x, normalize, tta=tta, **options) for tta in modes}
 
 
 def main() -> None:
