@@ -6,17 +6,26 @@ the budget before any trial trains.  On a CPU it times 128-image steps (a
 warm-up and two timed steps); this prints what that costs and estimates
 against the space's largest batch with three timed steps, as it did before.
 Random images (speed does not depend on pixel values) in CIFAR-10's shapes:
-45,000 training images, 5,000 val and 5,000 test.  The trials' real epochs
-are in ``budget.py``'s runs (RESULTS.md).
+45,000 training images, 5,000 val and 5,000 test.
+
+With ``--real-epochs`` each timing round is followed by one real epoch of the
+space's first seed recipe at each width the calibration timed (the trainer,
+the recipe's own batch, val evaluated), and the calibration's estimate (as
+the plan reads it, :data:`~autocls.search.budget.EPOCH_MARGIN` included) is
+printed against it: estimate and epoch side by side, minutes apart at most,
+so that the machine's drift between a search's calibration and its trials is
+told apart from a bias of the estimate itself.
 
     python benchmarks/calibration.py                    # the cpu-small preset
     python benchmarks/calibration.py --space cifar10
     python benchmarks/calibration.py --repeat 3 --train-images 40000   # the spread of the search's own timing
+    python benchmarks/calibration.py --repeat 3 --train-images 40000 --real-epochs   # against real epochs
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,8 +35,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autocls.search.budget import CPU_TIMING_BATCH, seconds_per_epoch  # noqa: E402
+from autocls.data.splits import DataSplits  # noqa: E402
+from autocls.search.budget import CPU_TIMING_BATCH, EPOCH_MARGIN, config_key, configs, seconds_per_epoch  # noqa: E402
 from autocls.search.space import SearchSpace  # noqa: E402
+from autocls.training import TrainConfig, train  # noqa: E402
 
 
 def cifar10_shaped(n_train: int = 45_000, n_eval: int = 5_000) -> SimpleNamespace:
@@ -39,6 +50,26 @@ def cifar10_shaped(n_train: int = 45_000, n_eval: int = 5_000) -> SimpleNamespac
                            mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26), image_shape=(3, 32, 32), num_classes=10)
 
 
+def random_splits(n_train: int, n_eval: int = 5_000) -> DataSplits:
+    """Random CIFAR-10-shaped splits that a trainer can run a real epoch on."""
+    generator = torch.Generator().manual_seed(1)
+    images = lambda n: torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=generator)  # noqa: E731
+    labels = lambda n: torch.randint(0, 10, (n,), generator=generator)  # noqa: E731
+    return DataSplits("random", [str(c) for c in range(10)], images(n_train), labels(n_train), images(n_eval),
+                      labels(n_eval), images(n_eval), labels(n_eval), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
+
+
+def real_epochs(space: SearchSpace, data: DataSplits) -> dict[str, float]:
+    """Seconds of one real epoch (training and val evaluation) of the space's first seed at each timed width."""
+    seed = {**space.fixed, **space.seeds[0]} if space.seeds else dict(space.fixed)
+    seconds = {}
+    for config in configs(space):
+        seen = []
+        train(TrainConfig.from_dict({**seed, **config, "epochs": 1}), data, reporter=seen.append)
+        seconds[config_key(config)] = seen[-1]["epoch_time"] + seen[-1]["eval_time"]
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="cpu-small")
@@ -46,11 +77,17 @@ def main() -> None:
                         help="time each way this many times, one after the other, and print the range")
     parser.add_argument("--train-images", type=int, default=45_000,
                         help="training images an epoch (default 45,000; budget.py's runs train on 40,000)")
+    parser.add_argument("--real-epochs", action="store_true",
+                        help="after each timing, train one real epoch of the first seed at each width, and print "
+                             "the small-batch estimate against it")
     args = parser.parse_args()
     space = SearchSpace.load(args.space)
     largest = space.largest("batch_size", 128)
     data, threads = cifar10_shaped(args.train_images), os.cpu_count()
+    torch.set_num_threads(threads)  # the real epochs' threads, as the calibration's
+    splits = random_splits(args.train_images) if args.real_epochs else None
     estimates, seconds = {"small": [], "largest": []}, {}  # every timing's estimates; the first timing's cost
+    real = []  # each round's real epochs
     for _ in range(args.repeat):
         for label, batch, steps in (("small", CPU_TIMING_BATCH, 2), ("largest", largest, 3)):
             start = time.perf_counter()
@@ -58,6 +95,10 @@ def main() -> None:
             took = time.perf_counter() - start
             seconds.setdefault(label, took)
             print(f"{label}: batch {batch}, a warm-up and {steps} timed steps per config: {took:.1f} s", flush=True)
+        if splits is not None:
+            real.append(real_epochs(space, splits))
+            print("real epochs: " + ", ".join(f"{key} {s:.0f} s (estimated {estimates['small'][-1][key]:.0f})"
+                                              for key, s in real[-1].items()), flush=True)
     small, large = estimates["small"][0], estimates["largest"][0]  # the table shows the first timing
     print(f"\n{'config':18s} {'s/epoch @' + str(CPU_TIMING_BATCH):>14s} {'s/epoch @' + str(largest):>14s} {'ratio':>7s}")
     for key in small:
@@ -69,6 +110,12 @@ def main() -> None:
 
         print(f"\nover {args.repeat} timings each (min-max s/epoch): " + "; ".join(
             f"{key} {spread('small', key)} @{CPU_TIMING_BATCH}, {spread('largest', key)} @{largest}" for key in small))
+    if real:
+        ratios = {key: [e[key] / r[key] for e, r in zip(estimates["small"], real)] for key in real[0]}
+        print(f"\nestimate @{CPU_TIMING_BATCH} / real epoch, per round (the estimate includes EPOCH_MARGIN "
+              f"{EPOCH_MARGIN:g}; without it, divide by that): " + "; ".join(
+                  f"{key} {', '.join(f'{x:.2f}' for x in values)} (median {statistics.median(values):.2f})"
+                  for key, values in ratios.items()))
     print(f"\ncalibration time, largest batch / small batch: {seconds['largest'] / seconds['small']:.1f}x "
           f"({seconds['largest']:.0f} s vs {seconds['small']:.0f} s on {threads} threads)")
 

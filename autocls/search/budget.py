@@ -55,7 +55,9 @@ MIN_SEED_EPOCHS = 3
 # seed runs at the widest width that still trains this many epochs in the budget, by the plan.  The plan's
 # epochs err short: the calibration's snapshot of a machine whose speed drifts from minute to minute put
 # epochs at 1.0-2.2x their real time in every run recorded (benchmarks/RESULTS.md), so ten planned are ten
-# or more (16 real epochs at 0.75 were planned as 10-12 on 2026-12-02).
+# or more (16 real epochs at 0.75 were planned as 10-12 on 2026-12-02).  Fewer loses: 0.75 for 8 epochs
+# 88.88%, 0.5 for 15 in the same time 89.60% (flip-translate TTA, 2026-12-02), and side by side with real
+# epochs the calibration's estimate at 0.75 has no bias to count on (0.85-1.27x, benchmarks/calibration.py).
 WIDE_SEED_EPOCHS = 10
 # ASHA stops a trial whose value at a rung is below the best 1/reduction_factor of those recorded there
 # before it: with the few full-length trials a budget fits, that is the one or two before it, and at epoch 1
