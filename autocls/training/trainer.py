@@ -315,6 +315,112 @@ def _refitted_length(epoch: int, step_seconds: float, steps_per_epoch: int, eval
     return _Length(epoch + whole)
 
 
+class _Timing:
+    """A run's clock against its deadline and the time it should fill: what to keep back, and its length.
+
+    It times what sizing needs (a forward pass per image, from a batch of val,
+    until an evaluation is timed) and re-fits the run's length to end by
+    ``fit_until``: inside the first epoch after a few timed steps when the run
+    is planned for one epoch, and after each evaluated epoch.
+    """
+
+    def __init__(self, run: _Run, cfg: TrainConfig, progress: _Progress, data: DataSplits,
+                 fit_until: float | None, max_epochs: int):
+        self.run, self.cfg, self.progress = run, cfg, progress
+        self.fit_until, self.max_epochs, self.resumed_from = fit_until, max_epochs, progress.epoch
+        # Longer or shorter, from its own first two epochs: the first carries one-off costs (130 s where the next
+        # seven took 97-116 s, in a 20-minute CPU run that ended 210 s early); later it grows by an epoch at most.
+        self.free_refits = FREE_REFITS if fit_until is not None and not self.resumed_from else 0
+        self.val_images, self.eval_images = len(data.val_y), len(data.val_y) + len(data.test_y)
+        self.eval_seconds = 0.0  # the last evaluation of val (and its best-epoch files)
+        self.image_seconds = 0.0  # a forward pass per image, timed once when first asked for
+
+    def forward_seconds(self, images: int) -> float:
+        """A forward pass over ``images``, from a batch of val timed the first time it is asked for.
+
+        Guessed as a third of a training step a batch (its share of the arithmetic), it was 1.5x the timed
+        pass on a 2-core CPU with bf16 (4.6 s for 3.0 s over 14,000 CIFAR-10 images; 2026-12-01), and on
+        other devices the ratio differs again.
+        """
+        if not self.image_seconds:
+            run, batch = self.run, self.run.val_x[:256]
+            for _ in range(2):  # the first pass of a process sets its kernels up: not a pass's time
+                start = time.perf_counter()
+                predict_proba(run.forward, batch, run.augment.normalize, channels_last=run.channels_last,
+                              amp=run.amp)
+            self.image_seconds = (time.perf_counter() - start) / max(1, len(batch))
+            run.model.train()
+        return images * self.image_seconds
+
+    def reserve(self) -> float:
+        """Seconds to keep before a deadline: evaluate, predict the test split and write it all, with a margin.
+
+        Timed by the last evaluation, or before one from a batch of val.
+        """
+        measured = self.eval_seconds * self.eval_images / max(1, self.val_images)
+        return closing_reserve(measured or self.forward_seconds(self.eval_images))
+
+    def refit_first_epoch(self, step_seconds: float, done: int) -> int:
+        """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps."""
+        run, steps_per_epoch = self.run, len(self.run.loader)
+        eval_guess = self.forward_seconds(self.val_images)  # this epoch's evaluation, not yet timed
+        left = self.fit_until - time.time() - self.reserve()  # the reserve holds the last evaluation
+        rest = (steps_per_epoch - done) * step_seconds
+        if left < rest + eval_guess:  # this epoch is the last: end it in the steps that fit, annealed
+            # less a step, for the slowest recent step that the deadline's rule allows for
+            length = _Length(1, min(steps_per_epoch, done + max(1, int(left / step_seconds) - 1)))
+        else:
+            length = _refitted_length(1, step_seconds, steps_per_epoch, eval_guess, left - eval_guess - rest,
+                                      self.max_epochs)
+        _refit_schedule(run, self.cfg, length)
+        self.progress.length = length
+        return length.epoch_steps(1, steps_per_epoch)
+
+    def refit_after(self, epoch: int, step_seconds: float) -> None:
+        """The run re-fitted to the time left after evaluating ``epoch``, its steps taking ``step_seconds``."""
+        run, progress, steps_per_epoch = self.run, self.progress, len(self.run.loader)
+        # the time left, less what a deadline keeps for the closing prediction of the test split: a run
+        # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
+        left = self.fit_until - time.time() - self.reserve()
+        # and less a margin for later epochs and steps slower than this one: fitted to the time left exactly,
+        # a run that grew into it was cut one step before its end in 4 of 5 tries (0.12 s epochs, a 4 s run)
+        left -= REFIT_MARGIN_STEPS * step_seconds
+        length = _refitted_length(epoch, step_seconds, steps_per_epoch, self.eval_seconds / self.cfg.eval_every,
+                                  left, self.max_epochs, progress.length)
+        # Later epochs shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs from
+        # its first was cut inside its 10th), and lengthen it by an epoch at most, when they run faster (a
+        # trial re-fitted after its fourth to 13 whole epochs, the 14th under a quarter epoch then, ended
+        # 36 s before its deadline): more at once would reshape the schedule late, and refusing more left a
+        # run shortened by slow epochs there when the machine sped up again (`autocls train` ended 167 s
+        # of 1,200 early after 55 epochs of about 19 s, 2026-12-01).
+        growth = length.total_steps(steps_per_epoch) - progress.length.total_steps(steps_per_epoch)
+        if epoch - self.resumed_from > self.free_refits and growth > steps_per_epoch:
+            length = _Length(progress.length.epochs + 1, progress.length.last_epoch_steps)
+        _refit_schedule(run, self.cfg, length)
+        progress.length = length
+
+
+def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialArtifacts | None, status: str,
+            reason: str, resumed_from: int) -> TrainResult:
+    """Test probabilities of the best epoch's weights (for the ensemble), then the run's record."""
+    test_acc = None
+    if artifacts and status != "diverged" and progress.best_epoch:
+        load_weights(run.model, artifacts.weights_file)
+        probs = predict_proba(run.model, data.test_x, run.augment.normalize, channels_last=run.channels_last,
+                              amp=run.amp)
+        artifacts.save_probs("test", probs.numpy(), progress.best_epoch)
+        test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
+    result = TrainResult(status, max(progress.best_acc, 0.0), progress.best_epoch, len(progress.history),
+                         progress.history, test_acc, run.num_params, artifacts.location if artifacts else None, reason,
+                         resumed_from)
+    if artifacts:
+        summary = {k: v for k, v in result.__dict__.items() if k != "history"}
+        summary.update(classes=data.classes, mean=list(data.mean), std=list(data.std),
+                       image_shape=list(data.image_shape))
+        artifacts.save_result(summary, progress.history)
+    return result
+
+
 def _speed(history: list[dict]) -> dict:
     """Images/s and epoch time of the run, comparable across trials.
 
@@ -382,76 +488,13 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             reporter({**metrics, "resumed_from_epoch": progress.epoch})
     resumed_from = progress.epoch
     progress.length = progress.length if progress.length.epochs else _Length(cfg.epochs)
-    # Longer or shorter, from its own first two epochs: the first carries one-off costs (130 s where the next
-    # seven took 97-116 s, in a 20-minute CPU run that ended 210 s early); later it grows by an epoch at most.
-    free_refits = FREE_REFITS if fit_until is not None and resumed_from == 0 else 0
     threads = torch.get_num_threads()
     status, reason = "complete", ""
 
-    def finish() -> TrainResult:
-        """Test probabilities of the best epoch's weights (for the ensemble), then the run's record."""
-        test_acc = None
-        if artifacts and status != "diverged" and progress.best_epoch:
-            load_weights(run.model, artifacts.weights_file)
-            probs = predict_proba(run.model, data.test_x, run.augment.normalize, channels_last=run.channels_last,
-                                  amp=run.amp)
-            artifacts.save_probs("test", probs.numpy(), progress.best_epoch)
-            test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
-        result = TrainResult(status, max(progress.best_acc, 0.0), progress.best_epoch, len(progress.history),
-                             progress.history, test_acc, run.num_params, artifacts.location if artifacts else None, reason,
-                             resumed_from)
-        if artifacts:
-            summary = {k: v for k, v in result.__dict__.items() if k != "history"}
-            summary.update(classes=data.classes, mean=list(data.mean), std=list(data.std),
-                           image_shape=list(data.image_shape))
-            artifacts.save_result(summary, progress.history)
-        return result
-
-    if progress.epoch >= progress.length.epochs:
-        return finish()  # stopped between the last checkpoint and its report
-    # With a deadline, training stops early enough to evaluate, predict the test
-    # split and write it all: a forward pass over val + test, timed by the last
-    # evaluation, or before one from a batch of val, with a margin.
-    eval_seconds, eval_images, image_seconds = 0.0, len(data.val_y) + len(data.test_y), 0.0
-
-    def forward_seconds(images: int) -> float:
-        """A forward pass over ``images``, from a batch of val timed the first time it is asked for.
-
-        Guessed as a third of a training step a batch (its share of the arithmetic), it was 1.5x the timed
-        pass on a 2-core CPU with bf16 (4.6 s for 3.0 s over 14,000 CIFAR-10 images; 2026-12-01), and on
-        other devices the ratio differs again.
-        """
-        nonlocal image_seconds
-        if not image_seconds:
-            batch = run.val_x[:256]
-            for _ in range(2):  # the first pass of a process sets its kernels up: not a pass's time
-                start = time.perf_counter()
-                predict_proba(run.forward, batch, run.augment.normalize, channels_last=run.channels_last,
-                              amp=run.amp)
-            image_seconds = (time.perf_counter() - start) / max(1, len(batch))
-            run.model.train()
-        return images * image_seconds
-
-    def reserve() -> float:
-        measured = eval_seconds * eval_images / max(1, len(data.val_y))
-        return closing_reserve(measured or forward_seconds(eval_images))
-
-    def refit_first_epoch(step_seconds: float, done: int) -> int:
-        """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps."""
-        steps_per_epoch = len(run.loader)
-        eval_guess = forward_seconds(len(data.val_y))  # this epoch's evaluation, not yet timed
-        left = fit_until - time.time() - reserve()  # the reserve holds the last evaluation
-        rest = (steps_per_epoch - done) * step_seconds
-        if left < rest + eval_guess:  # this epoch is the last: end it in the steps that fit, annealed
-            # less a step, for the slowest recent step that the deadline's rule allows for
-            length = _Length(1, min(steps_per_epoch, done + max(1, int(left / step_seconds) - 1)))
-        else:
-            length = _refitted_length(1, step_seconds, steps_per_epoch, eval_guess, left - eval_guess - rest,
-                                      max_epochs or cfg.epochs)
-        _refit_schedule(run, cfg, length)
-        progress.length = length
-        return length.epoch_steps(1, steps_per_epoch)
-
+    if progress.epoch >= progress.length.epochs:  # stopped between the last checkpoint and its report
+        return _finish(run, data, progress, artifacts, status, reason, resumed_from)
+    # With a deadline, training stops early enough to evaluate, predict the test split and write it all.
+    timing = _Timing(run, cfg, progress, data, fit_until, max_epochs or cfg.epochs)
     epoch, mean_step = progress.epoch, 0.0
     while epoch < progress.length.epochs:
         epoch += 1
@@ -466,8 +509,8 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             # A run of one epoch would re-fit only once it is over: time a quarter of it and re-fit then
             # (a 2-minute search's only trial, planned for one epoch, ended 29 s before its deadline), and
             # after its third step, when a deadline would cut it before a quarter.
-            refit = (tuple(sorted({min(3, planned // 4), planned // 4})), refit_first_epoch)
-        train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, reserve, planned, refit,
+            refit = (tuple(sorted({min(3, planned // 4), planned // 4})), timing.refit_first_epoch)
+        train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, timing.reserve, planned, refit,
                                          step_seconds=mean_step)
         epoch_time = time.perf_counter() - start
         mean_step = epoch_time / max(1, steps)  # the next epoch's step time until it times its own
@@ -503,28 +546,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             "full_epoch": steps == len(run.loader),  # not cut by a deadline nor a shortened last epoch: a timing
             "eval_time": time.perf_counter() - eval_start,  # evaluation + best-epoch files
         }
-        eval_seconds = metrics["eval_time"]
+        timing.eval_seconds = metrics["eval_time"]
         if fit_until is not None and not last:
-            # the time left, less what a deadline keeps for the closing prediction of the test split: a run
-            # fitted to end at its deadline was cut 58 steps into its last epoch of 70 when this took less
-            steps_per_epoch = len(run.loader)
-            left = fit_until - time.time() - reserve()
-            # and less a margin for later epochs and steps slower than this one: fitted to the time left exactly,
-            # a run that grew into it was cut one step before its end in 4 of 5 tries (0.12 s epochs, a 4 s run)
-            left -= REFIT_MARGIN_STEPS * mean_step
-            length = _refitted_length(epoch, mean_step, steps_per_epoch, eval_seconds / cfg.eval_every, left,
-                                      max_epochs or cfg.epochs, progress.length)
-            # Later epochs shorten it, when they run slower (a 20-minute search's trial fitted to 10 epochs from
-            # its first was cut inside its 10th), and lengthen it by an epoch at most, when they run faster (a
-            # trial re-fitted after its fourth to 13 whole epochs, the 14th under a quarter epoch then, ended
-            # 36 s before its deadline): more at once would reshape the schedule late, and refusing more left a
-            # run shortened by slow epochs there when the machine sped up again (`autocls train` ended 167 s
-            # of 1,200 early after 55 epochs of about 19 s, 2026-12-01).
-            growth = length.total_steps(steps_per_epoch) - progress.length.total_steps(steps_per_epoch)
-            if epoch - resumed_from > free_refits and growth > steps_per_epoch:
-                length = _Length(progress.length.epochs + 1, progress.length.last_epoch_steps)
-            _refit_schedule(run, cfg, length)
-            progress.length = length
+            timing.refit_after(epoch, mean_step)
         metrics["epochs"] = progress.length.epochs
         progress.history.append(metrics)
         best = next(m for m in progress.history if m["epoch"] == progress.best_epoch)
@@ -533,10 +557,10 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             _save_checkpoint(artifacts, run, progress, device)
         # Before the last report: a scheduler (ASHA at max_t) may end the
         # process as soon as it has seen the final epoch.
-        result = finish() if last else None
+        result = _finish(run, data, progress, artifacts, status, reason, resumed_from) if last else None
         if reporter:
             reporter({**metrics, "status": "time_budget", "reason": reason} if partial else metrics)
         if last:
             return result
         threads = torch.get_num_threads()  # the reporter may have handed this run more cores
-    return finish()
+    return _finish(run, data, progress, artifacts, status, reason, resumed_from)
