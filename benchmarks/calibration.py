@@ -39,6 +39,7 @@ from autocls.data.splits import DataSplits  # noqa: E402
 from autocls.search.budget import CPU_TIMING_BATCH, EPOCH_MARGIN, config_key, configs, seconds_per_epoch  # noqa: E402
 from autocls.search.space import SearchSpace  # noqa: E402
 from autocls.training import TrainConfig, train  # noqa: E402
+from trial_speed import synthetic_cifar  # noqa: E402
 
 
 def cifar10_shaped(n_train: int = 45_000, n_eval: int = 5_000) -> SimpleNamespace:
@@ -48,15 +49,6 @@ def cifar10_shaped(n_train: int = 45_000, n_eval: int = 5_000) -> SimpleNamespac
                            train_y=torch.randint(0, 10, (n_train,), generator=generator),
                            val_y=torch.zeros(n_eval, dtype=torch.int64), test_y=torch.zeros(n_eval, dtype=torch.int64),
                            mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26), image_shape=(3, 32, 32), num_classes=10)
-
-
-def random_splits(n_train: int, n_eval: int = 5_000) -> DataSplits:
-    """Random CIFAR-10-shaped splits that a trainer can run a real epoch on."""
-    generator = torch.Generator().manual_seed(1)
-    images = lambda n: torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=generator)  # noqa: E731
-    labels = lambda n: torch.randint(0, 10, (n,), generator=generator)  # noqa: E731
-    return DataSplits("random", [str(c) for c in range(10)], images(n_train), labels(n_train), images(n_eval),
-                      labels(n_eval), images(n_eval), labels(n_eval), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
 
 
 def real_epochs(space: SearchSpace, data: DataSplits) -> dict[str, float]:
@@ -85,7 +77,7 @@ def main() -> None:
     largest = space.largest("batch_size", 128)
     data, threads = cifar10_shaped(args.train_images), os.cpu_count()
     torch.set_num_threads(threads)  # the real epochs' threads, as the calibration's
-    splits = random_splits(args.train_images) if args.real_epochs else None
+    splits = synthetic_cifar(args.train_images, eval_images=5_000) if args.real_epochs else None
     estimates, seconds = {"small": [], "largest": []}, {}  # every timing's estimates; the first timing's cost
     real = []  # each round's real epochs
     for _ in range(args.repeat):

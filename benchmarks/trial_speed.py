@@ -30,12 +30,14 @@ from autocls.search.space import SearchSpace  # noqa: E402
 from autocls.training import TrainConfig, train  # noqa: E402
 
 
-def synthetic_cifar(train_images: int, seed: int = 0) -> DataSplits:
+def synthetic_cifar(train_images: int, seed: int = 0, eval_images: int = 500) -> DataSplits:
+    """Random CIFAR-10-shaped splits a trainer runs on (speed does not depend on pixel values)."""
     gen = torch.Generator().manual_seed(seed)
     images = lambda n: torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)  # noqa: E731
     labels = lambda n: torch.randint(0, 10, (n,), generator=gen)  # noqa: E731
     return DataSplits("synthetic", [str(c) for c in range(10)], images(train_images), labels(train_images),
-                      images(500), labels(500), images(500), labels(500), (0.5,) * 3, (0.25,) * 3)
+                      images(eval_images), labels(eval_images), images(eval_images), labels(eval_images),
+                      (0.5,) * 3, (0.25,) * 3)
 
 
 def images_per_s(recipe: dict, data: DataSplits, threads: int) -> float:
