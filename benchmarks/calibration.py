@@ -20,6 +20,12 @@ told apart from a bias of the estimate itself.
     python benchmarks/calibration.py --space cifar10
     python benchmarks/calibration.py --repeat 3 --train-images 40000   # the spread of the search's own timing
     python benchmarks/calibration.py --repeat 3 --train-images 40000 --real-epochs   # against real epochs
+    python benchmarks/calibration.py --trace 120 --train-images 40000   # the calibration again and again
+
+With ``--trace S`` the search's calibration runs again and again for S
+seconds and prints each estimate as it comes, then the spread over them: of
+each config's seconds (what the plan reads) and of each config's seconds
+relative to the first config's (what the configs cost against each other).
 """
 from __future__ import annotations
 
@@ -62,6 +68,26 @@ def real_epochs(space: SearchSpace, data: DataSplits) -> dict[str, float]:
     return seconds
 
 
+def trace(space: SearchSpace, data, threads: int, seconds: float) -> None:
+    """The calibration run back to back for ``seconds``: each estimate, then their spread, absolute and relative."""
+    start, estimates = time.perf_counter(), []
+    while time.perf_counter() - start < seconds:
+        estimates.append(seconds_per_epoch(space, data, threads=threads))
+        print(f"{time.perf_counter() - start:6.1f} s: " + ", ".join(f"{key} {s:.0f}" for key, s in estimates[-1].items()),
+              flush=True)
+    first = next(iter(estimates[0]))
+
+    def spread(values: list[float]) -> str:
+        return f"{min(values):.2f}-{max(values):.2f} (max/min {max(values) / min(values):.2f})"
+
+    print(f"\n{len(estimates)} calibrations in {time.perf_counter() - start:.0f} s")
+    for key in estimates[0]:
+        absolute = [e[key] for e in estimates]
+        relative = f"; relative to {first}: {spread([e[key] / e[first] for e in estimates])}" if key != first else ""
+        print(f"{key}: {min(absolute):.0f}-{max(absolute):.0f} s an epoch (max/min {max(absolute) / min(absolute):.2f}, "
+              f"median {statistics.median(absolute):.0f}){relative}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="cpu-small")
@@ -72,11 +98,16 @@ def main() -> None:
     parser.add_argument("--real-epochs", action="store_true",
                         help="after each timing, train one real epoch of the first seed at each width, and print "
                              "the small-batch estimate against it")
+    parser.add_argument("--trace", type=float, default=None, metavar="S",
+                        help="run the search's calibration back to back for S seconds and print how it varies")
     args = parser.parse_args()
     space = SearchSpace.load(args.space)
     largest = space.largest("batch_size", 128)
     data, threads = cifar10_shaped(args.train_images), os.cpu_count()
     torch.set_num_threads(threads)  # the real epochs' threads, as the calibration's
+    if args.trace is not None:
+        trace(space, data, threads, args.trace)
+        return
     splits = synthetic_cifar(args.train_images, eval_images=5_000) if args.real_epochs else None
     estimates, seconds = {"small": [], "largest": []}, {}  # every timing's estimates; the first timing's cost
     real = []  # each round's real epochs

@@ -14,15 +14,18 @@ the threads a trial gets.  With those:
   and wider where one trial of it fills the budget (:meth:`BudgetPlan.fitted_seed`);
 * near the end, a trial gets only the epochs that still fit before the
   deadline, and none starts that could not finish one epoch;
-* once trials run, their real epoch times replace the estimates, and each
-  trial re-fits its own length to the time it was given from its first
-  epoch (:meth:`BudgetPlan.fit_until`; the trainer's ``fit_until``).
+* once trials run, their real epoch times replace the estimates, the
+  configs not run yet are scaled to the speed the trials found
+  (:meth:`BudgetPlan.observe`), and each trial re-fits its own length to
+  the time it was given from its first epoch (:meth:`BudgetPlan.fit_until`;
+  the trainer's ``fit_until``).
 
 The measurements are cached in the study (user attr ``seconds_per_epoch``),
 so a resumed search sizes its trials the same way.
 """
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -101,6 +104,11 @@ class BudgetPlan:
     eval_share: float = 0.0  # the part of an epoch's seconds that evaluates val and test (:func:`eval_share`)
     space_grace_period: int = 0  # the space's own first rung, when the plan moved it later (0: not moved)
     share: float = float("inf")  # a trial's share of its slot's budget; a key allotted more fills the slot alone
+    observed: dict[str, float] = field(default_factory=dict)  # the latest real epoch of each key that ran
+    calibrated: dict[str, float] = field(init=False)  # the estimates as measured, before any trial ran
+
+    def __post_init__(self) -> None:
+        self.calibrated = dict(self.seconds)
 
     @property
     def models(self) -> list[str]:
@@ -207,12 +215,25 @@ class BudgetPlan:
     def observe(self, values: dict, seconds: float) -> None:
         """A trial's real epoch (training and evaluation) replaces the estimate of its ``model@width``.
 
-        The few calibration steps misjudge a whole epoch by 15-30% either way on a
-        busy CPU; trials sized later in the search use what the machine really did.
+        The configs not run yet keep their calibrated cost relative to those
+        that ran, at the machine's speed as the trials found it: their estimates
+        are scaled by the median of real / calibrated over the configs observed.
+        A few calibration steps time the machine at one moment, and this one's
+        speed shifts by 2-2.8x between phases of 10-40 s
+        (``benchmarks/calibration.py --trace``); a trial's epochs span them.
+
+        Example:
+            >>> p = BudgetPlan({"resnet9@0.25": 20.0, "resnet9@0.5": 60.0}, {"resnet9@0.25": 4, "resnet9@0.5": 2}, {})
+            >>> p.observe({"model": "resnet9", "width": 0.25}, 10.0)
+            >>> p.seconds
+            {'resnet9@0.25': 10.0, 'resnet9@0.5': 30.0}
         """
         key = config_key(values)
-        if key in self.seconds and seconds > 0:
-            self.seconds[key] = seconds
+        if key not in self.seconds or seconds <= 0:
+            return
+        self.observed[key] = seconds
+        speed = statistics.median(real / self.calibrated[k] for k, real in self.observed.items())
+        self.seconds = {k: self.observed.get(k, calibrated * speed) for k, calibrated in self.calibrated.items()}
 
     def shortest_rung(self) -> float:
         """The fewest seconds in which any kept config reaches its first rung, start and end included."""
