@@ -202,7 +202,7 @@ class BudgetPlan:
     def fit_until(self, values: dict, deadline: float | None) -> float | None:
         """When a trial of ``values`` starting now should end: its allotted time, not past ``deadline``.
 
-        The calibration misjudges epochs by 15-30% on a busy CPU, so the trial
+        The calibration can misjudge epochs up to 2x on a CPU whose speed shifts, so the trial
         re-fits its epochs to this time from its own first epoch.  None when
         the config was not measured.
         """
