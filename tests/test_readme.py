@@ -1,4 +1,4 @@
-"""The README's "Using it" commands, run as written, in order, in an empty folder."""
+"""The README's "Using it" commands, run as written, in order, in an empty folder; then its Python API."""
 import os
 import re
 import shlex
@@ -14,6 +14,22 @@ import pytest
 from PIL import Image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_api_block() -> str:
+    return re.search(r"### Python API.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+
+
+def test_the_python_apis_calls_are_callable_after_its_imports():
+    """Regression: ``autocls.search(...)`` failed with "'module' object is not callable" once the README's own
+    imports above it had imported the subpackage ``autocls.search``, which rebinds that name to the module."""
+    block = python_api_block()
+    imports = "\n".join(line for line in block.splitlines() if line.startswith(("import ", "from ")))
+    called = sorted(set(re.findall(r"\bautocls\.(\w+)\(", block)))
+    assert "run_search" in called and "train" in called
+    check = f"{imports}\nimport autocls\nfor name in {called!r}:\n    assert callable(getattr(autocls, name)), name"
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def using_it_commands() -> list[str]:
@@ -55,6 +71,12 @@ def test_the_documented_flow_runs_as_written(tmp_path):
     correct = sum(row.split(",")[1] == str(i) for i, row in enumerate(predictions[1:]))
     assert correct >= 6  # the digits are the first eight of the set: 0..7
     assert (tmp_path / "studies" / "digits" / "report.html").stat().st_size > 100_000
+    # the Python API as written, after the commands: its search finds the study finished and returns it
+    (tmp_path / "images").symlink_to(images)
+    proc = subprocess.run([sys.executable, "-c", python_api_block()], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "runs" / "lenet").is_dir()
 
 
 def _get(url: str, timeout: float) -> bytes:

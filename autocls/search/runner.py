@@ -152,8 +152,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
 
     Example:
         >>> import autocls
-        >>> study = autocls.search("digits", space="digits", n_trials=12)
-        >>> study.best_trial.params
+        >>> study = autocls.run_search("digits", space="digits", n_trials=12)  # doctest: +SKIP
+        >>> best = study.best_trial.params  # doctest: +SKIP
     """
     started = time.time()
     # Ray Tune's newer console output prints a results box even at verbose=0; the
