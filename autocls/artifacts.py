@@ -25,9 +25,13 @@ the run whose identity it records: a new study that reuses a folder name, or a
 trial re-proposed with another config, starts from scratch.
 
 Example:
-    >>> art = TrialArtifacts("runs/lenet", identity={"study": "a1b2c3d4", "trial": 0, "config": "9f0e"})
-    >>> art.claim()       # True when the folder already holds this run's checkpoint
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> art = TrialArtifacts(folder, identity={"study": "a1b2c3d4", "trial": 0, "config": "9f0e"})
+    >>> art.claim()       # a new folder: the run starts from scratch
     False
+    >>> art.claim()       # the folder is this run's: its checkpoint may be resumed
+    True
     >>> store = ArtifactStore("s3://bucket/studies/cifar10?endpoint_override=127.0.0.1:9000&scheme=http")
     >>> art = store.trial("trials/00003-a1b2c3d4", identity={"study": "a1b2c3d4", "trial": 3})
 """
@@ -87,7 +91,8 @@ class ArtifactStore:
     ``s3://bucket/prefix?endpoint_override=host:9000&scheme=http``.
 
     Example:
-        >>> store = ArtifactStore("studies/digits")
+        >>> import tempfile
+        >>> store = ArtifactStore(tempfile.mkdtemp())  # a folder, or an object store's URI
         >>> store.write("notes/a.txt", b"hello")
         >>> store.read("notes/a.txt")
         b'hello'

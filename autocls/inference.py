@@ -40,9 +40,9 @@ def load_trained_model(config: dict, weights_file, num_classes: int, in_chans: i
     in the memory layout it was trained and predicted in (see :func:`trained_precision`).
 
     Example:
-        >>> device = resolve_device("auto")
-        >>> model = load_trained_model(config, "run/weights.safetensors", num_classes=10, in_chans=3, device=device)
-        >>> probs = predict_proba(model, images, normalize, **trained_precision(config, device))
+        >>> device = resolve_device("auto")  # doctest: +SKIP
+        >>> model = load_trained_model(config, "run/weights.safetensors", 10, 3, device)  # doctest: +SKIP
+        >>> probs = predict_proba(model, images, normalize, **trained_precision(config, device))  # doctest: +SKIP
     """
     from autocls.artifacts import load_weights
     from autocls.models.registry import model_from_config
@@ -88,7 +88,14 @@ def predict_proba(model: torch.nn.Module, images: torch.Tensor, normalize: Calla
     photos on average, +0.18 to +0.62 in each of 7 airbench runs: ``benchmarks/tta_modes.py``, 2026-12-02).
 
     Example:
+        >>> from autocls.data import load_dataset, make_splits
+        >>> from autocls.data.augment import BatchAugment
+        >>> from autocls.models import create_model
+        >>> data = make_splits(load_dataset("digits"), val_fraction=0.1, seed=0)
+        >>> model = create_model("lenet", num_classes=10, in_chans=1)
         >>> probs = predict_proba(model, data.test_x, BatchAugment(data.mean, data.std).normalize, tta="flip")
+        >>> probs.shape, bool(probs.sum(1).allclose(torch.ones(len(probs))))
+        (torch.Size([359, 10]), True)
     """
     if tta not in TTA_MODES:
         raise ValueError(f"unknown tta '{tta}'; choose from {', '.join(TTA_MODES)}")

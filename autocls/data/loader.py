@@ -35,9 +35,13 @@ class DeviceLoader:
     Batches are all full (``drop_last``), so every step sees ``batch_size`` images.
 
     Example:
+        >>> from autocls.data import load_dataset, make_splits
+        >>> data = make_splits(load_dataset("digits"), val_fraction=0.1, seed=0)
         >>> loader = DeviceLoader(data.train_x, data.train_y, 128, BatchAugment(data.mean, data.std, 4, True),
         ...                       torch.device("cpu"))
         >>> x, y = next(iter(loader))
+        >>> x.shape, x.dtype, y.shape
+        (torch.Size([128, 1, 8, 8]), torch.float32, torch.Size([128]))
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, augment: BatchAugment,

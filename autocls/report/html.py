@@ -123,7 +123,8 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
     Attached figures show in optuna-dashboard beside its own plots.
 
     Example:
-        >>> path = build_report(optuna.load_study(study_name="digits", storage="sqlite:///studies/digits.db"))
+        >>> study = optuna.load_study(study_name="digits", storage="sqlite:///studies/digits.db")  # doctest: +SKIP
+        >>> path = build_report(study)  # doctest: +SKIP
     """
     folder = Path(study.user_attrs.get("folder", "."))
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):

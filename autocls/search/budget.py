@@ -321,7 +321,8 @@ def trained_per_epoch(space: SearchSpace, n_train: int) -> int:
     """Images a trial of ``space`` trains on per epoch: whole passes over ``n_train`` (TrainConfig.epoch_images).
 
     Example:
-        >>> trained_per_epoch(SearchSpace.from_yaml("fixed: {epoch_images: 45000}"), 5_000)
+        >>> space = SearchSpace.from_yaml("{fixed: {epoch_images: 45000}, params: {lr: {type: float, low: 0.1, high: 1}}}")
+        >>> trained_per_epoch(space, 5_000)
         45000
     """
     from autocls.data.loader import passes_per_epoch
@@ -355,6 +356,8 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     which a trial repeats for the test split at its end.
 
     Example:
+        >>> models = "{type: categorical, choices: [resnet9, resnet18]}"
+        >>> space = SearchSpace.from_yaml("{fixed: {epochs: 8}, params: {model: %s}}" % models)
         >>> plan(space, {"resnet9@1": 30.0, "resnet18@1": 400.0}, budget_s=600, slots=2).skipped
         {'resnet18': "an epoch takes ~400 s here; its first rung (1 epoch) does not fit a trial's share (300 s)"}
     """

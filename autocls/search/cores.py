@@ -8,7 +8,8 @@ not Ray messages: a Ray Tune function trainable has no channel from the
 driver besides its config, and driver and trials share this machine's disk.
 
 Example:
-    >>> cores = CoreHandOver("studies/digits/cores", cpus=8, threads_per_trial=1)
+    >>> import tempfile
+    >>> cores = CoreHandOver(tempfile.mkdtemp(), cpus=8, threads_per_trial=1)  # in a study: <folder>/cores
     >>> cores.share([3, 5])          # trials 3 and 5 still run: 4 threads each
     >>> CoreHandOver.threads_for(cores.file(3))
     4

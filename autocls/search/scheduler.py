@@ -25,7 +25,7 @@ class SeedKeepingASHA(ASHAScheduler):
 
     Example:
         >>> scheduler = SeedKeepingASHA(time_attr="epoch", max_t=24, grace_period=1, reduction_factor=3)
-        >>> tune.TuneConfig(scheduler=scheduler, metric="val_acc", mode="max", ...)
+        >>> config = tune.TuneConfig(scheduler=scheduler, metric="val_acc", mode="max")  # doctest: +SKIP
     """
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:

@@ -45,9 +45,9 @@ class OptunaSearcher(Searcher):
     """Propose Ray Tune trials from an Optuna study and tell it how they ended.
 
     Example:
-        >>> searcher = OptunaSearcher(study, space, store=ArtifactStore("studies/digits"),
+        >>> searcher = OptunaSearcher(study, space, store=ArtifactStore("studies/digits"),  # doctest: +SKIP
         ...                           extra_config={"split_key": "split.npz"})
-        >>> tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, ...))
+        >>> tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, ...))  # doctest: +SKIP
     """
 
     def __init__(self, study: optuna.Study, space: SearchSpace, store: ArtifactStore, extra_config: dict,

@@ -75,8 +75,8 @@ class SearchSpace:
         >>> space = SearchSpace.load("digits")
         >>> study = optuna.create_study(direction="maximize")
         >>> values = space.sample(study.ask())
-        >>> TrainConfig.from_dict(values).model
-        'lenet'
+        >>> TrainConfig.from_dict(values).model in space.params["model"].choices
+        True
     """
 
     name: str
@@ -130,6 +130,9 @@ class SearchSpace:
         Unchanged when ``name`` is not categorical or none of its choices would be left.
 
         Example:
+            >>> space = SearchSpace.load("cpu-small")
+            >>> space.params["width"].choices
+            [0.375, 0.5, 0.75]
             >>> space.restricted_to_choices("width", [0.375]).params["width"].choices
             [0.375]
         """

@@ -83,7 +83,7 @@ def continued_scheduler(cfg, optimizer, steps_per_epoch: int, peak_lrs: list[flo
     groups' learning rates before the first schedule was built.
 
     Example:
-        >>> sched = continued_scheduler(replace(cfg, epochs=8), opt, 100, peaks, steps_done=100)
+        >>> sched = continued_scheduler(replace(cfg, epochs=8), opt, 100, peaks, steps_done=100)  # doctest: +SKIP
     """
     for group, lr in zip(optimizer.param_groups, peak_lrs):
         group["lr"] = lr  # the schedules read their peaks from here
@@ -121,11 +121,11 @@ class RampedAverage:
     average; a resumed run starts a new average from it.
 
     Example:
-        >>> average = RampedAverage(model, total_steps=len(loader) * epochs)
-        >>> for x, y in loader:
+        >>> average = RampedAverage(model, total_steps=len(loader) * epochs)  # doctest: +SKIP
+        >>> for x, y in loader:  # doctest: +SKIP
         ...     optimizer.step()
         ...     average.update()
-        >>> average.sync()
+        >>> average.sync()  # doctest: +SKIP
     """
 
     def __init__(self, model: torch.nn.Module, total_steps: int, every: int = 5, base: float = 0.95,
