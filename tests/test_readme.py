@@ -32,6 +32,14 @@ def test_the_python_apis_calls_are_callable_after_its_imports():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_the_example_space_is_a_valid_space():
+    from autocls.search.space import SearchSpace
+
+    text = re.search(r"## Search spaces\s+```yaml\n(.*?)```", README.read_text(), re.S).group(1)
+    space = SearchSpace.from_yaml(text)
+    assert set(space.params) == {"optimizer", "lr", "momentum", "cutout"} and len(space.seeds) == 1
+
+
 def using_it_commands() -> list[str]:
     text = README.read_text()
     block = re.search(r"## Using it\s+```bash\n(.*?)```", text, re.S).group(1)
