@@ -88,7 +88,7 @@ def register(sub) -> None:
     p.add_argument("--space", help="space name (autocls spaces) or YAML path; default: the dataset's own")
     p.add_argument("--trials", type=int, default=None, help="finished trials wanted, over all sessions (default 20)")
     p.add_argument("--time-budget", help="wall-clock budget of this session, e.g. 30m or 2h")
-    p.add_argument("--sampler", default="tpe", choices=SAMPLERS)
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler proposing the trials (default tpe)")
     p.add_argument("--study", help="study name (default: the dataset's name)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
     p.add_argument("--data-dir", help="where datasets are downloaded / found")
@@ -104,7 +104,7 @@ def register(sub) -> None:
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="trials at once (default: as many as the cluster's CPUs/GPUs fit when the search starts)")
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker died")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and the trials (default 0)")
     p.add_argument("--ensemble-top", type=int, default=5,
                    help="at the end, vote the best K trials (greedy selection on val) and score them on test (default 5)")
     p.add_argument("--no-ensemble", action="store_true", help="skip the closing ensemble")
