@@ -5,7 +5,6 @@ import textwrap
 import time
 
 import pytest
-
 from optuna.trial import TrialState
 
 from autocls.search.budget import plan
@@ -334,7 +333,7 @@ def test_the_calibration_times_an_epoch_of_all_its_passes(monkeypatch):
 def test_a_trials_real_epochs_rescale_the_configs_not_run_yet():
     """Regression: the 20-minute benchmark's calibration, a few seconds of steps, timed epochs at ~1.5x what its trial
     then ran (2026-12-02): this machine's speed shifts 2-2.8x between phases of 10-40 s.  Configs not run yet kept
-    that estimate, and near the deadline were not proposed though they fitted."""
+    that estimate, by which the searcher decides near the deadline what may still start."""
     from autocls.search.budget import BudgetPlan
 
     p = BudgetPlan({"lenet@1": 15.0, "resnet9@0.5": 30.0, "resnet9@1": 90.0},
