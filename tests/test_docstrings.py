@@ -16,8 +16,9 @@ def test_the_modules_are_found():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name, tmp_path, monkeypatch):
-    """Regression: the examples of 13 of 46 docstrings failed (names never defined, a space that did not parse, a random draw
-    shown as a fixed one), and three wrote into the working folder (``runs/lenet``, ``studies/digits``)."""
+    """Regression: the examples of 13 of 46 docstrings failed (names never defined, a space that did not parse,
+    a random draw shown as a fixed one), and three wrote into the working folder (``runs/lenet``,
+    ``studies/digits``)."""
     monkeypatch.chdir(tmp_path)  # an example that writes files writes them here
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed (above)"
