@@ -68,6 +68,11 @@ def real_epochs(space: SearchSpace, data: DataSplits) -> dict[str, float]:
     return seconds
 
 
+def span(values: list[float], digits: int = 0) -> str:
+    """``min-max`` of ``values``."""
+    return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
+
+
 def trace(space: SearchSpace, data, threads: int, seconds: float) -> None:
     """The calibration run back to back for ``seconds``: each estimate, then their spread, absolute and relative."""
     start, estimates = time.perf_counter(), []
@@ -76,16 +81,12 @@ def trace(space: SearchSpace, data, threads: int, seconds: float) -> None:
         print(f"{time.perf_counter() - start:6.1f} s: " + ", ".join(f"{key} {s:.0f}" for key, s in estimates[-1].items()),
               flush=True)
     first = next(iter(estimates[0]))
-
-    def spread(values: list[float]) -> str:
-        return f"{min(values):.2f}-{max(values):.2f} (max/min {max(values) / min(values):.2f})"
-
     print(f"\n{len(estimates)} calibrations in {time.perf_counter() - start:.0f} s")
     for key in estimates[0]:
-        absolute = [e[key] for e in estimates]
-        relative = f"; relative to {first}: {spread([e[key] / e[first] for e in estimates])}" if key != first else ""
-        print(f"{key}: {min(absolute):.0f}-{max(absolute):.0f} s an epoch (max/min {max(absolute) / min(absolute):.2f}, "
-              f"median {statistics.median(absolute):.0f}){relative}")
+        absolute, relative = [e[key] for e in estimates], [e[key] / e[first] for e in estimates]
+        versus = f"; relative to {first}: {span(relative, 2)} (max/min {max(relative) / min(relative):.2f})"
+        print(f"{key}: {span(absolute)} s an epoch (max/min {max(absolute) / min(absolute):.2f}, "
+              f"median {statistics.median(absolute):.0f}){versus if key != first else ''}")
 
 
 def main() -> None:
@@ -128,8 +129,7 @@ def main() -> None:
         print(f"{key:18s} {small[key]:14.0f} {large[key]:14.0f} {small[key] / large[key]:7.2f}")
     if args.repeat > 1:
         def spread(label: str, key: str) -> str:
-            values = [e[key] for e in estimates[label]]
-            return f"{min(values):.0f}-{max(values):.0f}"
+            return span([e[key] for e in estimates[label]])
 
         print(f"\nover {args.repeat} timings each (min-max s/epoch): " + "; ".join(
             f"{key} {spread('small', key)} @{CPU_TIMING_BATCH}, {spread('largest', key)} @{largest}" for key in small))
