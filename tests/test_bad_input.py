@@ -107,3 +107,26 @@ def test_bad_search_input_fails_before_ray_is_imported(tmp_path, args):
     probe = "import sys; from autocls.cli import main; code = main(sys.argv[1:]); print(code, 'ray' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.stdout.split() == ["2", "False"], proc.stdout + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("args, message", [(["--trials", "0"], "--trials must be >= 1"),
+                                           (["--time-budget", "soon"], "--time-budget: cannot read 'soon'")])
+def test_a_bad_flag_without_a_space_is_the_only_line(tmp_path, autocls_cli, args, message):
+    """Regression: with no --space the preset's line came before the error, two lines for one typo."""
+    folder = write_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=2)
+    proc = autocls_cli("search", str(folder), *args, cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), proc.stderr
+    assert not (tmp_path / "studies").exists()
+
+
+def test_the_python_api_takes_the_preset_when_no_space_is_given(tmp_path, capsys):
+    """Regression: ``run_search(folder)`` searched the digits space (8x8 LeNets) on any folder of photos."""
+    from autocls.errors import UserError
+    from autocls.search import run_search
+
+    folder = write_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=2)
+    with pytest.raises(UserError, match="unknown sampler"):  # stops after the preset is chosen, before any write
+        run_search(str(folder), n_trials=1, sampler="nosuch", studies_dir=tmp_path / "studies")
+    assert "preset: space 'cpu-small'" in capsys.readouterr().err
+    assert not (tmp_path / "studies").exists()

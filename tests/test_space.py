@@ -104,13 +104,13 @@ def test_random_malformed_spaces_never_raise_anything_but_user_error(raw):
 
 
 def test_the_preset_follows_the_hardware():
-    from autocls.search.cli import default_space
+    from autocls.search.space import preset_space
 
-    assert default_space("cifar10", gpus=0)[0] == "cpu-small"
-    assert default_space("/data/my_images", gpus=0)[0] == "cpu-small"
-    assert default_space("cifar100", gpus=2) == ("cifar100", "the cifar100 space on 2 GPU(s)")
-    assert default_space("/data/my_images", gpus=1)[0] == "cifar10"
-    assert default_space("digits", gpus=0)[0] == "digits"
+    assert preset_space("cifar10", gpus=0)[0] == "cpu-small"
+    assert preset_space("/data/my_images", gpus=0)[0] == "cpu-small"
+    assert preset_space("cifar100", gpus=2) == ("cifar100", "the cifar100 space on 2 GPU(s)")
+    assert preset_space("/data/my_images", gpus=1)[0] == "cifar10"
+    assert preset_space("digits", gpus=0)[0] == "digits"
     cpu = SearchSpace.load("cpu-small")  # small nets, the fastest first
     assert max(cpu.params["width"].choices) <= 0.75 and cpu.seeds[0]["model"] == "airbench"
 

@@ -23,15 +23,8 @@ def cmd_search(args) -> int:
     from autocls.search import run_search
 
     check_dataset(args.dataset)  # before the preset's line: a typo gets one line, the error
-    space = args.space
-    if space is None:
-        import torch
-
-        gpus = torch.cuda.device_count() if args.address is None else 1  # a cluster's GPUs are its own business
-        space, why = default_space(args.dataset, gpus if args.gpus_per_trial != 0 else 0)
-        print(f"preset: space '{space}' ({why}); choose another with --space", file=sys.stderr)
     study = run_search(
-        dataset=args.dataset, space=space, n_trials=args.trials,
+        dataset=args.dataset, space=args.space, n_trials=args.trials,
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None, sampler=args.sampler,
         study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
@@ -44,24 +37,6 @@ def cmd_search(args) -> int:
         print(f"error: every trial failed; the first: {failed[0].user_attrs.get('reason', '')}"[:2000], file=sys.stderr)
         return 1
     return 0
-
-
-def default_space(dataset: str, gpus: int) -> tuple[str, str]:
-    """The shipped space (preset) for a dataset on this hardware, and why: no GPU gets small fast nets."""
-    from pathlib import Path
-
-    from autocls.search.space import list_spaces
-
-    name = Path(dataset).name
-    if name == "digits":
-        return "digits", "scikit-learn's digits"
-    if not gpus:
-        return "cpu-small", "no GPU here: small fast nets, epochs sized to the budget"
-    if name in list_spaces():
-        return name, f"the {name} space on {gpus} GPU(s)"
-    if name.startswith("cifar100"):
-        return "cifar100", f"CIFAR-100 on {gpus} GPU(s)"
-    return "cifar10", f"small images on {gpus} GPU(s): the CIFAR-10 space"  # ImageFolders included
 
 
 def cmd_spaces(args) -> int:

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from autocls.errors import UserError, short_repr
 from autocls.files import atomic_write_bytes
-from autocls.search.space import SearchSpace
+from autocls.search.space import SearchSpace, preset_space
 from autocls.search.samplers import create_sampler
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -127,7 +127,7 @@ def _absolute_dataset(dataset: str) -> str:
     return str(Path(dataset).resolve()) if Path(dataset).exists() else dataset
 
 
-def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "digits", n_trials: int | None = 20,
+def run_search(dataset: str | None = None, space: str | Path | SearchSpace | None = None, n_trials: int | None = 20,
                time_budget_s: float | None = None, sampler: str = "tpe", study_name: str | None = None,
                storage: str | None = None, studies_dir: str | Path = "studies", data_dir: str | None = None,
                address: str | None = None, cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
@@ -136,7 +136,10 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
                size_trials: bool = True, artifacts: str | None = None) -> optuna.Study:
     """Run (or continue) a search and return the Optuna study.
 
-    Running the same call again continues the study: finished trials are kept,
+    ``space`` is a shipped space's name, a YAML path or a
+    :class:`SearchSpace`; None (the default) takes the preset that
+    :func:`autocls.search.space.preset_space` picks for the dataset and this
+    machine's GPUs, and says which.  Running the same call again continues the study: finished trials are kept,
     trials that were interrupted are re-run first under their own numbers, and
     the sampler sees the whole history.  ``n_trials`` counts finished trials
     over all sessions.  ``time_budget_s`` bounds the whole call: running
@@ -162,10 +165,6 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
     from autocls.data.registry import check_dataset
 
     # --- check every input before anything is written (and before Ray's few seconds of imports) ---
-    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
-    dataset = dataset or space.dataset
-    if not dataset:
-        raise UserError("no dataset given and the space names none")
     if n_trials is None and time_budget_s is None:
         raise UserError("give a budget: --trials N and/or --time-budget")
     if n_trials is not None and n_trials < 1:
@@ -182,6 +181,18 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace = "di
         raise UserError(f"--max-concurrent must be >= 1, got {max_concurrent}")
     if not 0 <= seed < 2**32:
         raise UserError(f"--seed must be in [0, 2**32), got {seed}")
+    if space is None:
+        if not dataset:
+            raise UserError("give a dataset, a space, or both")
+        check_dataset(dataset)  # before the preset's line: a typo gets one line, the error
+        gpus = (_local_gpus() if address is None else 1) if gpus_per_trial != 0 else 0  # a cluster's GPUs are its own
+        space, why = preset_space(dataset, gpus)
+        if show_progress:
+            print(f"preset: space '{space}' ({why}); choose another with --space", file=sys.stderr, flush=True)
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    dataset = dataset or space.dataset
+    if not dataset:
+        raise UserError("no dataset given and the space names none")
     create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)  # a bad name fails before any write
     if address is None and gpus_per_trial and gpus_per_trial > _local_gpus():
         raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has {_local_gpus()} GPU(s)")

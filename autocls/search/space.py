@@ -168,6 +168,27 @@ def list_spaces() -> list[str]:
     return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
 
 
+def preset_space(dataset: str, gpus: int) -> tuple[str, str]:
+    """The shipped space (preset) for a dataset on this hardware, and why: no GPU gets small fast nets.
+
+    Example:
+        >>> preset_space("./my_photos", gpus=0)
+        ('cpu-small', 'no GPU here: small fast nets, epochs sized to the budget')
+        >>> preset_space("cifar100", gpus=2)
+        ('cifar100', 'the cifar100 space on 2 GPU(s)')
+    """
+    name = Path(dataset).name
+    if name == "digits":
+        return "digits", "scikit-learn's digits"
+    if not gpus:
+        return "cpu-small", "no GPU here: small fast nets, epochs sized to the budget"
+    if name in list_spaces():
+        return name, f"the {name} space on {gpus} GPU(s)"
+    if name.startswith("cifar100"):
+        return "cifar100", f"CIFAR-100 on {gpus} GPU(s)"
+    return "cifar10", f"small images on {gpus} GPU(s): the CIFAR-10 space"  # ImageFolders included
+
+
 def _fail(source: str, where: str, problem: str):
     raise UserError(f"{source}: {where}: {problem}")
 
