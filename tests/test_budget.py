@@ -311,6 +311,22 @@ def test_near_the_deadline_only_models_that_fit_are_proposed(tmp_path):
     assert not [t for t in study.trials if t.state == TrialState.PRUNED]  # none proposed only to be turned away
 
 
+def test_a_trial_takes_its_datasets_recipe_fields_under_the_spaces(tmp_path):
+    """A space that leaves out crop and flip trains digits as digits need (no mirrors), not as photos."""
+    import optuna
+
+    from autocls.artifacts import ArtifactStore
+    from autocls.search.searcher import OptunaSearcher
+
+    space = SearchSpace.from_yaml("fixed: {model: lenet, crop_padding: 2}\nparams: {lr: {type: float, low: 0.01, high: 0.1}}\n")
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("uid", "u")
+    for dataset, expected in (("digits", {"flip": False, "crop_padding": 2}), ("/some/photos", {"crop_padding": 2})):
+        searcher = OptunaSearcher(study, space, ArtifactStore(tmp_path), extra_config={}, runtime={"dataset": dataset})
+        train = searcher.suggest(f"t-{dataset}")["train"]
+        assert {k: train[k] for k in ("flip", "crop_padding") if k in train} == expected
+
+
 def test_the_calibration_times_an_epoch_of_all_its_passes(monkeypatch):
     import itertools
 

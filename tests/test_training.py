@@ -105,6 +105,18 @@ def test_soft_target_loss_equals_cross_entropy():
     assert torch.allclose(weighted(logits, onehot), torch.nn.functional.cross_entropy(logits, y, weight=w), atol=1e-6)
 
 
+def test_a_datasets_recipe_fields_sit_under_the_settings(tmp_path):
+    cfg, _ = from_settings({"dataset": "digits", "model": "lenet"})
+    assert (cfg.crop_padding, cfg.flip) == (1, False)  # 8x8 digits: a 1-pixel crop, no mirrors
+    cfg, _ = from_settings({"model": "lenet"})  # digits is the runtime's default dataset
+    assert (cfg.crop_padding, cfg.flip) == (1, False)
+    (tmp_path / "r.yaml").write_text("dataset: digits\nflip: true\n")
+    cfg, _ = load_settings(tmp_path / "r.yaml", {"crop_padding": 2})
+    assert (cfg.crop_padding, cfg.flip) == (2, True)  # what the user sets wins
+    cfg, _ = from_settings({"dataset": "cifar10"})
+    assert (cfg.crop_padding, cfg.flip) == (TrainConfig.crop_padding, TrainConfig.flip) == (4, True)
+
+
 def test_config_refuses_bad_values(tmp_path):
     with pytest.raises(UserError, match="unknown config key"):
         TrainConfig.from_dict({"learning_rate": 0.1})

@@ -53,22 +53,42 @@ class RawDataset:
 
 
 _REGISTRY: dict[str, Callable[[Path, bool], RawDataset]] = {}
+_RECIPES: dict[str, dict] = {}
 
 
-def register_dataset(name: str):
+def register_dataset(name: str, recipe: dict | None = None):
     """Decorator adding a loader to the registry.
 
+    ``recipe`` holds the :class:`~autocls.training.TrainConfig` fields that
+    this dataset's images need other than the defaults, which are a recipe
+    for 32x32 photos (a 4-pixel crop, mirror flips): see :func:`dataset_recipe`.
+
     Example:
-        >>> @register_dataset("my-data")
+        >>> @register_dataset("my-data", recipe={"flip": False})
         ... def _load(data_dir, download):
         ...     ...
     """
 
     def wrap(fn):
         _REGISTRY[name] = fn
+        _RECIPES[name] = dict(recipe or {})
         return fn
 
     return wrap
+
+
+def dataset_recipe(name: str) -> dict:
+    """The recipe fields a dataset needs other than the defaults; a run's own settings go on top.
+
+    Example:
+        >>> dataset_recipe("digits")  # 8x8 images, and a mirrored 2 is no 2
+        {'crop_padding': 1, 'flip': False}
+        >>> dataset_recipe("./my_photos")
+        {}
+    """
+    from autocls.data import sources  # noqa: F401  (registers the built-in loaders)
+
+    return dict(_RECIPES.get(name, {}))
 
 
 def list_datasets() -> list[str]:

@@ -113,7 +113,7 @@ def load_cifar100_coarse(data_dir: Path, download: bool = True) -> RawDataset:
     return _load_cifar100(data_dir, download, coarse=True)
 
 
-@register_dataset("digits")
+@register_dataset("digits", recipe={"crop_padding": 1, "flip": False})  # 8x8 and not mirror-symmetric
 def load_digits(data_dir: Path | None = None, download: bool = True) -> RawDataset:
     """scikit-learn's 8x8 handwritten digits (1,797 real images, shipped offline)."""
     from sklearn.datasets import load_digits as sk_digits

@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from autocls.artifacts import ArtifactStore
+from autocls.data.registry import dataset_recipe
 from autocls.search.budget import BudgetPlan, config_key
 from autocls.search.cores import CoreHandOver
 from autocls.search.scheduler import SEED_RECIPE
@@ -111,7 +112,9 @@ class OptunaSearcher(Searcher):
         live.epochs, live.values = int(values.get("epochs", self.space.max_epochs)), values
         self.live[trial_id] = live
         self.started += 1
-        config = {"train": values, "runtime": runtime, "trial_key": key, "number": trial.number,
+        # the dataset's own recipe fields (digits: no flips) under what the space sets
+        train = {**dataset_recipe(runtime.get("dataset", "")), **values}
+        config = {"train": train, "runtime": runtime, "trial_key": key, "number": trial.number,
                   "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
                   SEED_RECIPE: bool(trial.user_attrs.get(SEED_RECIPE)), **sizing, **self.extra_config}
         if self.cores is not None:
