@@ -16,12 +16,27 @@ def test_train_prints_a_metrics_table(tmp_path, capsys):
     assert (tmp_path / "run" / "best.safetensors").exists()
 
 
-def test_train_on_digits_with_the_defaults_learns_them(tmp_path):
-    """Regression: the defaults' 4-pixel crop and mirror flips, meant for 32x32 photos, held digits' 8x8
-    images to 43% test accuracy (`autocls train digits`); the dataset's own recipe fields now sit under them."""
+def test_train_on_digits_with_the_defaults_learns_them_and_predict_takes_the_run(tmp_path, capsys):
+    """Regressions: the defaults' 4-pixel crop and mirror flips, meant for 32x32 photos, held digits' 8x8
+    images to 43% test accuracy (`autocls train digits`); the dataset's own recipe fields now sit under them.
+    And `autocls predict` refused the folder `autocls train` saved ("not an autocls ensemble")."""
+    import numpy as np
+    from PIL import Image
+
+    from autocls.data import prepare_data
+
     code = main(["train", "digits", "--model", "resnet9", "--epochs", "4", "--out", str(tmp_path / "run")])
     assert code == 0
     assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] > 0.9
+    data = prepare_data("digits", None, 0.1)  # the run's test split: images it never trained on
+    (tmp_path / "images").mkdir()
+    for i in range(60):
+        Image.fromarray(data.test_x[i, 0].numpy()).save(tmp_path / "images" / f"{i:02d}-{int(data.test_y[i])}.png")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "images")]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 60
+    assert np.mean([row[0].rsplit("-", 1)[1] == f"{row[1]}.png" for row in rows]) > 0.85
 
 
 def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):

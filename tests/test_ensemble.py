@@ -331,3 +331,11 @@ def test_cli_prints_the_tta_choice_and_the_folder_each_on_one_line_through_a_pip
     assert re.search(r": (none|flip|flip-translate) used$", choice), proc.stdout
     saved = next(line for line in lines if line.startswith("saved to "))
     assert saved.endswith(name) and len(saved) > 80, proc.stdout
+
+
+def test_a_run_folder_without_its_weights_is_refused_in_one_line(tmp_path):
+    from autocls.ensemble import load_ensemble
+
+    (tmp_path / "result.json").write_text('{"status": "complete"}')  # killed before its first epoch saved
+    with pytest.raises(UserError, match="holds no finished run: it lacks result.json, config.yaml or best.safetensors"):
+        load_ensemble(tmp_path)

@@ -84,7 +84,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_build)
 
     q = sub.add_parser("predict", help="predict images with a saved ensemble")
-    q.add_argument("ensemble", help="ensemble folder (studies/<study>/ensembles/<name>)")
+    q.add_argument("ensemble", help="ensemble folder (studies/<study>/ensembles/<name>), or the folder of one "
+                                    "trained run (runs/<dataset>-<model>, from autocls train)")
     q.add_argument("images", nargs="+", help="image files and/or folders")
     q.add_argument("--csv", help="write file,class,probability rows here instead of printing")
     q.add_argument("--batch-size", type=int, default=256)

@@ -55,7 +55,7 @@ def read_manifest(folder: Path) -> dict:
 
     path = folder / "ensemble.json"
     if not path.is_file():
-        raise UserError(f"'{folder}' is not an autocls ensemble (no ensemble.json)")
+        raise UserError(f"'{folder}' is not an autocls ensemble (no ensemble.json) nor a training run (no result.json)")
     try:
         manifest = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -70,16 +70,38 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
+def run_manifest(folder: Path) -> dict:
+    """A training run's folder (``autocls train``'s, or a study's trial) as a one-member ensemble manifest:
+    the run's best epoch, its probabilities as they are (no temperature, no test-time augmentation)."""
+    from autocls.artifacts import WEIGHTS_FILE, TrialArtifacts
+
+    run = TrialArtifacts(folder)
+    result, config = run.load_result(), run.load_config()
+    if result is None or config is None or run.weights_file is None:
+        raise UserError(f"'{folder}' holds no finished run: it lacks result.json, config.yaml or {WEIGHTS_FILE}")
+    if not {"classes", "mean", "std", "image_shape"} <= set(result):
+        raise UserError(f"'{folder}/result.json' lacks the classes and normalisation that predicting needs "
+                        f"(written by an older autocls): train it again")
+    member = {"weights_file": WEIGHTS_FILE, "sha256": None, "weight": 1.0, "temperature": 1.0, "config": config}
+    return {"method": "soft", "tta": "none", "members": [member],
+            **{key: result[key] for key in ("classes", "mean", "std", "image_shape")}}
+
+
 def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
     """Read ``ensemble.json``, check its hash, versions and weight hashes, and build the member models.
 
-    Weights are read with safetensors only, and only from inside the folder:
-    nothing in it is unpickled, and no path in the manifest leads out of it.
+    A training run's folder (``runs/digits-resnet9``, or a trial's) loads as
+    a one-member ensemble of its best epoch (:func:`run_manifest`), so that
+    ``autocls predict`` takes what ``autocls train`` saved.  Weights are read
+    with safetensors only, and only from inside the folder: nothing in it is
+    unpickled, and no path in the manifest leads out of it.
     """
+    from autocls.artifacts import RESULT_FILE
     from autocls.inference import TTA_MODES, load_trained_model, resolve_device
 
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    is_run = not (folder / "ensemble.json").exists() and (folder / RESULT_FILE).is_file()
+    manifest = run_manifest(folder) if is_run else read_manifest(folder)
     if manifest.get("tta", "none") not in TTA_MODES:
         raise UserError(f"'{folder}' uses test-time augmentation '{manifest['tta']}', unknown to this autocls "
                         f"(it knows {', '.join(TTA_MODES)}): a newer autocls saved it")
@@ -92,7 +114,7 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
             raise UserError(f"ensemble member file '{member['weights_file']}' lies outside '{folder}'")
         if not path.is_file():
             raise UserError(f"ensemble member file '{path}' is missing")
-        if sha256_file(path) != member["sha256"]:
+        if member["sha256"] is not None and sha256_file(path) != member["sha256"]:  # None: a run's own file
             raise UserError(f"ensemble member file '{path}' does not match its recorded hash (modified or corrupt)")
         models.append(load_trained_model(member["config"], path, len(manifest["classes"]), manifest["image_shape"][0],
                                          device_obj))
