@@ -79,6 +79,10 @@ def cmd_train(args) -> int:
     elif result.status != "complete":
         console.print(Text(f"stopped: {result.reason}", style="red"))
         return 1
+    last = result.history[-1] if result.history else {}
+    if budget_s and result.epochs_run == 1 and not last.get("full_epoch", True):
+        console.print(Text(f"the budget held {last.get('steps', '?')} training steps, less than one epoch: a smaller "
+                           f"model (--width, --model airbench) or a longer --time-budget learns more", style="yellow"))
     return 0
 
 

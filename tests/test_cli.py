@@ -53,6 +53,18 @@ def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):
         result["status"] == "time_budget"
 
 
+def test_train_whose_budget_ends_inside_its_first_epoch_anneals_there_and_says_so(tmp_path, autocls_cli):
+    """Regression: a budget that ended inside the first of several epochs cut it at its peak rate, at chance
+    (`autocls train ./train --model resnet18 --time-budget 2m` on 2 cores: 10%), and nothing said why."""
+    proc = autocls_cli("train", "digits", "--model", "resnet9", "--width", "0.5", "--epoch-images", "200000",
+                       "--time-budget", "15s", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "less than one epoch" in " ".join(proc.stderr.split())  # rich wraps the line in a narrow pipe
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history) == 1 and not history[0]["full_epoch"] and history[0]["lr"] < 0.1 * 0.05  # annealed
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] > 0.5
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "cifar11"], "unknown dataset 'cifar11'"),
     (["train", "digits", "--model", "resnet19"], "unknown model 'resnet19'"),

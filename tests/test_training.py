@@ -582,6 +582,20 @@ def test_a_run_of_one_epoch_refits_inside_it(digits, monkeypatch):
     assert used[-1] < 0.1 * cfg.lr < max(used)  # annealed in the one step it had left
 
 
+def test_a_longer_run_whose_first_epoch_cannot_end_in_time_ends_inside_it_annealed(digits, monkeypatch):
+    """Regression: a run planned for several epochs re-fitted only after its first, so a budget that ended inside
+    that epoch cut it at its peak rate: `autocls train ./train --model resnet18 --time-budget 2m` on 2 cores
+    stopped after 15 steps at chance (10%); ended in the steps that fit, annealed, it reached 16%."""
+    cfg = TrainConfig(model="lenet", epochs=4, batch_size=32, lr=0.05, scheduler="cosine", flip=False)
+    used = _lrs_used(monkeypatch)
+    # fitted to no time at all, not even the first epoch; the deadline, which would stop it after one step,
+    # lies far enough out to leave that to the fit
+    run = train(cfg, digits, deadline=time.time() + 10**6, fit_until=time.time(), max_epochs=4)
+    assert [m["steps"] for m in run.history] == [3 + 1] and run.status == "complete"
+    assert used[-1] < 0.2 * cfg.lr < max(used) == cfg.lr  # the cosine schedule squeezed into those four steps
+    assert not run.history[-1]["full_epoch"]
+
+
 def _lrs_used(monkeypatch) -> list[float]:
     """The learning rate of each SGD step taken from here on (a run's history has the one after its last)."""
     used, step = [], torch.optim.SGD.step
