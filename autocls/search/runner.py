@@ -139,7 +139,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     ``space`` is a shipped space's name, a YAML path or a
     :class:`SearchSpace`; None (the default) takes the preset that
     :func:`autocls.search.space.preset_space` picks for the dataset and this
-    machine's GPUs, and says which.  Running the same call again continues the study: finished trials are kept,
+    machine's GPUs, and says which.
+
+    Running the same call again continues the study: finished trials are kept,
     trials that were interrupted are re-run first under their own numbers, and
     the sampler sees the whole history.  ``n_trials`` counts finished trials
     over all sessions.  ``time_budget_s`` bounds the whole call: running
