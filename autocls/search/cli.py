@@ -19,10 +19,8 @@ def parse_duration(text: str) -> float:
 def cmd_search(args) -> int:
     from optuna.trial import TrialState
 
-    from autocls.data.registry import check_dataset
     from autocls.search import run_search
 
-    check_dataset(args.dataset)  # before the preset's line: a typo gets one line, the error
     study = run_search(
         dataset=args.dataset, space=args.space, n_trials=args.trials,
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None, sampler=args.sampler,

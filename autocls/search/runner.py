@@ -183,18 +183,20 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         raise UserError(f"--max-concurrent must be >= 1, got {max_concurrent}")
     if not 0 <= seed < 2**32:
         raise UserError(f"--seed must be in [0, 2**32), got {seed}")
+    preset = None
     if space is None:
         if not dataset:
             raise UserError("give a dataset, a space, or both")
-        check_dataset(dataset)  # before the preset's line: a typo gets one line, the error
         gpus = (_local_gpus() if address is None else 1) if gpus_per_trial != 0 else 0  # a cluster's GPUs are its own
-        space, why = preset_space(dataset, gpus)
-        if show_progress:
-            print(f"preset: space '{space}' ({why}); choose another with --space", file=sys.stderr, flush=True)
+        preset = preset_space(dataset, gpus)
+        space = preset[0]
     space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
     dataset = dataset or space.dataset
     if not dataset:
         raise UserError("no dataset given and the space names none")
+    check_dataset(dataset)  # before the preset's line: a typo gets one line, the error
+    if preset and show_progress:
+        print(f"preset: space '{preset[0]}' ({preset[1]}); choose another with --space", file=sys.stderr, flush=True)
     create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)  # a bad name fails before any write
     if address is None and gpus_per_trial and gpus_per_trial > _local_gpus():
         raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has {_local_gpus()} GPU(s)")
@@ -204,7 +206,6 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             print(f"trials: one at a time on all {cpus_per_trial:g} cores (a few cores, no GPU, a time budget); "
                   f"set --cpus-per-trial to change it", file=sys.stderr, flush=True)
     threads = max(1, int(cpus_per_trial))  # torch threads of a trial (and of the calibration)
-    check_dataset(dataset)
 
     _prepare_ray_environment(address)
     import ray
