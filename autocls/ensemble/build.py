@@ -25,6 +25,7 @@ from autocls.search.space import SearchSpace
 METHODS = ("soft", "hard", "greedy")
 TTA_CHOICES = (*TTA_MODES, "auto")  # auto: the one that scores highest on val
 FORMAT_VERSION = 1
+MANIFEST_FILE = "ensemble.json"  # the ensemble folder's manifest: members, voting, classes, normalisation
 
 
 @dataclass
@@ -299,7 +300,7 @@ def _save(result: EnsembleResult, folder: Path, data, overwrite: bool) -> Path:
                    "best_member_test": result.best_member_test, "best_member": result.best_member},
     }
     manifest["content_sha256"] = manifest_digest(manifest)
-    atomic_write_text(tmp / "ensemble.json", json.dumps(manifest, indent=1))
+    atomic_write_text(tmp / MANIFEST_FILE, json.dumps(manifest, indent=1))
     np.save(tmp / "test_probs.npy", result.test_probs)
     np.save(tmp / "best_member_test_probs.npy", result.best_member_test_probs)
     # Swap by renames: the folder is the old ensemble or the new one, and a crash

@@ -11,7 +11,7 @@ import torch
 from autocls.data.augment import BatchAugment
 from autocls.data.sources import IMAGE_EXTENSIONS, decode_images
 from autocls.artifacts import sha256_file
-from autocls.ensemble.build import FORMAT_VERSION, manifest_digest
+from autocls.ensemble.build import FORMAT_VERSION, MANIFEST_FILE, manifest_digest
 from autocls.ensemble.voting import apply_temperature, hard_vote, soft_vote
 from autocls.errors import UserError
 
@@ -53,7 +53,7 @@ def read_manifest(folder: Path) -> dict:
     """``ensemble.json``, checked: its format, its shape, and its content against the digest it records."""
     from autocls import __version__
 
-    path = folder / "ensemble.json"
+    path = folder / MANIFEST_FILE
     if not path.is_file():
         raise UserError(f"'{folder}' is not an autocls ensemble (no ensemble.json) nor a training run (no result.json)")
     try:
@@ -100,7 +100,7 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
     from autocls.inference import TTA_MODES, load_trained_model, resolve_device
 
     folder = Path(folder)
-    is_run = not (folder / "ensemble.json").exists() and (folder / RESULT_FILE).is_file()
+    is_run = not (folder / MANIFEST_FILE).exists() and (folder / RESULT_FILE).is_file()
     manifest = run_manifest(folder) if is_run else read_manifest(folder)
     if manifest.get("tta", "none") not in TTA_MODES:
         raise UserError(f"'{folder}' uses test-time augmentation '{manifest['tta']}', unknown to this autocls "

@@ -11,6 +11,7 @@ import plotly.io as pio
 from optuna.trial import TrialState
 
 from autocls.artifacts import trial_artifacts
+from autocls.ensemble.build import MANIFEST_FILE
 from autocls.ensemble.metrics import per_class_accuracy, per_class_auc, summary
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
@@ -112,7 +113,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 
 def _latest_ensemble(study: optuna.Study) -> Path | None:
     folder = Path(study.user_attrs.get("folder", "")) / "ensembles"
-    found = sorted((p for p in folder.glob("*/ensemble.json")), key=lambda p: p.stat().st_mtime)
+    found = sorted((p for p in folder.glob(f"*/{MANIFEST_FILE}")), key=lambda p: p.stat().st_mtime)
     return found[-1].parent if found else None
 
 
@@ -130,7 +131,7 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         raise UserError(f"study '{study.study_name}' has no finished trial to report on yet")
     ensemble_dir = Path(ensemble_dir) if ensemble_dir else _latest_ensemble(study)
-    if ensemble_dir is not None and not (ensemble_dir / "ensemble.json").exists():
+    if ensemble_dir is not None and not (ensemble_dir / MANIFEST_FILE).exists():
         raise UserError(f"'{ensemble_dir}' is not an autocls ensemble (no ensemble.json)")
 
     figures = [leaderboard_table(study), learning_curves(study)]
