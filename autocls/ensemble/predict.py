@@ -79,12 +79,12 @@ def run_manifest(folder: Path) -> dict:
     result, config = run.load_result(), run.load_config()
     if result is None or config is None or run.weights_file is None:
         raise UserError(f"'{folder}' holds no finished run: it lacks result.json, config.yaml or {WEIGHTS_FILE}")
-    if not {"classes", "mean", "std", "image_shape"} <= set(result):
+    described = ("classes", "mean", "std", "image_shape")  # what an ensemble's manifest says of its data
+    if not set(described) <= set(result):
         raise UserError(f"'{folder}/result.json' lacks the classes and normalisation that predicting needs "
                         f"(written by an older autocls): train it again")
     member = {"weights_file": WEIGHTS_FILE, "sha256": None, "weight": 1.0, "temperature": 1.0, "config": config}
-    return {"method": "soft", "tta": "none", "members": [member],
-            **{key: result[key] for key in ("classes", "mean", "std", "image_shape")}}
+    return {"method": "soft", "tta": "none", "members": [member], **{key: result[key] for key in described}}
 
 
 def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
