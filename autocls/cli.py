@@ -45,7 +45,7 @@ def cmd_train(args) -> int:
     from autocls.training.config import from_settings, load_settings
 
     started = time.time()  # the budget counts loading the data too
-    budget_s = parse_duration(args.time_budget) if args.time_budget else None
+    budget_s = parse_duration(args.time_budget) if args.time_budget is not None else None
     overrides = _overrides(args)
     if args.dataset:
         overrides["dataset"] = args.dataset
@@ -63,7 +63,7 @@ def cmd_train(args) -> int:
 
         # With a budget the config's epochs are the most it trains: after the first epoch the run
         # re-fits its length (and schedule) to end within the budget, and stops at it regardless.
-        end = started + budget_s if budget_s else None
+        end = started + budget_s if budget_s is not None else None
         result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end)
     table = Table(title=f"{cfg.model} on {runtime.dataset}: {result.status}")
     for col in ("epoch", "train loss", "val loss", "val top-1", "img/s"):

@@ -39,6 +39,8 @@ def cli(*args, cwd):
     (GOOD_SPACE, ["predict", "no/such/ensemble", "x.png", "--batch-size", "0"], "--batch-size must be >= 1"),
     (GOOD_SPACE, ["train", "digits", "--epochs", "none"], "epochs: a value is required"),
     (GOOD_SPACE, ["train", "digits", "--device", "foo"], "device: 'foo' is not one of"),
+    # regression: `train --time-budget 0s` trained without a budget (a zero budget read as none)
+    (GOOD_SPACE, ["train", "digits", "--time-budget", "0s"], "--time-budget must be > 0, got '0s'"),
     (GOOD_SPACE.replace("model: lenet", "model: lenet, lr: null").replace("  lr:", "  momentum:")
      .replace("low: 1.0e-3, high: 1.0e-1, log: true", "low: 0.8, high: 0.9"), ["search", "digits"],
      "lr: a value is required"),

@@ -15,6 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autocls.artifacts import trial_artifacts
+from autocls.errors import UserError
 from autocls.search import run_search
 from autocls.search.cli import parse_duration
 
@@ -216,6 +217,8 @@ def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_pat
 def test_parse_duration():
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     assert parse_duration("45s") == 45
+    with pytest.raises(UserError, match="must be > 0"):
+        parse_duration("0m")
 
 
 def test_failing_trials_are_fail_with_reason_and_multi_objective_nsga2(tmp_path):
@@ -251,7 +254,6 @@ def test_failing_trials_are_fail_with_reason_and_multi_objective_nsga2(tmp_path)
 def test_a_budget_too_short_to_start_a_trial_raises_and_leaves_the_study_to_continue(tiny_space, tmp_path):
     """A budget under the end it keeps for the ensemble (16 s) starts no trial: a UserError that says so (this
     test passed before on the seed left WAITING alone: the budget had long been too short to start one)."""
-    from autocls.errors import UserError
 
     start = time.time()
     with pytest.raises(UserError, match="no trial could start"):
@@ -310,7 +312,6 @@ def test_a_new_study_of_the_same_name_never_meets_the_old_ones_files(tiny_space,
 
 @pytest.mark.parametrize("name", ["../../x", "a" * 101, "bad name"])
 def test_study_names_stay_inside_the_studies_folder(name, tmp_path):
-    from autocls.errors import UserError
 
     with pytest.raises(UserError, match="study name"):
         run_search("digits", space="digits", n_trials=1, study_name=name, studies_dir=tmp_path / "studies")

@@ -8,11 +8,13 @@ from autocls.errors import UserError
 
 
 def parse_duration(text: str) -> float:
-    """'90', '90s', '30m', '2h', '1h30m' -> seconds."""
+    """'90', '90s', '30m', '2h', '1h30m' -> seconds (above zero: no budget is no flag, not '0s')."""
     parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
     if not parts or not any(parts.groups()):
         raise UserError(f"--time-budget: cannot read '{text}'; use e.g. 90s, 30m, 2h or 1h30m")
     h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    if h * 3600 + m * 60 + s <= 0:
+        raise UserError(f"--time-budget must be > 0, got '{text}'")
     return h * 3600 + m * 60 + s
 
 
@@ -23,7 +25,7 @@ def cmd_search(args) -> int:
 
     study = run_search(
         dataset=args.dataset, space=args.space, n_trials=args.trials,
-        time_budget_s=parse_duration(args.time_budget) if args.time_budget else None, sampler=args.sampler,
+        time_budget_s=parse_duration(args.time_budget) if args.time_budget is not None else None, sampler=args.sampler,
         study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         max_concurrent=args.max_concurrent, seed=args.seed, ensemble_top=None if args.no_ensemble else args.ensemble_top,
