@@ -324,9 +324,13 @@ def test_cli_prints_the_tta_choice_and_the_folder_each_on_one_line_through_a_pip
     choice on the next line."""
     study, root = searched
     name = "a-name-long-enough-that-the-saved-to-line-runs-past-eighty-columns"
-    proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "3", "--tta", "auto", "--name", name, cwd=root)
+    proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "3", "--tta", "auto", "--name", name,
+                       "--method", "greedy", cwd=root)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
+    # greedy selection's weights are pick counts (it printed '#0: 25'): shown as shares of the vote
+    shares = next(line for line in lines if line.startswith("vote shares "))
+    assert 98 <= sum(int(p) for p in re.findall(r"#\d+: (\d+)%", shares)) <= 102, shares
     choice = next(line for line in lines if line.startswith("TTA by val top-1: "))
     assert re.search(r": (none|flip|flip-translate) used$", choice), proc.stdout
     saved = next(line for line in lines if line.startswith("saved to "))

@@ -1,4 +1,5 @@
 """The HTML report, rendered in headless Chromium."""
+import re
 import shutil
 import subprocess
 
@@ -92,3 +93,26 @@ def test_the_report_reads_the_studys_data_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "studies")  # no ./data here
     html = build_report(study, out=tmp_path / "report.html", attach=False).read_text()
     assert "Confusion matrix" in html
+
+
+def test_two_classes_report_and_print_no_top5(tmp_path, capsys):
+    """Regression: with five classes or fewer top-5 is 100% whatever the model, and the search printed it so."""
+    import textwrap
+
+    from autocls.search import run_search
+    from tests.conftest import write_image_folder
+
+    folder = write_image_folder(tmp_path / "pets", classes=("cats", "dogs"), per_class=12)
+    (tmp_path / "space.yaml").write_text(textwrap.dedent("""
+        fixed: {epochs: 1, batch_size: 8, model: lenet, optimizer: adam}
+        params:
+          lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+    """))
+    study = run_search(str(folder), space=tmp_path / "space.yaml", n_trials=1, studies_dir=tmp_path / "studies",
+                       ensemble_top=1)
+    printed = capsys.readouterr().out
+    ensemble_row = next(line for line in printed.splitlines() if "ensemble" in line and "%" in line)
+    assert ensemble_row.count("%") == 1 and "n/a" in ensemble_row, printed  # top-1 only
+    assert re.search(r"^vote shares #0: 100%$", printed, re.M), printed
+    html = build_report(study, out=tmp_path / "report.html", attach=False).read_text()
+    assert "test top-1" in html and "top-5" not in html

@@ -31,15 +31,16 @@ def print_scores(result) -> None:
         table.add_column(col, justify="right")
 
     def cell(value, fmt):
-        return "n/a" if value is None else format(value, fmt)  # hard voting has no probabilities
+        return "n/a" if value is None else format(value, fmt)  # hard voting's votes; top-5 of five classes or fewer
 
     for label, s in ((f"best single trial (#{result.best_member})", result.best_member_test), ("ensemble", result.test)):
         table.add_row(label, cell(s["top1"], ".2%"), cell(s["top5"], ".2%"), cell(s["nll"], ".4f"), cell(s["ece"], ".4f"))
     console = Console()
     console.print(table)
-    weights = ", ".join(f"#{m.number}: {w:g}" for m, w in zip(result.members, result.weights))
+    # shares of the vote: greedy selection's weights are how often each member was picked
+    weights = ", ".join(f"#{m.number}: {w / sum(result.weights):.0%}" for m, w in zip(result.members, result.weights))
     # one line each, however long, in a pipe's 80 columns too: callers and scripts read them by their start and end
-    lines = [f"member weights {weights}", result.extra.get("tta_choice"), f"saved to {result.folder}"]
+    lines = [f"vote shares {weights}", result.extra.get("tta_choice"), f"saved to {result.folder}"]
     for line in filter(None, lines):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 

@@ -31,11 +31,18 @@ def summary(probs: np.ndarray, labels: np.ndarray, votes: bool = False) -> dict[
     """top-1, top-5, NLL and ECE in one dict.
 
     With ``votes`` (hard voting's vote shares, not probabilities) only top-1
-    means something: top-5, NLL and ECE are None (not applicable).
+    means something: top-5, NLL and ECE are None (not applicable).  So is
+    top-5 with five classes or fewer, where it is 100% whatever the model.
+
+    Example:
+        >>> import numpy as np
+        >>> summary(np.array([[0.9, 0.1], [0.3, 0.7]]), np.array([0, 0]))["top5"] is None
+        True
     """
     if votes:
         return {"top1": top_k_accuracy(probs, labels, 1), "top5": None, "nll": None, "ece": None}
-    return {"top1": top_k_accuracy(probs, labels, 1), "top5": top_k_accuracy(probs, labels, 5),
+    return {"top1": top_k_accuracy(probs, labels, 1),
+            "top5": top_k_accuracy(probs, labels, 5) if probs.shape[1] > 5 else None,
             "nll": nll(probs, labels), "ece": expected_calibration_error(probs, labels)}
 
 

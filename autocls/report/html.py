@@ -154,12 +154,10 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
             member_probs = np.load(ensemble_dir / "best_member_test_probs.npy")
         figures += per_class_figures(data.classes, labels, best_probs, f"best trial #{best.number}",
                                      ensemble_probs, member_probs)
-        s = summary(best_probs, labels)
         which = "best val top-1 on the Pareto front" if len(study.directions) > 1 else "best trial"
-        headline = f"{which} #{best.number}: test top-1 {s['top1']:.2%}, top-5 {s['top5']:.2%}"
+        headline = f"{which} #{best.number}: {_test_scores(summary(best_probs, labels))}"
         if ensemble_probs is not None:
-            e = summary(ensemble_probs, labels)
-            headline += f"; ensemble ({ensemble_dir.name}): test top-1 {e['top1']:.2%}, top-5 {e['top5']:.2%}"
+            headline += f"; ensemble ({ensemble_dir.name}): {_test_scores(summary(ensemble_probs, labels))}"
 
     out = Path(out) if out else folder / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,3 +183,7 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
             save_plotly_graph_object(study, fig, graph_object_id=f"autocls-{i}")
     return out
 
+
+def _test_scores(scores: dict) -> str:
+    top5 = f", top-5 {scores['top5']:.2%}" if scores["top5"] is not None else ""  # none with five classes or fewer
+    return f"test top-1 {scores['top1']:.2%}{top5}"
