@@ -134,6 +134,18 @@ def searched(tmp_path_factory):
     return study, root
 
 
+@pytest.fixture(scope="session")
+def searched_with_flips(tmp_path_factory):
+    """A 4-trial digits search whose trials trained with mirror flips, so that TTA's flip modes are tried."""
+    from autocls.search import run_search
+
+    root = tmp_path_factory.mktemp("flips")
+    (root / "space.yaml").write_text(ENSEMBLE_SPACE.replace("flip: false", "flip: true"))
+    study = run_search("digits", space=root / "space.yaml", n_trials=4, study_name="digits",
+                       studies_dir=root / "studies", show_progress=False, ensemble_top=None)
+    return study, root
+
+
 @pytest.fixture
 def autocls_cli(capsys, monkeypatch):
     """``autocls *args`` run in this process from ``cwd``: a CompletedProcess (returncode, stdout, stderr).

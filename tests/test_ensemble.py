@@ -257,10 +257,10 @@ def counting(call, seen):
 
 
 
-def test_auto_tta_keeps_what_scores_higher_on_val(searched):
+def test_auto_tta_keeps_what_scores_higher_on_val(searched_with_flips):
     """--tta auto weighs each TTA mode on val: digits are not mirror-symmetric, so it must say and keep the
     highest score, the cheapest mode on a tie."""
-    study, _ = searched
+    study, _ = searched_with_flips
     plain = build_ensemble(study, top=3, method="greedy", save=False)
     auto = build_ensemble(study, top=3, method="greedy", tta="auto", name="auto-check")
     found = re.fullmatch(r"TTA by val top-1: none ([\d.]+)%, flip ([\d.]+)%, flip-translate ([\d.]+)%: (\S+) used",
@@ -275,12 +275,12 @@ def test_auto_tta_keeps_what_scores_higher_on_val(searched):
     assert auto.folder.name == "auto-check"
 
 
-def test_auto_tta_is_chosen_when_recomputed_members_score_higher(searched, monkeypatch):
+def test_auto_tta_is_chosen_when_recomputed_members_score_higher(searched_with_flips, monkeypatch):
     """The choice itself: members whose recomputed probabilities are better on val are used, weights re-chosen;
     a mode that only ties the one before it is not worth its passes."""
     import autocls.ensemble.build as build
 
-    study, _ = searched
+    study, _ = searched_with_flips
     data = build.study_data(study)
     asked = []
 
@@ -297,12 +297,26 @@ def test_auto_tta_is_chosen_when_recomputed_members_score_higher(searched, monke
     assert auto.val["top1"] == 1.0 and len(data.val_y) > 0
 
 
-def test_auto_tta_past_the_deadline_goes_without_and_says_why(searched):
-    study, _ = searched
+def test_auto_tta_past_the_deadline_goes_without_and_says_why(searched_with_flips):
+    study, _ = searched_with_flips
     auto = build_ensemble(study, top=2, method="greedy", tta="auto", deadline=time.time(), save=False)
     assert auto.extra["tta"] == "none"
     assert re.fullmatch(r"TTA by val top-1: none [\d.]+% \(flip not tried: trial \d+ would take ~\d+ s, "
                         r"0 s of the budget are left\): none used", auto.extra["tta_choice"]), auto.extra["tta_choice"]
+
+
+def test_auto_tta_shows_no_mirror_images_to_members_trained_without_flips(searched, monkeypatch):
+    """Every mode past none averages mirrors, which members trained without flips (digits) never saw: on a
+    small val split such a mode could win only by chance, so none is kept without a pass."""
+    import autocls.ensemble.build as build
+
+    study, _ = searched
+    asked = []
+    monkeypatch.setattr(build, "_recompute_with_tta", lambda *args, **kwargs: asked.append(args))
+    auto = build_ensemble(study, top=3, method="greedy", tta="auto", save=False)
+    assert not asked and auto.extra["tta"] == "none"
+    assert re.fullmatch(r"TTA by val top-1: none [\d.]+% \(flip, flip-translate not tried: the members trained "
+                        r"without mirror flips\): none used", auto.extra["tta_choice"]), auto.extra["tta_choice"]
 
 
 def test_an_ensemble_with_an_unknown_tta_is_refused_in_one_line(searched, tmp_path):

@@ -180,12 +180,18 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
     like the weights.  Only the members ``plain`` kept are recomputed, each
     mode from the one before it (:data:`~autocls.inference.TTA_MODES`), as
     long as the next ends by ``deadline``; a tie keeps the cheaper prediction.
+    Members that all trained without mirror flips (digits) are not shown
+    mirror images, which every mode past ``none`` averages: they could win
+    on a small val split only by chance.
     """
     import copy
 
     kept = [m for m, w in zip(plain.members, plain.weights) if w > 0]
     chosen, scores, have, not_tried = plain, {"none": plain.val["top1"]}, "none", ""
-    for tta in TTA_MODES[1:]:
+    modes = TTA_MODES[1:]
+    if not any(m.config.get("flip", True) for m in kept):
+        modes, not_tried = (), f" ({', '.join(TTA_MODES[1:])} not tried: the members trained without mirror flips)"
+    for tta in modes:
         kept = [copy.copy(m) for m in kept]  # the ensemble of the mode before keeps its members' probabilities
         why_not = _recompute_with_tta(kept, data, tta, deadline, have=have)
         if why_not:
