@@ -57,14 +57,29 @@ def cmd_train(args) -> int:
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console) as progress:
         task = progress.add_task(f"{cfg.model} on {runtime.dataset}", total=cfg.epochs, info="")
 
+        resumed = []
+
         def report(m: dict) -> None:
+            if m.get("resumed_from_epoch") and not resumed:  # the restored epochs come first, each saying so
+                resumed.append(m["resumed_from_epoch"])
+                progress.console.print(f"{out_dir} holds this run's checkpoint of epoch {resumed[0]}: it continues "
+                                       f"from there (--out elsewhere trains afresh)", markup=False, highlight=False,
+                                       soft_wrap=True)
             info = f"val {m['val_acc']:.2%}  loss {m['train_loss']:.3f}  {m.get('images_per_s', 0):,.0f} img/s"
             progress.update(task, completed=m["epoch"], total=m.get("epochs", cfg.epochs), info=info)
 
         # With a budget the config's epochs are the most it trains: after the first epoch the run
         # re-fits its length (and schedule) to end within the budget, and stops at it regardless.
         end = started + budget_s if budget_s is not None else None
-        result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end)
+        try:
+            # the same command (recipe, seed and dataset) continues the run its folder holds, as a search does
+            result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end,
+                           resume=True, identity={"dataset": runtime.dataset})
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print(Text(f"interrupted: run the same command again to continue {out_dir} from its last checkpoint",
+                               style="yellow"), soft_wrap=True)
+            return 130
     table = Table(title=f"{cfg.model} on {runtime.dataset}: {result.status}")
     for col in ("epoch", "train loss", "val loss", "val top-1", "img/s"):
         table.add_column(col, justify="right")

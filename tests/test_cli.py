@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -37,6 +38,30 @@ def test_train_on_digits_with_the_defaults_learns_them_and_predict_takes_the_run
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 60
     assert np.mean([row[0].rsplit("-", 1)[1] == f"{row[1]}.png" for row in rows]) > 0.85
+
+
+def test_train_interrupted_continues_from_its_checkpoint_with_the_same_command(tmp_path, autocls_cli):
+    """Regression: Ctrl-C lost a `train` run: the same command trained again from epoch 0."""
+    import signal
+    import time
+
+    args = ["train", "digits", "--model", "lenet", "--epochs", "8", "--epoch-images", "20000", "--optimizer", "adam",
+            "--lr", "0.003", "--out", "run"]
+    driver = subprocess.Popen([sys.executable, "-m", "autocls", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    checkpoint, waited = tmp_path / "run" / "last.pt", time.time()
+    while not checkpoint.exists() and driver.poll() is None and time.time() - waited < 240:
+        time.sleep(0.2)
+    assert driver.poll() is None, "the run ended before it could be interrupted"
+    driver.send_signal(signal.SIGINT)
+    out, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130 and "run the same command again to continue run" in out, out[-2000:]
+    proc = autocls_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    resumed_from = int(re.search(r"holds this run's checkpoint of epoch (\d+): it continues", proc.stderr)[1])
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert 1 <= resumed_from < 8 and result["resumed_from_epoch"] == resumed_from
+    assert result["epochs_run"] == 8 and result["test_acc"] > 0.5
 
 
 def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):
