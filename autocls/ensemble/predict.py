@@ -54,6 +54,8 @@ def read_manifest(folder: Path) -> dict:
     from autocls import __version__
 
     path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise UserError(f"no ensemble or training run at '{folder}': it does not exist")
     if not path.is_file():
         raise UserError(f"'{folder}' is not an autocls ensemble (no ensemble.json) nor a training run (no result.json)")
     try:
