@@ -232,3 +232,15 @@ def test_a_small_split_is_passed_over_several_times_an_epoch():
     assert len(loader) == 6 and torch.equal(torch.bincount(seen, minlength=20), torch.full((20,), 3))
     # every pass is a whole permutation: no image twice before all were seen once
     assert all(len(set(seen[i:i + 20].tolist())) == 20 for i in (0, 20, 40))
+
+
+def test_large_photos_are_kept_with_a_shorter_side_of_256(tmp_path):
+    """12-megapixel photos would be 36 MB each in memory: a folder is decoded at 256 px on its shorter side."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "big" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (400, 600, 3), dtype=np.uint8)).save(tmp_path / "big" / c / f"{i}.jpg")
+    assert load_dataset(str(tmp_path / "big")).images.shape == (6, 3, 256, 384)

@@ -51,6 +51,25 @@ def cutout(x: torch.Tensor, size: int) -> torch.Tensor:
     return x * (~hole)[:, None].to(x.dtype)
 
 
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A batch of images resized to ``size`` x ``size``, antialiased when shrinking; uint8 stays uint8.
+
+    One function for every place a run resizes (its split once, each batch,
+    predict), so that all of them give the same pixels.
+
+    Example:
+        >>> resize(torch.zeros(2, 3, 256, 341, dtype=torch.uint8), 32).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    shrink = size < max(x.shape[-2:])
+    if x.dtype == torch.uint8 and x.device.type == "cpu":  # torch resizes uint8 itself only on CPU
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=shrink, align_corners=False)
+    out = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=shrink, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else out
+
+
 class BatchAugment:
     """uint8 batch in, normalised float batch out, every step on the batch's device.
 
@@ -69,10 +88,10 @@ class BatchAugment:
         self.image_size = image_size
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 -> float, resized if asked, standardised with the dataset's mean/std."""
+        """uint8 -> float, resized if asked (:func:`resize`), standardised with the dataset's mean/std."""
+        if self.image_size:
+            x = resize(x, self.image_size)
         x = x.float().div_(255.0)
-        if self.image_size and x.shape[-1] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         return (x - mean) / std
 

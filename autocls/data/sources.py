@@ -196,6 +196,8 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
             with warnings.catch_warnings(), Image.open(path) as img:
                 # Past Pillow's pixel limit an image is a decompression bomb: skip it, don't decode it
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
+                if size is not None:  # a JPEG decodes at the smallest DCT scale still above size: 8x faster from 12 MP
+                    img.draft("L" if channels == 1 else "RGB", size)
                 img = _to_8bit(img).convert("L" if channels == 1 else "RGB")
                 if size is not None and img.size != size:
                     img = img.resize(size, Image.BILINEAR)
@@ -230,7 +232,23 @@ def _common_size(files: list[Path], sample: int = 200) -> tuple[int, int]:
             continue
     if not sizes:
         raise UserError(f"no readable image among the files under '{files[0].parents[1]}'")
-    return sizes.most_common(1)[0][0]
+    return _capped(sizes.most_common(1)[0][0])
+
+
+# Photos are kept with their shorter side at most this, as torchvision's ImageNet recipe resizes them before its
+# 224-pixel crops: 10,000 12-megapixel photos would be 360 GB of pixels in memory, at 256 px 2.6 GB.
+MAX_SHORT_SIDE = 256
+
+
+def _capped(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` (width, height) scaled down to a shorter side of :data:`MAX_SHORT_SIDE`, where it is longer.
+
+    Example:
+        >>> _capped((4032, 3024)), _capped((32, 32))
+        ((341, 256), (32, 32))
+    """
+    scale = MAX_SHORT_SIDE / min(size)
+    return size if scale >= 1 else (round(size[0] * scale), round(size[1] * scale))
 
 
 def _folder_cache_key(files: list[Path], labels: list[int], size: tuple[int, int]) -> str:
@@ -324,7 +342,8 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
 
     With ``train/`` and ``test/`` (and optionally ``val/``) folders, those are
     the splits; a lone ``train/`` is looked through.  Images of other sizes
-    are resized to the most common size.  Files that are not images (or are
+    are resized to the most common size, its shorter side at most
+    :data:`MAX_SHORT_SIDE`.  Files that are not images (or are
     decompression bombs) are skipped with a warning that counts them.  Decoded
     pixels are cached under :func:`cache_dir`, never in the dataset folder.
     """
