@@ -402,3 +402,38 @@ def test_a_budget_too_short_for_any_trial_says_so_and_what_would_do(autocls_cli,
     again = autocls_cli("search", "digits", "--space", "space.yaml", "--time-budget", "2s", cwd=tmp_path)
     assert again.returncode == 0 and "no trial could start" in again.stderr, again.stderr
     assert "the ensemble is of the trials of earlier sessions" in again.stderr and "best single trial" in again.stdout
+
+
+def test_the_cpu_preset_trains_large_photos_at_32_pixels_on_time(cifar10_jpg_subset, tmp_path, capsys):
+    """Regression: on 1024x768 photos a 2-minute search on 2 cores was still timing its first models after
+    6 minutes (every step at full size), and 12-megapixel photos would not fit in memory. Photos are now kept
+    with a shorter side of 256 at most, and the CPU preset trains them at 32x32, shrunk once a trial."""
+    import numpy as np
+    from PIL import Image
+
+    from autocls.artifacts import trial_artifacts
+    from autocls.ensemble import build_ensemble, load_ensemble, predict_files
+    from autocls.ensemble.build import study_data
+    from autocls.search import run_search
+
+    folder = tmp_path / "photos"
+    for name in ("airplane", "automobile", "frog", "ship"):
+        (folder / name).mkdir(parents=True)
+        for path in sorted((cifar10_jpg_subset / name).glob("*.jpg"))[:60]:
+            Image.open(path).resize((400, 300), Image.BILINEAR).save(folder / name / path.name, quality=90)
+    budget, started = 45, time.time()
+    study = run_search(str(folder), n_trials=None, time_budget_s=budget, gpus_per_trial=0, studies_dir=tmp_path / "s")
+    assert time.time() - started < budget + 30
+    assert "images of 341x256 train at 32x32" in capsys.readouterr().err
+    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert done and all(trial_artifacts(study, t).load_config()["image_size"] == 32 for t in done)
+    data = study_data(study)
+    assert data.image_shape == (3, 256, 341)
+    result = build_ensemble(study, top=1, name="check")
+    assert result.test["top1"] > 0.4  # four classes: chance is 0.25
+    # predict decodes files at the study's size and shrinks them as the trial did: the same probabilities
+    (tmp_path / "files").mkdir()
+    for i, image in enumerate(data.test_x[:12]):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "files" / f"{i:02d}.png")
+    table, _ = predict_files(load_ensemble(result.folder), [tmp_path / "files"])
+    assert np.allclose(table["probability"].to_numpy(), result.test_probs[:12].max(1), atol=1e-4)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from autocls.search.space import SearchSpace
-from autocls.training.trainer import closing_reserve
+from autocls.training.trainer import closing_reserve, shrunk
 
 # Each slot should finish at least this many full trials in the budget: fewer
 # leaves nothing to compare or ensemble; more makes every trial too short.
@@ -289,8 +289,9 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        augment = BatchAugment(data.mean, data.std, 4, True)
-        raw, y = data.train_x[:batch].to(device), data.train_y[:batch].to(device)
+        size = space.fixed.get("image_size")  # the trainer shrinks its images to this once, then trains at it
+        augment = BatchAugment(data.mean, data.std, 4, True, image_size=size)
+        raw, y = shrunk(data.train_x[:batch], size).to(device), data.train_y[:batch].to(device)
         measured = {}
         bf16 = fast_bf16(torch.device(device))
         for config in configs(space):
