@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from autocls.search.space import SearchSpace
-from autocls.training.trainer import closing_reserve, shrunk
+from autocls.training.trainer import closing_reserve
 
 # Each slot should finish at least this many full trials in the budget: fewer
 # leaves nothing to compare or ensemble; more makes every trial too short.
@@ -275,7 +275,7 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
     :data:`CPU_TIMING_BATCH` on a CPU.  A search whose trials run on other
     machines (``--address``) times them here: a guess.
     """
-    from autocls.data.augment import BatchAugment
+    from autocls.data.augment import BatchAugment, shrunk
     from autocls.inference import fast_bf16
     from autocls.models.registry import model_from_config
 

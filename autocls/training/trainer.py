@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_weights
-from autocls.data.augment import BatchAugment, resize
+from autocls.data.augment import BatchAugment, shrunk
 from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
 from autocls.inference import fast_bf16, predict_proba, resolve_device
@@ -111,17 +111,6 @@ def _data_device(data: DataSplits, device: torch.device) -> torch.device:
         return device
     data.train_x, data.val_x = data.train_x.pin_memory(), data.val_x.pin_memory()
     return torch.device("cpu")
-
-
-def shrunk(images: torch.Tensor, size: int | None) -> torch.Tensor:
-    """``images`` at ``size`` (a run's ``image_size``) where that shrinks them, in chunks; else as they are.
-
-    A run shrinks its training and val images once rather than in every batch: 512 photos of 256 px took
-    0.1 s a batch on 2 cores.  Each batch's :meth:`BatchAugment.normalize` then finds them at that size.
-    """
-    if not size or size >= max(images.shape[-2:]) or not len(images):
-        return images
-    return torch.cat([resize(chunk, size) for chunk in images.split(1024)])
 
 
 def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_model: bool) -> _Run:
