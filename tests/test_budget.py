@@ -424,7 +424,7 @@ def test_the_cpu_preset_trains_large_photos_at_32_pixels_on_time(cifar10_jpg_sub
     budget, started = 60, time.time()
     study = run_search(str(folder), n_trials=None, time_budget_s=budget, gpus_per_trial=0, studies_dir=tmp_path / "s")
     assert time.time() - started < budget + 30
-    assert "images of 341x256 train at 32x32" in capsys.readouterr().err
+    assert "space: images of 341x256 train at 32x32, its image_size" in capsys.readouterr().err
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert done and all(trial_artifacts(study, t).load_config()["image_size"] == 32 for t in done)
     data = study_data(study)

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from autocls.errors import UserError, short_repr
 from autocls.files import atomic_write_bytes
-from autocls.search.space import SearchSpace, fit_preset_to_images, preset_space
+from autocls.search.space import SearchSpace, preset_space
 from autocls.search.samplers import create_sampler
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -223,10 +223,10 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     dataset = _absolute_dataset(dataset)
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
     raw = load_dataset(dataset, data_dir)
-    if preset:
-        space, why = fit_preset_to_images(preset[0], space, *raw.images.shape[-2:])
-        if why and show_progress:
-            print(f"preset: {why}", file=sys.stderr, flush=True)
+    height, width = raw.images.shape[-2:]
+    side = space.fixed.get("image_size")
+    if side and (height, width) != (side, side) and show_progress:
+        print(f"space: images of {width}x{height} train at {side}x{side}, its image_size", file=sys.stderr, flush=True)
     paths = StudyPaths.default(study_name or re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).name).strip("-._") or "study",
                                storage, studies_dir)
     store = open_storage(paths.storage)

@@ -144,15 +144,6 @@ class SearchSpace:
             return self
         return dataclasses.replace(self, params={**self.params, name: dataclasses.replace(param, choices=choices)})
 
-    def with_fixed(self, **values) -> "SearchSpace":
-        """The same space with ``values`` fixed for every trial.
-
-        Example:
-            >>> SearchSpace.load("cpu-small").with_fixed(image_size=32).fixed["image_size"]
-            32
-        """
-        return dataclasses.replace(self, fixed={**self.fixed, **values})
-
     def values_from_params(self, params: dict) -> dict:
         """The TrainConfig values of an already-sampled trial (for re-running it)."""
         return {**self.fixed, **params}
@@ -196,29 +187,6 @@ def preset_space(dataset: str, gpus: int) -> tuple[str, str]:
     if name.startswith("cifar100"):
         return "cifar100", f"CIFAR-100 on {gpus} GPU(s)"
     return "cifar10", f"small images on {gpus} GPU(s): the CIFAR-10 space"  # ImageFolders included
-
-
-# The CPU preset's nets and recipe are airbench's, for 32x32 images. Larger ones train at this size (each trial
-# shrinks its split once): a 256-pixel photo costs 64x the pixels, and a CPU budget of minutes fits no epoch of it
-# (a 2-minute search on 1024x768 photos was still timing its first models after 6 minutes).
-CPU_PRESET_IMAGE_SIDE = 32
-
-
-def fit_preset_to_images(preset: str, space: SearchSpace, height: int, width: int) -> tuple[SearchSpace, str | None]:
-    """``space`` (the preset ``preset``) for images of ``height`` x ``width``, and why it changed, if it did.
-
-    Example:
-        >>> space, why = fit_preset_to_images("cpu-small", SearchSpace.load("cpu-small"), 256, 341)
-        >>> space.fixed["image_size"]
-        32
-        >>> print(why)
-        images of 341x256 train at 32x32, the CPU preset's size; a --space with image_size trains at another
-    """
-    side = CPU_PRESET_IMAGE_SIDE
-    if preset != "cpu-small" or max(height, width) <= side or "image_size" in space.params or space.fixed.get("image_size"):
-        return space, None
-    return space.with_fixed(image_size=side), (f"images of {width}x{height} train at {side}x{side}, the CPU preset's size; "
-                                                f"a --space with image_size trains at another")
 
 
 def _fail(source: str, where: str, problem: str):
