@@ -267,16 +267,20 @@ class TrialArtifacts:
 
     # --- ownership ---------------------------------------------------------------------
 
+    def owner(self) -> dict | None:
+        """The identity of the run whose folder this is (None: no run's, or unreadable)."""
+        try:
+            return json.loads(self._read(IDENTITY_FILE) or b"null")
+        except ValueError:
+            return None
+
     def claim(self) -> bool:
         """Make the folder this run's; True when it already was (its checkpoint may be resumed).
 
         Another run's files (another study, another config under the same
         number) are removed first; files this module does not own are left.
         """
-        try:
-            mine = json.loads(self._read(IDENTITY_FILE) or b"null") == self.identity
-        except ValueError:
-            mine = False
+        mine = self.owner() == self.identity
         if not mine:
             for name in RUN_FILES:
                 self.store.delete(self._name(name))

@@ -6,6 +6,7 @@ non-zero exit; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -43,6 +44,7 @@ def cmd_train(args) -> int:
     from autocls.search.cli import parse_duration
     from autocls.training import train
     from autocls.training.config import from_settings, load_settings
+    from autocls.training.trainer import run_identity
 
     started = time.time()  # the budget counts loading the data too
     budget_s = parse_duration(args.time_budget) if args.time_budget is not None else None
@@ -52,7 +54,12 @@ def cmd_train(args) -> int:
     cfg, runtime = load_settings(args.config, overrides) if args.config else from_settings(overrides)
     check_model_name(cfg.model)
     data = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction)  # bad names fail here, before the progress bar
-    out_dir = Path(args.out) if args.out else Path("runs") / f"{Path(runtime.dataset).name}-{cfg.model.replace('/', '_')}"
+    base = Path(args.out) if args.out else Path("runs") / f"{Path(runtime.dataset).name}-{cfg.model.replace('/', '_')}"
+    identity = {"dataset": runtime.dataset}
+    out_dir = _run_folder(base, run_identity(cfg, runtime, identity))
+    if out_dir != base:
+        console.print(Text(f"{base} holds another run (another recipe, seed or dataset): this one trains in {out_dir}"),
+                      soft_wrap=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console) as progress:
         task = progress.add_task(f"{cfg.model} on {runtime.dataset}", total=cfg.epochs, info="")
@@ -74,7 +81,7 @@ def cmd_train(args) -> int:
         try:
             # the same command (recipe, seed and dataset) continues the run its folder holds, as a search does
             result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end,
-                           resume=True, identity={"dataset": runtime.dataset})
+                           resume=True, identity=identity)
         except KeyboardInterrupt:
             progress.stop()
             console.print(Text(f"interrupted: run the same command again to continue {out_dir} from its last checkpoint",
@@ -101,6 +108,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _run_folder(base: Path, identity: dict) -> Path:
+    """``base``, or the first of ``base-2``, ``base-3``, ... that holds no other run: a run is never replaced by
+    another recipe's (as Ultralytics numbers its runs), and the same command finds its own folder to continue."""
+    from autocls.artifacts import TrialArtifacts
+
+    for n in itertools.count(1):
+        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if TrialArtifacts(folder).owner() in (None, identity):
+            return folder
+
+
 def cmd_datasets(args) -> int:
     from autocls.data import list_datasets
 
@@ -122,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one config", description="Train one config and print its metrics.")
     p.add_argument("dataset", nargs="?", help="dataset name or ImageFolder path (overrides the config's)")
     p.add_argument("--config", help="YAML file of TrainConfig fields")
-    p.add_argument("--out", help="output folder (default runs/<dataset>-<model>)")
+    p.add_argument("--out", help="output folder (default runs/<dataset>-<model>; when it holds another run, the "
+                                 "first free of <out>-2, <out>-3, ...)")
     p.add_argument("--time-budget", help="wall-clock budget, e.g. 20m: the config's epochs are a ceiling, re-fitted "
                                          "after the first epoch to end within it")
     _add_config_flags(p)

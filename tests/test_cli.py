@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from autocls.cli import main
 
@@ -62,6 +63,24 @@ def test_train_interrupted_continues_from_its_checkpoint_with_the_same_command(t
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert 1 <= resumed_from < 8 and result["resumed_from_epoch"] == resumed_from
     assert result["epochs_run"] == 8 and result["test_acc"] > 0.5
+
+
+def test_train_never_replaces_another_recipes_run_and_the_same_command_finds_its_own(tmp_path, monkeypatch, capsys):
+    """Regression: `autocls train digits --model lenet --lr 0.003` after `--lr 0.01` deleted the first run's files
+    (the default folder runs/digits-lenet is the same) without a word."""
+    monkeypatch.chdir(tmp_path)
+    first = ["train", "digits", "--model", "lenet", "--epochs", "1", "--optimizer", "adam", "--lr", "0.01"]
+    second = [*first[:-1], "0.003"]
+    assert main(first) == 0
+    saved = (tmp_path / "runs" / "digits-lenet" / "best.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(second) == 0
+    assert "runs/digits-lenet holds another run" in " ".join(capsys.readouterr().err.split())
+    assert (tmp_path / "runs" / "digits-lenet" / "best.safetensors").read_bytes() == saved
+    assert yaml.safe_load((tmp_path / "runs" / "digits-lenet-2" / "config.yaml").read_text())["lr"] == 0.003
+    assert main(second) == 0  # the same command again: its own folder, continued, not a third
+    assert "holds this run's checkpoint of epoch 1" in " ".join(capsys.readouterr().err.split())
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["digits-lenet", "digits-lenet-2"]
 
 
 def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):

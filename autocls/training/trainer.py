@@ -442,6 +442,12 @@ def _speed(history: list[dict]) -> dict:
             "speed_epoch_time": statistics.median(m["epoch_time"] for m in base)}
 
 
+def run_identity(cfg: TrainConfig, runtime: Runtime, identity: dict | None = None) -> dict:
+    """What makes two runs the same run, one continuing the other: ``identity`` (e.g. the dataset), the recipe
+    and its seed; not the device or where the data lies, so another machine may resume it."""
+    return {**(identity or {}), "config": config_hash({**cfg.to_dict(), "seed": runtime.seed})}
+
+
 def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[dict], None] | None = None,
           out_dir: str | Path | None = None, resume: bool = False, identity: dict | None = None,
           deadline: float | None = None, store: ArtifactStore | None = None,
@@ -479,9 +485,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     data = data or prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, seed=0)
     artifacts = None
     if out_dir:
-        # the run is the recipe and its seed; another device or data location may resume it
-        run_hash = config_hash({**cfg.to_dict(), "seed": runtime.seed})
-        artifacts = TrialArtifacts(out_dir, {**(identity or {}), "config": run_hash}, store=store)
+        artifacts = TrialArtifacts(out_dir, run_identity(cfg, runtime, identity), store=store)
         resume = artifacts.claim() and resume
         artifacts.save_config(cfg.to_dict())
     run = _set_up(cfg, data, device, runtime.compile)
