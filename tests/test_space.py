@@ -115,6 +115,17 @@ def test_the_preset_follows_the_hardware():
     assert max(cpu.params["width"].choices) <= 0.75 and cpu.seeds[0]["model"] == "airbench"
 
 
+@pytest.mark.parametrize("gpus", [0, 1, 4])
+@pytest.mark.parametrize("folder", ["/data/my_images", "/data/cifar100-like"])
+def test_every_preset_for_a_folder_trains_at_the_size_its_nets_are_for(folder, gpus):
+    """Regression: on a GPU a folder of photos took the cifar10 space, whose CIFAR nets then trained at the decoded
+    size (up to 256 px, 64x a 32 px step); only the CPU preset declared its image_size."""
+    from autocls.search.space import preset_space
+
+    space = SearchSpace.load(preset_space(folder, gpus=gpus)[0])
+    assert space.fixed.get("image_size") == 32
+
+
 def test_largest_reads_a_choice_a_bound_a_fixed_value_or_the_default():
     space = SearchSpace.from_yaml("fixed: {epochs: 7}\nparams:\n  batch_size: {type: categorical, choices: [512, 128]}\n"
                                   "  lr: {type: float, low: 0.01, high: 0.3}")
