@@ -357,3 +357,19 @@ def test_a_run_folder_without_its_weights_is_refused_in_one_line(tmp_path):
     (tmp_path / "result.json").write_text('{"status": "complete"}')  # killed before its first epoch saved
     with pytest.raises(UserError, match="holds no finished run: it lacks result.json, config.yaml or best.safetensors"):
         load_ensemble(tmp_path)
+
+
+def test_members_greedy_selection_never_picked_get_no_share_of_the_vote(capsys, tmp_path):
+    """Regression: after the README's digits search the line read 'vote shares #6: 100%, #11: 0%, #0: 0%',
+    as if the saved ensemble had three members; it has one (members of weight 0 are not saved)."""
+    from types import SimpleNamespace
+
+    from autocls.ensemble.cli import print_scores
+
+    scores = {"top1": 0.97, "top5": None, "nll": 0.11, "ece": 0.07}
+    result = SimpleNamespace(method="greedy", members=[SimpleNamespace(number=n) for n in (6, 11, 0)],
+                             weights=np.array([3.0, 0.0, 0.0]), best_member=6, best_member_test=scores, test=scores,
+                             extra={}, folder=tmp_path)
+    print_scores(result)
+    shares = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("vote shares "))
+    assert shares == "vote shares #6: 100% (#11, #0 not picked by greedy selection on val)"

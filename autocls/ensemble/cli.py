@@ -37,10 +37,15 @@ def print_scores(result) -> None:
         table.add_row(label, cell(s["top1"], ".2%"), cell(s["top5"], ".2%"), cell(s["nll"], ".4f"), cell(s["ece"], ".4f"))
     console = Console()
     console.print(table)
-    # shares of the vote: greedy selection's weights are how often each member was picked
-    weights = ", ".join(f"#{m.number}: {w / sum(result.weights):.0%}" for m, w in zip(result.members, result.weights))
+    # shares of the vote: greedy selection's weights are how often each member was picked; a member it never
+    # picked is not in the saved ensemble, so it gets no share (a '#11: 0%' read as a member that barely counts)
+    picked = [(m, w) for m, w in zip(result.members, result.weights) if w > 0]
+    shares = ", ".join(f"#{m.number}: {w / sum(result.weights):.0%}" for m, w in picked)
+    left_out = [f"#{m.number}" for m, w in zip(result.members, result.weights) if w <= 0]
+    if left_out:
+        shares += f" ({', '.join(left_out)} not picked by greedy selection on val)"
     # one line each, however long, in a pipe's 80 columns too: callers and scripts read them by their start and end
-    lines = [f"vote shares {weights}", result.extra.get("tta_choice"), f"saved to {result.folder}"]
+    lines = [f"vote shares {shares}", result.extra.get("tta_choice"), f"saved to {result.folder}"]
     for line in filter(None, lines):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
