@@ -67,7 +67,11 @@ def cmd_train(args) -> int:
         resumed = []
 
         def report(m: dict) -> None:
-            if m.get("resumed_from_epoch") and not resumed:  # the restored epochs come first, each saying so
+            if m.get("finished_run") and not resumed:  # its epochs are reported again, as they were
+                resumed.append(m["epoch"])
+                progress.console.print(f"{out_dir} holds this run, finished: nothing to train (--out elsewhere or "
+                                       f"another --seed trains it again)", markup=False, highlight=False, soft_wrap=True)
+            elif m.get("resumed_from_epoch") and not resumed:  # the restored epochs come first, each saying so
                 resumed.append(m["resumed_from_epoch"])
                 progress.console.print(f"{out_dir} holds this run's checkpoint of epoch {resumed[0]}: it continues "
                                        f"from there (--out elsewhere trains afresh)", markup=False, highlight=False,

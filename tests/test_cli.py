@@ -78,8 +78,8 @@ def test_train_never_replaces_another_recipes_run_and_the_same_command_finds_its
     assert "runs/digits-lenet holds another run" in " ".join(capsys.readouterr().err.split())
     assert (tmp_path / "runs" / "digits-lenet" / "best.safetensors").read_bytes() == saved
     assert yaml.safe_load((tmp_path / "runs" / "digits-lenet-2" / "config.yaml").read_text())["lr"] == 0.003
-    assert main(second) == 0  # the same command again: its own folder, continued, not a third
-    assert "holds this run's checkpoint of epoch 1" in " ".join(capsys.readouterr().err.split())
+    assert main(second) == 0  # the same command again: its own folder, finished, not a third
+    assert "runs/digits-lenet-2 holds this run, finished: nothing to train" in " ".join(capsys.readouterr().err.split())
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["digits-lenet", "digits-lenet-2"]
 
 

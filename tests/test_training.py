@@ -219,10 +219,25 @@ def test_a_checkpoint_of_another_run_is_never_resumed(digits, tmp_path):
     reseeded = train(old, digits, out_dir=tmp_path, resume=True, identity={"study": "bbbb", "trial": 0},
                      runtime=Runtime(checkpoint_share=1, seed=1))
     assert reseeded.resumed_from_epoch == 0
-    # the same run: resumed
+    # the same run, finished: its result, not trained again
     same = train(old, digits, out_dir=tmp_path, resume=True, identity={"study": "bbbb", "trial": 0},
                  runtime=Runtime(checkpoint_share=1, seed=1))
-    assert same.resumed_from_epoch == 2
+    assert same.history == reseeded.history and same.test_acc == reseeded.test_acc
+
+
+def test_a_finished_run_is_not_trained_again_whatever_its_last_checkpoint(digits, tmp_path):
+    """Regression: `autocls train` run twice resumed the finished run from its last checkpoint (epoch 1 of 2: the
+    last epoch's was not due) and trained its last epoch again, replacing the first result's weights."""
+    cfg = TrainConfig(model="lenet", epochs=3, batch_size=128, optimizer="adam", lr=3e-3)
+    rarely = Runtime(checkpoint_share=1e-9)  # only the first epoch's checkpoint is written
+    first = train(cfg, digits, out_dir=tmp_path, resume=True, runtime=rarely)
+    assert first.status == "complete" and torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
+    weights = (tmp_path / "best.safetensors").read_bytes()
+    seen = []
+    again = train(cfg, digits, reporter=seen.append, out_dir=tmp_path, resume=True, runtime=rarely)
+    assert (again.status, again.history, again.test_acc) == ("complete", first.history, first.test_acc)
+    assert [m["epoch"] for m in seen] == [1, 2, 3] and all(m["finished_run"] for m in seen)
+    assert (tmp_path / "best.safetensors").read_bytes() == weights
 
 
 def test_probabilities_of_another_epoch_are_refused(digits, tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -428,6 +428,15 @@ def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialAr
     return result
 
 
+def _recorded(summary: dict, history: list[dict], reporter: Callable[[dict], None] | None) -> TrainResult:
+    """A finished run's result as :func:`train` returned it, its evaluations reported again (``finished_run``)."""
+    for n, metrics in enumerate(history if reporter else [], start=1):
+        last = n == len(history) and summary["status"] == "time_budget"  # as its cut epoch was reported
+        reporter({**metrics, "finished_run": True, **({"status": "time_budget", "reason": summary["reason"]} if last else {})})
+    kept = {f.name: summary[f.name] for f in fields(TrainResult) if f.name in summary and f.name != "history"}
+    return TrainResult(**kept, history=history)
+
+
 def _speed(history: list[dict]) -> dict:
     """Images/s and epoch time of the run, comparable across trials.
 
@@ -461,7 +470,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     (every epoch, or fewer when writing it would take more than
     ``runtime.checkpoint_share`` of training time); with ``resume`` a run whose
     folder holds a checkpoint of the same ``identity`` and config continues
-    from there.  With ``store`` (an :class:`~autocls.artifacts.ArtifactStore`),
+    from there, and one that finished (complete, or stopped by its time
+    budget) returns its result without training, its evaluations reported
+    again with ``finished_run``.  With ``store`` (an :class:`~autocls.artifacts.ArtifactStore`),
     ``out_dir`` is a folder in that store.  With ``deadline`` (a ``time.time()``), the run stops in time
     to evaluate and write its best state before it, with status ``time_budget``.
     With ``fit_until`` (a ``time.time()``), the first epoch's measured time
@@ -488,6 +499,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         artifacts = TrialArtifacts(out_dir, run_identity(cfg, runtime, identity), store=store)
         resume = artifacts.claim() and resume
         artifacts.save_config(cfg.to_dict())
+        record = artifacts.load_result() if resume else None
+        if record and record.get("status") in ("complete", "time_budget"):  # a diverged run may be resumed, and fail
+            return _recorded(record, artifacts.load_history() or [], reporter)
     run = _set_up(cfg, data, device, runtime.compile)
     progress = _Progress()
     state = artifacts.load_checkpoint(device) if resume else None
