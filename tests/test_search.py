@@ -387,3 +387,49 @@ def test_ctrl_c_in_a_budgeted_search_leaves_it_resumable(tmp_path):
     after = optuna.load_study(study_name="digits", storage=url).get_trials()
     assert all(after[n].state in (TrialState.COMPLETE, TrialState.PRUNED) for n in running)  # continued, same numbers
     assert not [t for t in after if t.state in (TrialState.FAIL, TrialState.RUNNING)]
+
+
+def test_the_same_command_builds_the_ensemble_a_ctrl_c_stopped_and_only_once(tmp_path, tiny_space, monkeypatch,
+                                                                              capsys):
+    """Regression: the first Ctrl-C while a finished search built its ensemble did nothing (Ray Tune's handler);
+    a second left no ensemble, and the same command only said 'study ... already has 1 finished trials'."""
+    import autocls.ensemble.build
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    search = dict(space=tiny_space, n_trials=1, studies_dir=tmp_path / "studies", ensemble_top=2)
+    handler = signal.getsignal(signal.SIGINT)
+    with monkeypatch.context() as patch:
+        patch.setattr(autocls.ensemble.build, "_save", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_search("digits", **search)
+    # Ray Tune's own Ctrl-C handler, left installed after its run, swallowed the first Ctrl-C in the ensemble
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert "interrupted after its trials ended: every trial is saved; run the same command again to build its " \
+        "ensemble" in capsys.readouterr().err
+    (tmp_path / "studies" / "digits" / "leaderboard.csv").unlink()  # as when Ctrl-C comes a moment earlier
+    study = run_search("digits", **search)
+    out = capsys.readouterr().out
+    assert "already has 1 finished trials" in out and "vote shares #0: 100%" in out, out
+    assert len(study.trials) == 1 and (Path(study.user_attrs["ensemble"]) / "ensemble.json").is_file()
+    assert (tmp_path / "studies" / "digits" / "leaderboard.csv").is_file()
+    run_search("digits", **search)
+    assert "vote shares" not in capsys.readouterr().out  # built once: the third command has nothing to do
+    run_search("digits", **{**search, "ensemble_top": 3})
+    assert "vote shares" in capsys.readouterr().out  # another size is another ensemble
+
+
+def test_ctrl_c_while_timing_the_models_says_no_trial_had_started(tmp_path, tiny_space, monkeypatch, capsys):
+    """Regression: Ctrl-C during a budgeted search's calibration printed only 'interrupted'."""
+    import autocls.search.budget
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(autocls.search.budget, "seconds_per_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_search("digits", space=tiny_space, n_trials=None, time_budget_s=60, studies_dir=tmp_path / "studies")
+    assert "interrupted while timing the models: no trial had started" in capsys.readouterr().err
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path}/studies/digits.db")
+    assert not study.trials and "seconds_per_epoch" not in study.user_attrs  # the same command times them again

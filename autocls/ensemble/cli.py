@@ -76,7 +76,7 @@ def register(sub) -> None:
     from autocls.ensemble.build import METHODS, TTA_CHOICES
 
     p = sub.add_parser("build-ensemble", help="vote the best trials of a study",
-                       description="Combine the best COMPLETE trials of a study and score them on the test split.")
+                       description="Combine the best trials of a study (COMPLETE, or cut by its time budget) and score them on the test split.")
     p.add_argument("--study", default="digits", help="study name (default digits)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
     p.add_argument("--top", type=int, default=5)

@@ -5,7 +5,9 @@ import fcntl
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -276,8 +278,13 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                     print("budget: timing an epoch of each model on this machine", file=sys.stderr, flush=True)
                 # timed where the trials will run: this machine's GPU when trials get one
                 on_gpu = address is None and gpus_per_trial != 0 and _local_gpus() > 0
-                measured = seconds_per_epoch(space, data, threads=threads,
-                                             device="cuda" if on_gpu else "cpu")
+                try:
+                    measured = seconds_per_epoch(space, data, threads=threads,
+                                                 device="cuda" if on_gpu else "cpu")
+                except KeyboardInterrupt:
+                    print("search interrupted while timing the models: no trial had started; the same command "
+                          "starts over", file=sys.stderr)
+                    raise
                 study.set_user_attr("seconds_per_epoch", measured)
         evaluating = eval_share(trained_per_epoch(space, len(data.train_y)), len(data.val_y) + len(data.test_y))
         del data
@@ -286,9 +293,21 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         finished = sum(t.state in FINISHED_STATES for t in trials)
         interrupted = [t for t in trials if t.state == TrialState.RUNNING]
         remaining = (n_trials - finished) if n_trials is not None else 10**6
+        closing_deadline = started + time_budget_s - 5 if time_budget_s else None  # a few seconds kept for exiting
         if remaining <= 0:
             if show_progress:
                 print(f"study '{paths.name}' already has {finished} finished trials (budget {n_trials})")
+            if not (paths.folder / "leaderboard.csv").exists():  # a Ctrl-C came before the last session wrote it
+                leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
+            if ensemble_top and not _has_closing_ensemble(study, ensemble_top, finished):
+                # the session that finished them was stopped (Ctrl-C) or failed while building it
+                if show_progress:
+                    print("building the ensemble its trials lack", file=sys.stderr, flush=True)
+                try:
+                    _closing_ensemble(study, ensemble_top, show_progress, closing_deadline)
+                except KeyboardInterrupt:
+                    print("interrupted: run the same command again to build the ensemble", file=sys.stderr)
+                    raise
             return study
         interrupted = interrupted[:remaining]
 
@@ -351,7 +370,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                                       log_to_file=True),
         )
         ready = time.time()
-        with progress:
+        with progress, _ctrl_c_handler_kept():
             tuner.fit()
         # Every trial ends by the deadline on its own, so a trial still RUNNING here
         # was cut off by Ctrl-C: it stays RUNNING, and the same command continues it.
@@ -361,13 +380,23 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             if not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False)):
                 raise UserError(too_short)  # nothing to show; the same command with more time runs the queued seeds
             print(f"note: {too_short}; the ensemble is of the trials of earlier sessions", file=sys.stderr)
-        progress.final()
-        leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
-        if not unfinished and ensemble_top:
-            # what is left of the budget may go to TTA, when it helps on val (a few seconds kept for exiting)
-            _closing_ensemble(study, ensemble_top, show_progress,
-                              deadline=started + time_budget_s - 5 if time_budget_s else None)
-            sys.stdout.flush()  # Ray's exit handlers may end the process before Python flushes a redirected stdout
+        try:
+            progress.final()
+            leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
+            if not unfinished and ensemble_top:
+                # what is left of the budget may go to TTA, when it helps on val
+                _closing_ensemble(study, ensemble_top, show_progress, closing_deadline)
+                sys.stdout.flush()  # Ray's exit handlers may end the process before Python flushes a redirected stdout
+        except KeyboardInterrupt:
+            if not unfinished:
+                how = ""
+                if ensemble_top and n_trials is not None:
+                    how = "; run the same command again to build its ensemble"
+                elif ensemble_top:  # the same command would first search for another budget
+                    how = (f"; `autocls build-ensemble --study {paths.name} --top {ensemble_top} --method greedy "
+                           f"--tta auto` builds its ensemble")
+                print(f"search interrupted after its trials ended: every trial is saved{how}", file=sys.stderr)
+            raise
     if unfinished:
         # Ray Tune takes Ctrl-C and returns normally; say so, and keep Ctrl-C's meaning for callers.
         print(f"search interrupted: {len(unfinished)} trial(s) left unfinished; run the same command again to "
@@ -420,22 +449,51 @@ def _budget_too_short(budget_s: float, setup_s: float, closing_s: float) -> str:
             f"{closing_s:.0f} s; give it at least {needed}m")
 
 
+@contextmanager
+def _ctrl_c_handler_kept():
+    """Python's Ctrl-C handler back after Ray Tune's run: Tune installs its own for the run and leaves it,
+    so the first Ctrl-C after the run (while the closing ensemble was built) did nothing at all."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread has signal handlers (and Tune installs none from another)
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def _closing_name(top: int) -> str:
+    from autocls.ensemble.build import ensemble_name
+
+    return f"search-{ensemble_name('greedy', top)}"
+
+
+def _has_closing_ensemble(study: optuna.Study, top: int, finished: int) -> bool:
+    """Whether the study's closing ensemble of ``top`` was built, and built after its ``finished`` trials ended."""
+    folder = study.user_attrs.get("ensemble")
+    return (folder is not None and Path(folder).name == _closing_name(top) and Path(folder).is_dir()
+            and study.user_attrs.get("ensemble_finished") == finished)
+
+
 def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool, deadline: float | None) -> None:
     """Greedy selection over every trial with saved probabilities, the TTA that helps most on val and ends by
     ``deadline``; the scores go to the console."""
     import warnings
 
-    from autocls.ensemble.build import build_ensemble, candidates, ensemble_name
+    from autocls.ensemble.build import build_ensemble
 
+    finished = sum(t.state in FINISHED_STATES for t in study.get_trials(deepcopy=False))
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("ignore")
         try:
             result = build_ensemble(study, top=top, method="greedy", tta="auto", deadline=deadline,
-                                    name=f"search-{ensemble_name('greedy', top)}", overwrite=True)
+                                    name=_closing_name(top), overwrite=True)
         except UserError as exc:
             print(f"no ensemble: {exc}", file=sys.stderr)
             return
     study.set_user_attr("ensemble", str(result.folder))
+    study.set_user_attr("ensemble_finished", finished)  # a later command knows whether its trials have one
     if show_progress:
         from autocls.ensemble.cli import print_scores
 
