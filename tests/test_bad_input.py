@@ -131,5 +131,11 @@ def test_the_python_api_takes_the_preset_when_no_space_is_given(tmp_path, capsys
     folder = write_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=2)
     with pytest.raises(UserError, match="unknown sampler"):  # stops after the preset is chosen, before any write
         run_search(str(folder), n_trials=1, sampler="nosuch", studies_dir=tmp_path / "studies")
-    assert "preset: space 'cpu-small'" in capsys.readouterr().err
+    printed = capsys.readouterr().err
+    assert "preset: space 'cpu-small'" in printed
+    # Regression: without a budget, the preset's 24-epoch trials ran half an hour each on a CPU, with no word
+    assert "note: without --time-budget nothing sizes the trials: 1 trial of up to 24 epochs" in printed
+    with pytest.raises(UserError, match="unknown sampler"):
+        run_search(str(folder), n_trials=None, time_budget_s=60, sampler="nosuch", studies_dir=tmp_path / "studies")
+    assert "without --time-budget" not in capsys.readouterr().err
     assert not (tmp_path / "studies").exists()

@@ -199,6 +199,13 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     check_dataset(dataset)  # before the preset's line: a typo gets one line, the error
     if preset and show_progress:
         print(f"preset: space '{preset[0]}' ({preset[1]}); choose another with --space", file=sys.stderr, flush=True)
+        if preset[0] == "cpu-small" and not (time_budget_s and size_trials):
+            # the preset's epochs are a ceiling for a budget to size down; alone, on CIFAR-10's photos, a trial's
+            # first epoch took 75 s on one core of a 2-core machine (24 epochs: half an hour), with no word of it
+            trials = f"{n_trials} trial{'s' * (n_trials != 1)}" if n_trials else "unlimited trials"
+            print(f"note: without --time-budget nothing sizes the trials: {trials} of up to "
+                  f"{space.max_epochs} epochs, long on a CPU; with `--time-budget 20m` the search fits its trials to "
+                  f"20 minutes and ends with the best model they allow", file=sys.stderr, flush=True)
     create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)  # a bad name fails before any write
     if address is None and gpus_per_trial and gpus_per_trial > _local_gpus():
         raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has {_local_gpus()} GPU(s)")

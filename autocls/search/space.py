@@ -173,7 +173,7 @@ def preset_space(dataset: str, gpus: int) -> tuple[str, str]:
 
     Example:
         >>> preset_space("./my_photos", gpus=0)
-        ('cpu-small', 'no GPU here: small fast nets, epochs sized to the budget')
+        ('cpu-small', 'no GPU here: small fast nets, their epochs sized by --time-budget')
         >>> preset_space("cifar100", gpus=2)
         ('cifar100', 'the cifar100 space on 2 GPU(s)')
     """
@@ -181,7 +181,7 @@ def preset_space(dataset: str, gpus: int) -> tuple[str, str]:
     if name == "digits":
         return "digits", "scikit-learn's digits"
     if not gpus:
-        return "cpu-small", "no GPU here: small fast nets, epochs sized to the budget"
+        return "cpu-small", "no GPU here: small fast nets, their epochs sized by --time-budget"
     if name in list_spaces():
         return name, f"the {name} space on {gpus} GPU(s)"
     if name.startswith("cifar100"):
