@@ -16,6 +16,12 @@ widths.  Which width a short budget should give its seed (fewer epochs of a
 wider net, or more of a narrower one), side by side:
 
     python benchmarks/seed_recipes.py --seeds 1 --widths 0.375,0.5 --time-budget 250s
+
+With ``--train-per-class`` the recipes train on that many images of each class (val and test keep 500 each);
+``--epoch-images`` runs each recipe at each of those ``epoch_images`` (images an epoch trains on: several passes
+over a small training part).  How many passes an epoch a small folder needs, side by side:
+
+    python benchmarks/seed_recipes.py --seeds 1 --epochs 24 --train-per-class 50 --epoch-images 45000,15000,5000
 """
 from __future__ import annotations
 
@@ -44,21 +50,26 @@ def main() -> None:
                         help="wall time per run (e.g. 250s): epochs re-fitted to it, as a search's trials are")
     parser.add_argument("--widths", default=None, help="comma-separated widths to run each recipe at")
     parser.add_argument("--seeds", type=int, default=None, help="only the first N seed recipes")
+    parser.add_argument("--train-per-class", type=int, default=4000, help="training images per class (default all)")
+    parser.add_argument("--epoch-images", default=None, help="comma-separated epoch_images to run each recipe at")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="autocls-seeds-"))
-    data = prepare_data(str(split_cifar10(work)))
+    data = prepare_data(str(split_cifar10(work, args.train_per_class)))
     space = SearchSpace.load(args.space)
     widths = [float(w) for w in args.widths.split(",")] if args.widths else [None]
+    epoch_images = [int(n) for n in args.epoch_images.split(",")] if args.epoch_images else [None]
     rows = []
     for i, seed in enumerate(space.seeds[:args.seeds]):
-        for width in widths:
-            at_width = {"width": width} if width is not None else {}
+        for width, images in ((w, n) for w in widths for n in epoch_images):
+            varied = {**({"width": width} if width is not None else {}),
+                      **({"epoch_images": images} if images is not None else {})}
             epochs = space.max_epochs if args.time_budget else args.epochs
-            cfg = TrainConfig.from_dict({**space.fixed, **seed, **at_width, "epochs": epochs})
+            cfg = TrainConfig.from_dict({**space.fixed, **seed, **varied, "epochs": epochs})
             start = time.time()
             end = start + args.time_budget if args.time_budget else None
-            name = f"{i}: {cfg.model} x{cfg.width}"
-            result = train(cfg, data, runtime=Runtime(device=args.device), out_dir=work / f"seed{i}-{cfg.width}",
+            name = f"{i}: {cfg.model} x{cfg.width}" + (f" {images // 1000}k/ep" if images is not None else "")
+            result = train(cfg, data, runtime=Runtime(device=args.device),
+                           out_dir=work / f"seed{i}-{cfg.width}-{cfg.epoch_images}",
                            deadline=end, fit_until=end,
                            reporter=lambda m: print(f"  {name} epoch {m['epoch']}/{m['epochs']}: val "
                                                     f"{m['val_acc']:.4f}, {m['epoch_time']:.1f} s", flush=True))

@@ -13,8 +13,16 @@ import torch
 from autocls.data.augment import BatchAugment
 
 
+# The most passes an epoch makes over a small split.  On 500 CIFAR-10 photos (50 a class), 24 epochs of the
+# cpu-small seed recipe scored 49.0% on 5,000 held-out photos at 90 passes an epoch (45,000 images), 49.4% at 30
+# in 0.40x the time, and 46.5% at 10 (benchmarks/seed_recipes.py, 2026-12-02): past ~30 passes a small folder
+# learns nothing more, and without a cap a folder of 40 images was passed over 1,125 times an epoch.
+MAX_PASSES_PER_EPOCH = 30
+
+
 def passes_per_epoch(n_images: int, epoch_images: int) -> int:
-    """Passes over ``n_images`` that make an epoch of about ``epoch_images`` images (0: one pass).
+    """Passes over ``n_images`` that make an epoch of about ``epoch_images`` images (0: one pass), at most
+    :data:`MAX_PASSES_PER_EPOCH`.
 
     A space's epochs, ASHA rungs and per-epoch evaluations are written for its
     dataset's size: on CIFAR-10's 5,000-image subset, its 16 one-pass epochs
@@ -23,8 +31,12 @@ def passes_per_epoch(n_images: int, epoch_images: int) -> int:
     Example:
         >>> passes_per_epoch(5_000, 45_000), passes_per_epoch(40_000, 45_000), passes_per_epoch(5_000, 0)
         (9, 1, 1)
+        >>> passes_per_epoch(40, 45_000)
+        30
     """
-    return max(1, round(epoch_images / n_images)) if epoch_images and n_images else 1
+    if not (epoch_images and n_images):
+        return 1
+    return min(MAX_PASSES_PER_EPOCH, max(1, round(epoch_images / n_images)))
 
 
 class DeviceLoader:

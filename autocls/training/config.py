@@ -141,7 +141,8 @@ class TrainConfig(_Fields):
     channels_last: bool = True
     eval_every: int = 1
     # Images an epoch trains on, about: a smaller training split is passed over round(epoch_images / its size)
-    # times an epoch (evaluated once), so a space's epochs keep their meaning on less data (0: one pass).
+    # times an epoch (evaluated once; at most 30, MAX_PASSES_PER_EPOCH), so a space's epochs keep their meaning
+    # on less data (0: one pass).
     epoch_images: int = 0
 
     def __post_init__(self) -> None:
