@@ -100,7 +100,8 @@ def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):
 def test_train_whose_budget_ends_inside_its_first_epoch_anneals_there_and_says_so(tmp_path, autocls_cli):
     """Regression: a budget that ended inside the first of several epochs cut it at its peak rate, at chance
     (`autocls train ./train --model resnet18 --time-budget 2m` on 2 cores: 10%), and nothing said why."""
-    proc = autocls_cli("train", "digits", "--model", "resnet9", "--width", "0.5", "--epoch-images", "200000",
+    # 30 passes over digits an epoch (MAX_PASSES_PER_EPOCH): ~39,000 images, ~45 s of full-width ResNet-9 on 2 cores
+    proc = autocls_cli("train", "digits", "--model", "resnet9", "--width", "1.0", "--epoch-images", "200000",
                        "--time-budget", "15s", "--out", "run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "less than one epoch" in " ".join(proc.stderr.split())  # rich wraps the line in a narrow pipe
