@@ -5,6 +5,7 @@ import atexit
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import tempfile
 import textwrap
@@ -23,6 +24,15 @@ if "AUTOCLS_CACHE" not in os.environ:
     os.environ["AUTOCLS_CACHE"] = tempfile.mkdtemp(prefix="autocls-test-cache-")
     atexit.register(shutil.rmtree, os.environ["AUTOCLS_CACHE"], ignore_errors=True)
 SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-train-jpg.tar.gz"
+
+
+def pytest_configure(config):
+    # Started in the background by a non-interactive shell (`bash .ci/run &`), the test run begins with Ctrl-C
+    # ignored, and every process it starts inherits that: the children the Ctrl-C tests interrupt would ignore
+    # their SIGINT.  Take it as a run from a terminal does.  (Until 0506d94, Ray Tune's handler, left installed
+    # by the first search run in this process, hid it: children start with a handled signal at its default.)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _pickle(path: Path, obj) -> None:
