@@ -415,7 +415,8 @@ def test_the_same_command_builds_the_ensemble_a_ctrl_c_stopped_and_only_once(tmp
     assert len(study.trials) == 1 and (Path(study.user_attrs["ensemble"]) / "ensemble.json").is_file()
     assert (tmp_path / "studies" / "digits" / "leaderboard.csv").is_file()
     run_search("digits", **search)
-    assert "vote shares" not in capsys.readouterr().out  # built once: the third command has nothing to do
+    out = capsys.readouterr().out
+    assert "vote shares" not in out and f"its ensemble: {study.user_attrs['ensemble']}" in out  # built once
     run_search("digits", **{**search, "ensemble_top": 3})
     assert "vote shares" in capsys.readouterr().out  # another size is another ensemble
 

@@ -303,7 +303,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         closing_deadline = started + time_budget_s - 5 if time_budget_s else None  # a few seconds kept for exiting
         if remaining <= 0:
             if show_progress:
-                print(f"study '{paths.name}' already has {finished} finished trials (budget {n_trials})")
+                print(f"study '{paths.name}' already has {finished} finished trials (budget {n_trials}); a larger "
+                      f"--trials searches further")
             if not (paths.folder / "leaderboard.csv").exists():  # a Ctrl-C came before the last session wrote it
                 leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
             if ensemble_top and not _has_closing_ensemble(study, ensemble_top, finished):
@@ -315,6 +316,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                 except KeyboardInterrupt:
                     print("interrupted: run the same command again to build the ensemble", file=sys.stderr)
                     raise
+            elif ensemble_top and show_progress:
+                print(f"its ensemble: {study.user_attrs['ensemble']}")
             return study
         interrupted = interrupted[:remaining]
 
