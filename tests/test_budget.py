@@ -207,6 +207,7 @@ def test_a_trial_sized_from_a_slow_calibration_refits_and_completes(tmp_path, ca
     trial = study.trials[0]
     assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("reason")
     assert trial.user_attrs["epochs_run"] == 6  # re-fitted from its first epoch, up to the space's epochs
+    assert re.search(r"epochs #0:1/\d+ \d+s left", err), err  # the trial's epochs timed its time left
 
 
 def test_when_only_the_fastest_width_fits_no_other_width_is_proposed(tmp_path, capsys):

@@ -33,3 +33,25 @@ def test_the_closing_leaderboard_leaves_out_queued_trials_and_says_the_same_comm
     assert "1 queued trial not started" in captured.err and "the same command runs it first" in captured.err
     # what that line promises: the next ask (a resumed search's) takes the queued trial
     assert study.ask().number == 1  # trial #1 was the queued one
+
+
+def test_a_running_trial_shows_its_time_left_from_its_epochs_timing(capsys, monkeypatch):
+    """Without a budget the search's ETA stays '?' until a trial finishes (half an hour a trial on a CPU): the
+    line showed 'epochs #0:1/24' and nothing of how long that trial had to go."""
+    study = optuna.create_study(direction="maximize")
+    study.ask()
+    study.ask()
+    clock = [1000.0]
+    monkeypatch.setattr("autocls.search.progress.time.time", lambda: clock[0])
+    with SearchProgress(study, n_trials=20, time_budget_s=None) as progress:
+        progress.epoch_done(0, 1, 24, 0.41, epoch_s=75.0)
+        progress.epoch_done(1, 2, 3, 0.52, epoch_s=30.0)
+        first = capsys.readouterr().err.strip().splitlines()[-1]
+        clock[0] += 20  # the time left counts down between epochs
+        progress.refresh()
+        later = capsys.readouterr().err.strip().splitlines()[-1]
+        progress.epoch_done(1, 3, 3, 0.55, epoch_s=30.0)  # its last epoch: nothing left to count
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "epochs #0:1/24 29m left, #1:2/3 30s left" in first and "ETA ?" in first, first
+    assert "#0:1/24 28m left, #1:2/3 10s left" in later, later
+    assert "#1:3/3 |" in last, last

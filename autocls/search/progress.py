@@ -15,6 +15,14 @@ from rich.table import Table
 HEARTBEAT_S = 30
 
 
+def _duration(seconds: float) -> str:
+    """``45s``, ``12m``, ``1h05m``: the precision a time left has."""
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    minutes = round(seconds / 60)
+    return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 class SearchProgress:
     """Trials running / pruned / complete / failed, best so far, and an ETA against the budget."""
 
@@ -29,7 +37,8 @@ class SearchProgress:
         self.finished_at_start = None
         self.live: Live | None = None
         self._last_line = ""
-        self.epochs: dict[int, tuple[int, int]] = {}  # running trial number -> (epochs done, epochs)
+        # running trial number -> (epochs done, epochs, seconds its last epoch took or None, when it reported)
+        self.epochs: dict[int, tuple[int, int, float | None, float]] = {}
         self.best_seen: float | None = None  # best val top-1 reported by any trial, finished or not
         self._stop: threading.Event | None = None
 
@@ -58,9 +67,14 @@ class SearchProgress:
     def finished(self) -> int:
         return self.counts["COMPLETE"] + self.counts["PRUNED"] + self.counts["FAIL"]
 
-    def epoch_done(self, number: int, epoch: int, epochs: int, val_acc: float) -> None:
-        """A running trial reported an epoch: the display moves while trials train, not only when they end."""
-        self.epochs[number] = (epoch, epochs)
+    def epoch_done(self, number: int, epoch: int, epochs: int, val_acc: float, epoch_s: float | None = None) -> None:
+        """A running trial reported an epoch: the display moves while trials train, not only when they end.
+
+        ``epoch_s``, the seconds that epoch took (with its evaluation), gives the trial's time left: without a
+        budget or a finished trial the search's ETA is unknown (half an hour on a CPU), and the trial's own
+        is what a user can know then.
+        """
+        self.epochs[number] = (epoch, epochs, epoch_s, time.time())
         self.best_seen = val_acc if self.best_seen is None else max(self.best_seen, val_acc)
         self._show()
 
@@ -102,10 +116,19 @@ class SearchProgress:
             "finished": f"{self.finished}/{self.n_trials or '∞'}", "running": str(self.counts["RUNNING"]),
             "complete": str(self.counts["COMPLETE"]), "pruned": str(self.counts["PRUNED"]),
             "failed": str(self.counts["FAIL"]),
-            "epochs": " ".join(f"#{n}:{e}/{total}" for n, (e, total) in sorted(self.epochs.items())) or "-",
+            "epochs": ", ".join(self._trial_epochs(n) for n in sorted(self.epochs)) or "-",
             "best val top-1": f"{self.best:.2%}" if self.best is not None else "-",
             "elapsed": f"{time.time() - self.start:.0f}s", "ETA": self.eta(),
         }
+
+    def _trial_epochs(self, number: int) -> str:
+        epoch, epochs, epoch_s, reported = self.epochs[number]
+        text = f"#{number}:{epoch}/{epochs}"
+        if epoch_s is None or epoch >= epochs:
+            return text
+        # ASHA may stop the trial sooner: this is the time to the end of its epochs
+        left = max(0.0, epoch_s * (epochs - epoch) - (time.time() - reported))
+        return f"{text} {_duration(left)} left"
 
     def summary(self) -> str:
         return " | ".join(f"{name} {value}" for name, value in self.fields().items())

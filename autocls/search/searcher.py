@@ -55,7 +55,8 @@ class OptunaSearcher(Searcher):
                  runtime: dict | None = None, rerun: list[optuna.trial.FrozenTrial] | None = None,
                  deadline: float | None = None, on_change: Callable[[], None] | None = None,
                  budget: int | None = None, cores: CoreHandOver | None = None, trial_deadline: float | None = None,
-                 on_epoch: Callable[[int, int, int, float], None] | None = None, plan: BudgetPlan | None = None):
+                 on_epoch: Callable[[int, int, int, float, float | None], None] | None = None,
+                 plan: BudgetPlan | None = None):
         super().__init__(metric=None, mode=None)
         self.study, self.space, self.store = study, space, store
         self.study_uid = study.user_attrs["uid"]
@@ -66,7 +67,7 @@ class OptunaSearcher(Searcher):
         self.extra_config, self.runtime = extra_config, runtime or {}  # runtime: autocls.training.Runtime fields
         self.rerun = list(rerun or [])
         self.on_change = on_change or (lambda: None)
-        self.on_epoch = on_epoch or (lambda number, epoch, epochs, val_acc: None)
+        self.on_epoch = on_epoch or (lambda number, epoch, epochs, val_acc, epoch_s: None)
         self.live: dict[str, _LiveTrial] = {}  # by Ray Tune trial id
         # Once `budget` trials have started (or the deadline or the plan allows no
         # more), `cores` hands the CPUs of idle slots to the running trials.
@@ -178,8 +179,9 @@ class OptunaSearcher(Searcher):
             if self.plan is not None and measured and "epoch_time" in result:  # on the calibration's threads
                 self.plan.observe(live.values, result["epoch_time"] + result.get("eval_time", 0.0))
             if "epoch" in result:
+                epoch_s = result["epoch_time"] + result.get("eval_time", 0.0) if "epoch_time" in result else None
                 self.on_epoch(live.trial.number, int(result["epoch"]), live.epochs,
-                              float(result.get("best_val_acc", 0.0)))
+                              float(result.get("best_val_acc", 0.0)), epoch_s)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         live = self.live.pop(trial_id, None)
