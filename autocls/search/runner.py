@@ -13,6 +13,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
@@ -21,6 +22,9 @@ from autocls.errors import UserError, short_repr
 from autocls.files import atomic_write_bytes
 from autocls.search.space import SearchSpace, preset_space
 from autocls.search.samplers import create_sampler
+
+if TYPE_CHECKING:
+    from autocls.data import DataSplits
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 SMALL_MACHINE_CORES = 4  # up to this many cores and no GPU, a budgeted search runs one trial at a time on all
@@ -166,46 +170,10 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     # Ray Tune's newer console output prints a results box even at verbose=0; the
     # live table below is this command's progress display.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    from autocls.data.registry import check_dataset
-
-    # --- check every input before anything is written (and before Ray's few seconds of imports) ---
-    if n_trials is None and time_budget_s is None:
-        raise UserError("give a budget: --trials N and/or --time-budget")
-    if n_trials is not None and n_trials < 1:
-        raise UserError(f"--trials must be >= 1, got {n_trials}")
-    if time_budget_s is not None and time_budget_s <= 0:
-        raise UserError(f"--time-budget must be > 0, got {time_budget_s}")
-    if cpus_per_trial is not None and not cpus_per_trial > 0:
-        raise UserError(f"--cpus-per-trial must be > 0, got {cpus_per_trial}")
-    if gpus_per_trial is not None and gpus_per_trial < 0:
-        raise UserError(f"--gpus-per-trial must be >= 0, got {gpus_per_trial}")
-    if ensemble_top is not None and ensemble_top < 0:
-        raise UserError(f"--ensemble-top must be >= 0, got {ensemble_top}")
-    if max_concurrent is not None and max_concurrent < 1:
-        raise UserError(f"--max-concurrent must be >= 1, got {max_concurrent}")
-    if not 0 <= seed < 2**32:
-        raise UserError(f"--seed must be in [0, 2**32), got {seed}")
-    preset = None
-    if space is None:
-        if not dataset:
-            raise UserError("give a dataset, a space, or both")
-        gpus = (_local_gpus() if address is None else 1) if gpus_per_trial != 0 else 0  # a cluster's GPUs are its own
-        preset = preset_space(dataset, gpus)
-        space = preset[0]
-    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
-    dataset = dataset or space.dataset
-    if not dataset:
-        raise UserError("no dataset given and the space names none")
-    check_dataset(dataset)  # before the preset's line: a typo gets one line, the error
-    if preset and show_progress:
-        print(f"preset: space '{preset[0]}' ({preset[1]}); choose another with --space", file=sys.stderr, flush=True)
-        if preset[0] == "cpu-small" and not (time_budget_s and size_trials):
-            # the preset's epochs are a ceiling for a budget to size down; alone, on CIFAR-10's photos, a trial's
-            # first epoch took 75 s on one core of a 2-core machine (24 epochs: half an hour), with no word of it
-            trials = f"{n_trials} trial{'s' * (n_trials != 1)}" if n_trials else "unlimited trials"
-            print(f"note: without --time-budget nothing sizes the trials: {trials} of up to "
-                  f"{space.max_epochs} epochs, long on a CPU; with `--time-budget 20m` the search fits its trials to "
-                  f"20 minutes and ends with the best model they allow", file=sys.stderr, flush=True)
+    # every input is checked before anything is written (and before Ray's few seconds of imports)
+    _check_arguments(n_trials, time_budget_s, cpus_per_trial, gpus_per_trial, ensemble_top, max_concurrent, seed)
+    space, dataset = _space_and_dataset(space, dataset, address, gpus_per_trial, n_trials,
+                                        time_budget_s if size_trials else None, show_progress)
     create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)  # a bad name fails before any write
     if address is None and gpus_per_trial and gpus_per_trial > _local_gpus():
         raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has {_local_gpus()} GPU(s)")
@@ -221,10 +189,10 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     from ray import tune
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
-    from autocls.data import load_dataset, make_splits
-    from autocls.search.budget import eval_share, plan, seconds_per_epoch, trained_per_epoch
+    from autocls.data import load_dataset
+    from autocls.search.budget import eval_share, plan, trained_per_epoch
     from autocls.search.progress import SearchProgress
-    from autocls.search.scheduler import SEED_RECIPE, SeedKeepingASHA
+    from autocls.search.scheduler import SeedKeepingASHA
     from autocls.search.cores import CoreHandOver
     from autocls.search.searcher import OptunaSearcher
     from autocls.search.trainable import run_trial
@@ -243,56 +211,14 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         artifacts = ArtifactStore(artifacts).uri  # a bad URI fails before any write; a folder's path made absolute
 
     with _driver_lock(paths.folder):
-        study = optuna.create_study(study_name=paths.name, storage=store, load_if_exists=True,
-                                    directions=space.directions)
-        # Seeded by the session as well as --seed: a resumed search with the seed of the
-        # first session would replay its proposals (random search, TPE's start-up trials).
-        study.sampler = create_sampler(sampler, seed=(seed + 7919 * len(study.trials)) % 2**32,
-                                       multi_objective=space.multi_objective)
-        if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in space.directions]:
-            raise UserError(f"study '{paths.name}' was created with other objectives; use another --study name")
-        stored = study.user_attrs.get("dataset")
-        if stored and stored != dataset:
-            raise UserError(f"study '{paths.name}' searches '{stored}', not '{dataset}'; use another --study name")
-        if "uid" not in study.user_attrs:  # names this study's trial folders
-            study.set_user_attr("uid", uuid.uuid4().hex[:8])
-        known_store = study.user_attrs.get("artifacts")
-        if stored and artifacts is not None and known_store and artifacts != known_store:
-            raise UserError(f"study '{paths.name}' keeps its trials' files in {known_store}, not {artifacts}; "
-                            f"leave out --artifacts to continue it")
-        artifact_store = ArtifactStore(known_store or artifacts or paths.folder)
-        if not known_store:
-            study.set_user_attr("artifacts", artifact_store.uri)
-        if not stored:
-            study.set_user_attr("dataset", dataset)
-            study.set_user_attr("data_dir", data_dir)
-            study.set_user_attr("space", space.source)
-            study.set_user_attr("space_name", space.name)
-            study.set_user_attr("folder", str(paths.folder))
-        split_file = paths.folder / SPLIT_FILE
-        if not split_file.exists() and not artifact_store.is_local and (kept := artifact_store.read(SPLIT_FILE)):
-            atomic_write_bytes(split_file, kept)  # a study continued from another machine keeps its split
-        val_fraction = space.fixed.get("val_fraction", 0.1)
-        data = make_splits(raw, val_fraction=val_fraction, seed=seed, split_file=split_file)  # written once, shared
-        if not artifact_store.exists(SPLIT_FILE):  # the trials read it from the store (default: this folder)
-            artifact_store.write(SPLIT_FILE, split_file.read_bytes())
+        study, artifact_store, new = _open_study(paths, store, space, dataset, data_dir, artifacts, sampler, seed)
+        data = _study_split(raw, space, seed, paths, artifact_store)
         del raw
         measured = None
         if time_budget_s and size_trials:  # measured once per study: a resumed search sizes its trials the same way
             measured = study.user_attrs.get("seconds_per_epoch")
             if measured is None:
-                if show_progress:
-                    print("budget: timing an epoch of each model on this machine", file=sys.stderr, flush=True)
-                # timed where the trials will run: this machine's GPU when trials get one
-                on_gpu = address is None and gpus_per_trial != 0 and _local_gpus() > 0
-                try:
-                    measured = seconds_per_epoch(space, data, threads=threads,
-                                                 device="cuda" if on_gpu else "cpu")
-                except KeyboardInterrupt:
-                    print("search interrupted while timing the models: no trial had started; the same command "
-                          "starts over", file=sys.stderr)
-                    raise
-                study.set_user_attr("seconds_per_epoch", measured)
+                measured = _timed_models(study, space, data, threads, address, gpus_per_trial, show_progress)
         evaluating = eval_share(trained_per_epoch(space, len(data.train_y)), len(data.val_y) + len(data.test_y))
         del data
 
@@ -302,22 +228,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         remaining = (n_trials - finished) if n_trials is not None else 10**6
         closing_deadline = started + time_budget_s - 5 if time_budget_s else None  # a few seconds kept for exiting
         if remaining <= 0:
-            if show_progress:
-                print(f"study '{paths.name}' already has {finished} finished trials (budget {n_trials}); a larger "
-                      f"--trials searches further")
-            if not (paths.folder / "leaderboard.csv").exists():  # a Ctrl-C came before the last session wrote it
-                leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
-            if ensemble_top and not _has_closing_ensemble(study, ensemble_top, finished):
-                # the session that finished them was stopped (Ctrl-C) or failed while building it
-                if show_progress:
-                    print("building the ensemble its trials lack", file=sys.stderr, flush=True)
-                try:
-                    _closing_ensemble(study, ensemble_top, show_progress, closing_deadline)
-                except KeyboardInterrupt:
-                    print("interrupted: run the same command again to build the ensemble", file=sys.stderr)
-                    raise
-            elif ensemble_top and show_progress:
-                print(f"its ensemble: {study.user_attrs['ensemble']}")
+            _close_finished_study(study, paths, n_trials, finished, ensemble_top, show_progress, closing_deadline)
             return study
         interrupted = interrupted[:remaining]
 
@@ -346,16 +257,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
-        if not stored:  # a new study: known-good recipes first, where the budget kept their model (at a width it kept)
-            for number, values in enumerate(space.seeds, 1):
-                recipe = values if budget_plan is None else budget_plan.fitted_seed(values, space.fixed)
-                if recipe is not None and recipe.get("width") != values.get("width") and show_progress:
-                    why = "more epochs of a narrower net" if recipe["width"] < values["width"] else \
-                        "one trial fills the budget: fewer epochs of a wider net"
-                    print(f"budget: seed recipe {number} at width {recipe['width']:g}, not {values['width']:g} ({why})",
-                          file=sys.stderr, flush=True)
-                if recipe is not None:
-                    study.enqueue_trial(recipe, user_attrs={SEED_RECIPE: True}, skip_if_exists=True)
+        if new:
+            _enqueue_seeds(study, space, budget_plan, show_progress)
         cpus = None if gpus_per_trial else _single_node_cpus()
         searcher = OptunaSearcher(study, space, artifact_store,
                                   extra_config={"artifacts": artifact_store.uri, "split_key": SPLIT_FILE,
@@ -399,13 +302,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                 sys.stdout.flush()  # Ray's exit handlers may end the process before Python flushes a redirected stdout
         except KeyboardInterrupt:
             if not unfinished:
-                how = ""
-                if ensemble_top and n_trials is not None:
-                    how = "; run the same command again to build its ensemble"
-                elif ensemble_top:  # the same command would first search for another budget
-                    how = (f"; `autocls build-ensemble --study {paths.name} --top {ensemble_top} --method greedy "
-                           f"--tta auto` builds its ensemble")
-                print(f"search interrupted after its trials ended: every trial is saved{how}", file=sys.stderr)
+                print(f"search interrupted after its trials ended: every trial is saved"
+                      f"{_how_to_build_the_ensemble(paths.name, n_trials, ensemble_top)}", file=sys.stderr)
             raise
     if unfinished:
         # Ray Tune takes Ctrl-C and returns normally; say so, and keep Ctrl-C's meaning for callers.
@@ -413,6 +311,170 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
               f"continue them", file=sys.stderr)
         raise KeyboardInterrupt
     return study
+
+
+def _check_arguments(n_trials, time_budget_s, cpus_per_trial, gpus_per_trial, ensemble_top, max_concurrent,
+                     seed) -> None:
+    """One line for the first bad argument of :func:`run_search`, before anything is written."""
+    if n_trials is None and time_budget_s is None:
+        raise UserError("give a budget: --trials N and/or --time-budget")
+    if n_trials is not None and n_trials < 1:
+        raise UserError(f"--trials must be >= 1, got {n_trials}")
+    if time_budget_s is not None and time_budget_s <= 0:
+        raise UserError(f"--time-budget must be > 0, got {time_budget_s}")
+    if cpus_per_trial is not None and not cpus_per_trial > 0:
+        raise UserError(f"--cpus-per-trial must be > 0, got {cpus_per_trial}")
+    if gpus_per_trial is not None and gpus_per_trial < 0:
+        raise UserError(f"--gpus-per-trial must be >= 0, got {gpus_per_trial}")
+    if ensemble_top is not None and ensemble_top < 0:
+        raise UserError(f"--ensemble-top must be >= 0, got {ensemble_top}")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise UserError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed must be in [0, 2**32), got {seed}")
+
+
+def _space_and_dataset(space, dataset, address, gpus_per_trial, n_trials, sizing_budget_s, show_progress):
+    """The space to search (the preset when none is given, with a line saying which and why) and its dataset."""
+    from autocls.data.registry import check_dataset
+
+    preset = None
+    if space is None:
+        if not dataset:
+            raise UserError("give a dataset, a space, or both")
+        gpus = (_local_gpus() if address is None else 1) if gpus_per_trial != 0 else 0  # a cluster's GPUs are its own
+        preset = preset_space(dataset, gpus)
+        space = preset[0]
+    space = space if isinstance(space, SearchSpace) else SearchSpace.load(space)
+    dataset = dataset or space.dataset
+    if not dataset:
+        raise UserError("no dataset given and the space names none")
+    check_dataset(dataset)  # before the preset's line: a typo gets one line, the error
+    if preset and show_progress:
+        print(f"preset: space '{preset[0]}' ({preset[1]}); choose another with --space", file=sys.stderr, flush=True)
+        if preset[0] == "cpu-small" and not sizing_budget_s:
+            # the preset's epochs are a ceiling for a budget to size down; alone, on CIFAR-10's photos, a trial's
+            # first epoch took 75 s on one core of a 2-core machine (24 epochs: half an hour), with no word of it
+            trials = f"{n_trials} trial{'s' * (n_trials != 1)}" if n_trials else "unlimited trials"
+            print(f"note: without --time-budget nothing sizes the trials: {trials} of up to "
+                  f"{space.max_epochs} epochs, long on a CPU; with `--time-budget 20m` the search fits its trials to "
+                  f"20 minutes and ends with the best model they allow", file=sys.stderr, flush=True)
+    return space, dataset
+
+
+def _open_study(paths: StudyPaths, store, space: SearchSpace, dataset: str, data_dir: str | None,
+                artifacts: str | None, sampler: str, seed: int):
+    """The study, new or continued (checked to be the same search), its artifact store, and whether it is new."""
+    from autocls.artifacts import ArtifactStore
+
+    study = optuna.create_study(study_name=paths.name, storage=store, load_if_exists=True,
+                                directions=space.directions)
+    # Seeded by the session as well as --seed: a resumed search with the seed of the
+    # first session would replay its proposals (random search, TPE's start-up trials).
+    study.sampler = create_sampler(sampler, seed=(seed + 7919 * len(study.trials)) % 2**32,
+                                   multi_objective=space.multi_objective)
+    if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in space.directions]:
+        raise UserError(f"study '{paths.name}' was created with other objectives; use another --study name")
+    stored = study.user_attrs.get("dataset")
+    if stored and stored != dataset:
+        raise UserError(f"study '{paths.name}' searches '{stored}', not '{dataset}'; use another --study name")
+    if "uid" not in study.user_attrs:  # names this study's trial folders
+        study.set_user_attr("uid", uuid.uuid4().hex[:8])
+    known_store = study.user_attrs.get("artifacts")
+    if stored and artifacts is not None and known_store and artifacts != known_store:
+        raise UserError(f"study '{paths.name}' keeps its trials' files in {known_store}, not {artifacts}; "
+                        f"leave out --artifacts to continue it")
+    artifact_store = ArtifactStore(known_store or artifacts or paths.folder)
+    if not known_store:
+        study.set_user_attr("artifacts", artifact_store.uri)
+    if not stored:
+        study.set_user_attr("dataset", dataset)
+        study.set_user_attr("data_dir", data_dir)
+        study.set_user_attr("space", space.source)
+        study.set_user_attr("space_name", space.name)
+        study.set_user_attr("folder", str(paths.folder))
+    return study, artifact_store, not stored
+
+
+def _study_split(raw, space: SearchSpace, seed: int, paths: StudyPaths, store) -> DataSplits:
+    """The study's train / val / test split, made once and kept in its folder and its artifact store, where the
+    trials read it (a study continued on another machine keeps its split)."""
+    from autocls.artifacts import SPLIT_FILE
+    from autocls.data import make_splits
+
+    split_file = paths.folder / SPLIT_FILE
+    if not split_file.exists() and not store.is_local and (kept := store.read(SPLIT_FILE)):
+        atomic_write_bytes(split_file, kept)
+    data = make_splits(raw, val_fraction=space.fixed.get("val_fraction", 0.1), seed=seed, split_file=split_file)
+    if not store.exists(SPLIT_FILE):
+        store.write(SPLIT_FILE, split_file.read_bytes())
+    return data
+
+
+def _timed_models(study: optuna.Study, space: SearchSpace, data, threads: int, address: str | None,
+                  gpus_per_trial: float | None, show_progress: bool) -> dict:
+    """Seconds an epoch of each model choice on this machine (the calibration), kept in the study."""
+    from autocls.search.budget import seconds_per_epoch
+
+    if show_progress:
+        print("budget: timing an epoch of each model on this machine", file=sys.stderr, flush=True)
+    # timed where the trials will run: this machine's GPU when trials get one
+    on_gpu = address is None and gpus_per_trial != 0 and _local_gpus() > 0
+    try:
+        measured = seconds_per_epoch(space, data, threads=threads, device="cuda" if on_gpu else "cpu")
+    except KeyboardInterrupt:
+        print("search interrupted while timing the models: no trial had started; the same command starts over",
+              file=sys.stderr)
+        raise
+    study.set_user_attr("seconds_per_epoch", measured)
+    return measured
+
+
+def _close_finished_study(study: optuna.Study, paths: StudyPaths, n_trials: int, finished: int,
+                          ensemble_top: int | None, show_progress: bool, deadline: float | None) -> None:
+    """The same command on a study with all its trials: what a session stopped before the end left undone."""
+    if show_progress:
+        print(f"study '{paths.name}' already has {finished} finished trials (budget {n_trials}); a larger "
+              f"--trials searches further")
+    if not (paths.folder / "leaderboard.csv").exists():  # a Ctrl-C came before the last session wrote it
+        leaderboard(study).to_csv(paths.folder / "leaderboard.csv", index=False)
+    if ensemble_top and not _has_closing_ensemble(study, ensemble_top, finished):
+        # the session that finished them was stopped (Ctrl-C) or failed while building it
+        if show_progress:
+            print("building the ensemble its trials lack", file=sys.stderr, flush=True)
+        try:
+            _closing_ensemble(study, ensemble_top, show_progress, deadline)
+        except KeyboardInterrupt:
+            print("interrupted: run the same command again to build the ensemble", file=sys.stderr)
+            raise
+    elif ensemble_top and show_progress:
+        print(f"its ensemble: {study.user_attrs['ensemble']}")
+
+
+def _enqueue_seeds(study: optuna.Study, space: SearchSpace, budget_plan, show_progress: bool) -> None:
+    """A new study's first trials: the space's known-good recipes, where the budget kept their model (at a
+    width it kept)."""
+    from autocls.search.scheduler import SEED_RECIPE
+
+    for number, values in enumerate(space.seeds, 1):
+        recipe = values if budget_plan is None else budget_plan.fitted_seed(values, space.fixed)
+        if recipe is not None and recipe.get("width") != values.get("width") and show_progress:
+            why = "more epochs of a narrower net" if recipe["width"] < values["width"] else \
+                "one trial fills the budget: fewer epochs of a wider net"
+            print(f"budget: seed recipe {number} at width {recipe['width']:g}, not {values['width']:g} ({why})",
+                  file=sys.stderr, flush=True)
+        if recipe is not None:
+            study.enqueue_trial(recipe, user_attrs={SEED_RECIPE: True}, skip_if_exists=True)
+
+
+def _how_to_build_the_ensemble(study_name: str, n_trials: int | None, ensemble_top: int | None) -> str:
+    """After a Ctrl-C that came once the trials had ended: the command that builds the missing ensemble."""
+    if ensemble_top and n_trials is not None:
+        return "; run the same command again to build its ensemble"
+    if ensemble_top:  # the same command would first search for another budget
+        return (f"; `autocls build-ensemble --study {study_name} --top {ensemble_top} --method greedy --tta auto` "
+                f"builds its ensemble")
+    return ""
 
 
 def _narrowed_to_plan(space: SearchSpace, budget_plan, study: optuna.Study) -> SearchSpace:
