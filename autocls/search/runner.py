@@ -313,8 +313,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     return study
 
 
-def _check_arguments(n_trials, time_budget_s, cpus_per_trial, gpus_per_trial, ensemble_top, max_concurrent,
-                     seed) -> None:
+def _check_arguments(n_trials: int | None, time_budget_s: float | None, cpus_per_trial: float | None,
+                     gpus_per_trial: float | None, ensemble_top: int | None, max_concurrent: int | None,
+                     seed: int) -> None:
     """One line for the first bad argument of :func:`run_search`, before anything is written."""
     if n_trials is None and time_budget_s is None:
         raise UserError("give a budget: --trials N and/or --time-budget")
@@ -334,7 +335,9 @@ def _check_arguments(n_trials, time_budget_s, cpus_per_trial, gpus_per_trial, en
         raise UserError(f"--seed must be in [0, 2**32), got {seed}")
 
 
-def _space_and_dataset(space, dataset, address, gpus_per_trial, n_trials, sizing_budget_s, show_progress):
+def _space_and_dataset(space: str | Path | SearchSpace | None, dataset: str | None, address: str | None,
+                       gpus_per_trial: float | None, n_trials: int | None, sizing_budget_s: float | None,
+                       show_progress: bool) -> tuple[SearchSpace, str]:
     """The space to search (the preset when none is given, with a line saying which and why) and its dataset."""
     from autocls.data.registry import check_dataset
 
