@@ -175,11 +175,11 @@ class OptunaSearcher(Searcher):
         live = self.live.get(trial_id)
         if live is not None:
             live.record(result, self.space.multi_objective)
+            epoch_s = result["epoch_time"] + result.get("eval_time", 0.0) if "epoch_time" in result else None
             measured = result.get("threads") == self.extra_config.get("threads") and result.get("full_epoch")
-            if self.plan is not None and measured and "epoch_time" in result:  # on the calibration's threads
-                self.plan.observe(live.values, result["epoch_time"] + result.get("eval_time", 0.0))
+            if self.plan is not None and measured and epoch_s is not None:  # on the calibration's threads
+                self.plan.observe(live.values, epoch_s)
             if "epoch" in result:
-                epoch_s = result["epoch_time"] + result.get("eval_time", 0.0) if "epoch_time" in result else None
                 self.on_epoch(live.trial.number, int(result["epoch"]), live.epochs,
                               float(result.get("best_val_acc", 0.0)), epoch_s)
 
