@@ -24,7 +24,8 @@ from autocls.search.space import SearchSpace, preset_space
 from autocls.search.samplers import create_sampler
 
 if TYPE_CHECKING:
-    from autocls.data import DataSplits
+    from autocls.artifacts import ArtifactStore
+    from autocls.data import DataSplits, RawDataset
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 SMALL_MACHINE_CORES = 4  # up to this many cores and no GPU, a budgeted search runs one trial at a time on all
@@ -365,12 +366,13 @@ def _space_and_dataset(space: str | Path | SearchSpace | None, dataset: str | No
     return space, dataset
 
 
-def _open_study(paths: StudyPaths, store, space: SearchSpace, dataset: str, data_dir: str | None,
-                artifacts: str | None, sampler: str, seed: int):
+def _open_study(paths: StudyPaths, storage: optuna.storages.BaseStorage, space: SearchSpace, dataset: str,
+                data_dir: str | None, artifacts: str | None, sampler: str,
+                seed: int) -> tuple[optuna.Study, ArtifactStore, bool]:
     """The study, new or continued (checked to be the same search), its artifact store, and whether it is new."""
     from autocls.artifacts import ArtifactStore
 
-    study = optuna.create_study(study_name=paths.name, storage=store, load_if_exists=True,
+    study = optuna.create_study(study_name=paths.name, storage=storage, load_if_exists=True,
                                 directions=space.directions)
     # Seeded by the session as well as --seed: a resumed search with the seed of the
     # first session would replay its proposals (random search, TPE's start-up trials).
@@ -399,18 +401,19 @@ def _open_study(paths: StudyPaths, store, space: SearchSpace, dataset: str, data
     return study, artifact_store, not stored
 
 
-def _study_split(raw, space: SearchSpace, seed: int, paths: StudyPaths, store) -> DataSplits:
+def _study_split(raw: RawDataset, space: SearchSpace, seed: int, paths: StudyPaths,
+                 artifact_store: ArtifactStore) -> DataSplits:
     """The study's train / val / test split, made once and kept in its folder and its artifact store, where the
     trials read it (a study continued on another machine keeps its split)."""
     from autocls.artifacts import SPLIT_FILE
     from autocls.data import make_splits
 
     split_file = paths.folder / SPLIT_FILE
-    if not split_file.exists() and not store.is_local and (kept := store.read(SPLIT_FILE)):
+    if not split_file.exists() and not artifact_store.is_local and (kept := artifact_store.read(SPLIT_FILE)):
         atomic_write_bytes(split_file, kept)
     data = make_splits(raw, val_fraction=space.fixed.get("val_fraction", 0.1), seed=seed, split_file=split_file)
-    if not store.exists(SPLIT_FILE):
-        store.write(SPLIT_FILE, split_file.read_bytes())
+    if not artifact_store.exists(SPLIT_FILE):
+        artifact_store.write(SPLIT_FILE, split_file.read_bytes())
     return data
 
 
