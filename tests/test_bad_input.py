@@ -76,6 +76,12 @@ def test_one_class_folder_and_non_images(tmp_path, autocls_cli):
     proc = autocls_cli("search", str(tmp_path / "one"), "--space", "digits", cwd=tmp_path)
     assert proc.returncode == 2 and "only one class folder" in proc.stderr
     assert not (tmp_path / "studies").exists()
+    small = write_image_folder(tmp_path / "small", classes=("a", "b"), per_class=5)
+    for extra in ("2.png", "3.png", "4.png"):
+        (small / "b" / extra).unlink()  # two images of b: no stratified train / val / test split
+    proc = autocls_cli("search", str(small), "--space", "digits", cwd=tmp_path)
+    assert proc.returncode == 2 and "['b'] have fewer than 3 images" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "studies").exists()
     root = write_image_folder(tmp_path / "two", classes=("a", "b"), per_class=4)
     (root / "a" / "fake.jpg").write_text("not an image at all")
     proc = autocls_cli("train", str(root), "--model", "lenet", "--epochs", "1", "--batch-size", "4",

@@ -59,6 +59,26 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(x.mean(1).tolist()), tuple(x.std(1).clamp_min(1e-3).tolist())
 
 
+def check_splittable(raw: RawDataset) -> None:
+    """Refuse data with a class too small for a stratified train / val / test split (one image each at least).
+
+    Called by :func:`make_splits`, and by a search before it writes its study, so that such data leaves nothing
+    behind.
+
+    Example:
+        >>> import torch
+        >>> raw = RawDataset("tiny", torch.zeros(5, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 0, 0, 1, 1]), ["a", "b"])
+        >>> check_splittable(raw)
+        Traceback (most recent call last):
+        ...
+        autocls.errors.UserError: tiny: class(es) ['b'] have fewer than 3 images; cannot split train/val/test
+    """
+    counts = np.bincount(raw.labels.numpy(), minlength=len(raw.classes))
+    if (counts < 3).any():
+        small = [raw.classes[i] for i in np.flatnonzero(counts < 3)]
+        raise UserError(f"{raw.name}: class(es) {small[:5]} have fewer than 3 images; cannot split train/val/test")
+
+
 def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
                 split_file: str | Path | None = None) -> DataSplits:
     """Split ``raw`` and compute its train mean/std.
@@ -79,11 +99,8 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
     """
     if not 0 < val_fraction < 1:
         raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    check_splittable(raw)
     labels = raw.labels.numpy()
-    counts = np.bincount(labels, minlength=len(raw.classes))
-    if (counts < 3).any():
-        empty = [raw.classes[i] for i in np.flatnonzero(counts < 3)]
-        raise UserError(f"{raw.name}: class(es) {empty[:5]} have fewer than 3 images; cannot split train/val/test")
     split_file = Path(split_file) if split_file else None
     fingerprint = raw.fingerprint() if split_file else ""
     if split_file and split_file.exists():

@@ -190,7 +190,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     from ray import tune
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
-    from autocls.data import load_dataset
+    from autocls.data import check_splittable, load_dataset
     from autocls.search.budget import eval_share, plan, trained_per_epoch
     from autocls.search.progress import SearchProgress
     from autocls.search.scheduler import SeedKeepingASHA
@@ -201,6 +201,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     dataset = _absolute_dataset(dataset)
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
     raw = load_dataset(dataset, data_dir)
+    check_splittable(raw)  # before the study is written
     height, width = raw.images.shape[-2:]
     side = space.fixed.get("image_size")
     if side and (height, width) != (side, side) and show_progress:
