@@ -14,6 +14,7 @@ from PIL import Image
 
 from autocls.data import prepare_data
 from autocls.ensemble import build_ensemble, greedy_selection, load_ensemble, predict_files, soft_vote
+from autocls.ensemble.build import study_data
 from autocls.ensemble.metrics import top_k_accuracy
 from autocls.errors import UserError
 from autocls.inference import TTA_MODES
@@ -50,6 +51,16 @@ def test_top5_ensemble_on_a_real_search(searched, capsys):
     assert result.test["top1"] > 0.5 and result.best_member_test["top1"] > 0.5
     manifest = json.loads((result.folder / "ensemble.json").read_text())
     assert len(manifest["members"]) == 5 and manifest["classes"] == [str(i) for i in range(10)]
+    # the per-class line's figures, against scikit-learn's on the same predictions
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+
+    test_y = study_data(study).test_y.numpy()
+    balanced, weakest = result.extra["per_class_test"]
+    assert balanced == pytest.approx(balanced_accuracy_score(test_y, result.test_probs.argmax(1)))
+    recalls = recall_score(test_y, result.test_probs.argmax(1), average=None)
+    assert [name for name, _, _ in weakest] == [str(c) for c in np.argsort(recalls, kind="stable")[:3]]
+    assert [(acc, n) for _, acc, n in weakest] == [(pytest.approx(recalls[int(name)]), int((test_y == int(name)).sum()))
+                                                   for name, _, _ in weakest]
     greedy = build_ensemble(study, top=5, method="greedy", temperature=True)
     assert greedy.val["top1"] >= greedy.best_member_val["top1"] - 1e-12
     assert all(0.05 <= m.temperature <= 20 for m in greedy.members)
@@ -349,6 +360,10 @@ def test_cli_prints_the_tta_choice_and_the_folder_each_on_one_line_through_a_pip
     assert re.search(r": (none|flip|flip-translate) used$", choice), proc.stdout
     saved = next(line for line in lines if line.startswith("saved to "))
     assert saved.endswith(name) and len(saved) > 80, proc.stdout
+    per_class = next(line for line in lines if line.startswith("ensemble per class on test: "))
+    assert re.fullmatch(r"ensemble per class on test: balanced accuracy \d+\.\d\d%, lowest "
+                        r"\d \d+\.\d\d% of \d+, \d \d+\.\d\d% of \d+, \d \d+\.\d\d% of \d+", per_class), per_class
+    assert lines[-1] == saved
 
 
 def test_a_run_folder_without_its_weights_is_refused_in_one_line(tmp_path):

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from autocls.artifacts import SPLIT_FILE, sha256_file, study_store, trial_artifacts
 
-from autocls.ensemble.metrics import summary
+from autocls.ensemble.metrics import summary, weakest_classes
 from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_selection, hard_vote, soft_vote
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
@@ -149,6 +149,9 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     result.extra.update(tta=tta if tta in TTA_MODES else "none", classes=data.classes)
     if tta == "auto":
         result = _with_best_tta(result, temperature, rounds, data, deadline)
+    # a class never predicted hides behind top-1 (a long-tailed split's rarest): the print shows the weakest
+    result.extra["per_class_test"] = weakest_classes(result.test_probs, test_y, data.classes,
+                                                     k=min(3, data.num_classes - 1))
     if save:
         result.folder = _save(result, folder / "ensembles" / (name or ensemble_name(method, top, temperature, tta)), data,
                               overwrite)

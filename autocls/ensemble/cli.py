@@ -45,7 +45,12 @@ def print_scores(result) -> None:
     if left_out:
         shares += f" ({', '.join(left_out)} not picked by greedy selection on val)"
     # one line each, however long, in a pipe's 80 columns too: callers and scripts read them by their start and end
-    lines = [f"vote shares {shares}", result.extra.get("tta_choice"), f"saved to {result.folder}"]
+    per_class = None
+    if "per_class_test" in result.extra:
+        balanced, weakest = result.extra["per_class_test"]
+        per_class = (f"ensemble per class on test: balanced accuracy {balanced:.2%}, lowest "
+                     + ", ".join(f"{name} {accuracy:.2%} of {count}" for name, accuracy, count in weakest))
+    lines = [f"vote shares {shares}", result.extra.get("tta_choice"), per_class, f"saved to {result.folder}"]
     for line in filter(None, lines):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
