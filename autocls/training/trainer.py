@@ -128,7 +128,8 @@ def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_mo
     loader = DeviceLoader(data.train_x.to(data_device), data.train_y, cfg.batch_size, augment, device,
                           balanced=cfg.weighted_sampling, passes=passes_per_epoch(len(data.train_y), cfg.epoch_images))
     counts = torch.bincount(data.train_y, minlength=data.num_classes)
-    criterion = build_loss(cfg.loss, counts.numpy(), cfg.class_weighting, cfg.class_balanced_beta, cfg.focal_gamma)
+    criterion = build_loss(cfg.loss, counts.numpy(), cfg.class_weighting, cfg.class_balanced_beta, cfg.focal_gamma,
+                           cfg.label_smoothing)
     mixup = None
     if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
         from timm.data import Mixup
