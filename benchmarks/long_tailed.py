@@ -1,0 +1,101 @@
+"""Long-tailed real photos: the preset's seed recipe with each class weighting, side by side, on a balanced test.
+
+CIFAR-10-LT as the long-tailed literature builds it (Cui et al. 2019): from the
+shared CIFAR-10 training JPEGs, 100 val and 500 test images of each class are
+held out (balanced, so that top-1 on them is the balanced accuracy), and class
+``i`` of the sorted classes keeps ``head * ratio**(-i/9)`` training images
+(2,000 down to 20 by default, 4,968 in all).  The CPU preset's first seed recipe
+then trains on them once per weighting, each for the same wall time on this
+machine's cores, epochs re-fitted to it as a search's trial's are:
+
+  none            plain cross-entropy (what a search's trials train with);
+  class_balanced  the loss weighted by the inverse effective number of images
+                  of each class (``class_weighting: class_balanced``, Cui et al.);
+  inverse         weighted by the inverse class frequency;
+  sampling        class-balanced batches instead (``weighted_sampling: true``).
+
+Printed per weighting: epochs, wall seconds, balanced test top-1, top-1 on the three most and the three least
+frequent classes, and the three weakest classes; and each weighting's top-1 against ``none``'s, from this run.
+
+    python benchmarks/long_tailed.py                        # 3 minutes a weighting (about 13 minutes)
+    python benchmarks/long_tailed.py --time-budget 90s --weightings none,class_balanced
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _shared_data import cifar10_jpg_folder, split_folders  # noqa: E402
+
+from autocls.artifacts import TrialArtifacts  # noqa: E402
+from autocls.data import prepare_data  # noqa: E402
+from autocls.ensemble.metrics import weakest_classes  # noqa: E402
+from autocls.search.cli import parse_duration  # noqa: E402
+from autocls.search.space import SearchSpace  # noqa: E402
+from autocls.training import Runtime, TrainConfig, train  # noqa: E402
+
+WEIGHTINGS = {"none": {}, "class_balanced": {"class_weighting": "class_balanced"},
+              "inverse": {"class_weighting": "inverse"}, "sampling": {"weighted_sampling": True}}
+
+
+def long_tailed_folder(work: Path, head: int, ratio: float) -> Path:
+    """``work/cifar10-lt/{train,val,test}``: 100 val and 500 test images a class, and a long-tailed train part."""
+    (work / "jpg").mkdir(parents=True)
+    root = split_folders(cifar10_jpg_folder(5000, work / "jpg"), work / "cifar10-lt", val=100, test=500)
+    for i, folder in enumerate(sorted((root / "train").iterdir())):
+        keep = max(1, round(head * ratio ** (-i / 9)))
+        for f in sorted(folder.iterdir())[keep:]:
+            f.unlink()
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-budget", type=parse_duration, default=180.0, help="wall time a weighting (default 3m)")
+    parser.add_argument("--weightings", default=",".join(WEIGHTINGS), help=f"comma-separated, of {', '.join(WEIGHTINGS)}")
+    parser.add_argument("--head", type=int, default=2000, help="training images of the most frequent class")
+    parser.add_argument("--ratio", type=float, default=100.0, help="most over least frequent class")
+    args = parser.parse_args()
+    chosen = args.weightings.split(",")
+    if unknown := set(chosen) - set(WEIGHTINGS):
+        sys.exit(f"unknown weighting(s) {sorted(unknown)}; choose from {', '.join(WEIGHTINGS)}")
+    work = Path(tempfile.mkdtemp(prefix="autocls-lt-"))
+    data = prepare_data(str(long_tailed_folder(work, args.head, args.ratio)))
+    counts = np.bincount(data.train_y.numpy(), minlength=data.num_classes)
+    print(f"training images a class: {', '.join(f'{c} {n}' for c, n in zip(data.classes, counts))}; "
+          f"val {len(data.val_y)}, test {len(data.test_y)} (balanced); {args.time_budget:.0f} s a weighting")
+    space = SearchSpace.load("cpu-small")
+    head, tail = np.argsort(-counts, kind="stable")[:3], np.argsort(counts, kind="stable")[:3]
+    test_y = data.test_y.numpy()
+    rows = []
+    for name in chosen:
+        cfg = TrainConfig.from_dict({**space.fixed, **space.seeds[0], **WEIGHTINGS[name], "epochs": space.max_epochs})
+        start = time.time()
+        end = start + args.time_budget
+        out = work / f"run-{name}"
+        result = train(cfg, data, runtime=Runtime(), out_dir=out, deadline=end, fit_until=end)
+        wall = time.time() - start
+        probs, _ = TrialArtifacts(out).load_probs("test")
+        predicted = probs.argmax(1)
+        on = {part: float((predicted[np.isin(test_y, classes)] == test_y[np.isin(test_y, classes)]).mean())
+              for part, classes in (("head", head), ("tail", tail))}
+        balanced, weakest = weakest_classes(probs, test_y, data.classes)
+        rows.append((name, result.epochs_run, wall, balanced, on["head"], on["tail"], weakest))
+        print(f"  {name}: balanced test top-1 {balanced:.2%} in {wall:.0f} s, {result.epochs_run} epochs", flush=True)
+    print(f"\n{'weighting':15s} {'epochs':>6s} {'wall s':>7s} {'balanced':>9s} {'head 3':>7s} {'tail 3':>7s} "
+          f"{'vs none':>8s}  weakest classes")
+    first = next((r for r in rows if r[0] == "none"), rows[0])
+    for name, epochs, wall, balanced, head_acc, tail_acc, weakest in rows:
+        print(f"{name:15s} {epochs:6d} {wall:7.0f} {balanced:9.2%} {head_acc:7.2%} {tail_acc:7.2%} "
+              f"{100 * (balanced - first[3]):+7.2f}p  " + ", ".join(f"{c} {a:.0%}" for c, a, _ in weakest))
+
+
+if __name__ == "__main__":
+    main()
