@@ -18,6 +18,7 @@ from autocls.artifacts import trial_artifacts
 from autocls.errors import UserError
 from autocls.search import run_search
 from autocls.search.cli import parse_duration
+from tests.conftest import write_image_folder
 
 TINY_SPACE = textwrap.dedent("""
     dataset: digits
@@ -213,6 +214,20 @@ def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_pat
     with sqlite3.connect(db) as con:
         assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
 
+
+
+def test_a_search_on_uneven_classes_says_so_and_still_runs(tiny_space, tmp_path, autocls_cli):
+    """A 10:1 folder (the rare class's 3 images split one each into train / val / test): the search names the
+    imbalance at its start, since it ranks trials by top-1, and ends with a model; an even folder gets no note."""
+    folder = write_image_folder(tmp_path / "uneven", classes=("common",), per_class=30)
+    write_image_folder(folder, classes=("middling",), per_class=12)
+    write_image_folder(folder, classes=("rare",), per_class=3)
+    proc = autocls_cli("search", str(folder), "--space", str(tiny_space), "--trials", "1", "--no-ensemble", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "note: the classes are uneven (common 30 images to rare 3, 10:1); trials are ranked by val top-1" in proc.stderr
+    even = write_image_folder(tmp_path / "even", classes=("a", "b"), per_class=10)
+    proc = autocls_cli("search", str(even), "--space", str(tiny_space), "--trials", "1", "--no-ensemble", cwd=tmp_path)
+    assert proc.returncode == 0 and "uneven" not in proc.stderr, proc.stderr[-3000:]
 
 def test_parse_duration():
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90

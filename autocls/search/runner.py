@@ -190,7 +190,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     from ray import tune
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
-    from autocls.data import check_splittable, load_dataset
+    from autocls.data import check_splittable, class_imbalance, load_dataset
     from autocls.search.budget import eval_share, plan, trained_per_epoch
     from autocls.search.progress import SearchProgress
     from autocls.search.scheduler import SeedKeepingASHA
@@ -202,6 +202,10 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
     raw = load_dataset(dataset, data_dir)
     check_splittable(raw)  # before the study is written
+    if show_progress and (uneven := class_imbalance(raw)):
+        print(f"note: the classes are uneven ({uneven}); trials are ranked by val top-1, in which a rare class "
+              f"counts little: the README's 'Long-tailed data' says how to weigh the classes and rank by balanced "
+              f"accuracy", file=sys.stderr, flush=True)
     height, width = raw.images.shape[-2:]
     side = space.fixed.get("image_size")
     if side and (height, width) != (side, side) and show_progress:
