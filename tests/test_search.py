@@ -215,7 +215,6 @@ def test_killed_driver_then_same_command_finishes_the_budget(tiny_space, tmp_pat
         assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
 
 
-
 def test_a_search_on_uneven_classes_says_so_and_still_runs(tiny_space, tmp_path, autocls_cli):
     """A 10:1 folder (the rare class's 3 images split one each into train / val / test): the search names the
     imbalance at its start, since it ranks trials by top-1, and ends with a model; an even folder gets no note."""
@@ -228,6 +227,7 @@ def test_a_search_on_uneven_classes_says_so_and_still_runs(tiny_space, tmp_path,
     even = write_image_folder(tmp_path / "even", classes=("a", "b"), per_class=10)
     proc = autocls_cli("search", str(even), "--space", str(tiny_space), "--trials", "1", "--no-ensemble", cwd=tmp_path)
     assert proc.returncode == 0 and "uneven" not in proc.stderr, proc.stderr[-3000:]
+
 
 def test_parse_duration():
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90

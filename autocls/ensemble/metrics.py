@@ -61,8 +61,8 @@ def weakest_classes(probs: np.ndarray, labels: np.ndarray, classes: list[str],
     """Balanced accuracy (the mean of the per-class accuracies), and the ``k`` classes of lowest accuracy with
     their image counts, worst first; classes without images in ``labels`` are left out of both.
 
-    Top-1 hides a rare class that is never predicted: on a long-tailed split it
-    can read 81% where the balanced accuracy is 51%.
+    Top-1 hides a rare class that is never predicted wherever the test images
+    are as uneven as the training ones.
 
     Example:
         >>> import numpy as np
