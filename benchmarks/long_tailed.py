@@ -36,7 +36,7 @@ from _shared_data import cifar10_jpg_folder, split_folders  # noqa: E402
 
 from autocls.artifacts import TrialArtifacts  # noqa: E402
 from autocls.data import prepare_data  # noqa: E402
-from autocls.ensemble.metrics import weakest_classes  # noqa: E402
+from autocls.ensemble.metrics import per_class_accuracy, weakest_classes  # noqa: E402
 from autocls.search.cli import parse_duration  # noqa: E402
 from autocls.search.space import SearchSpace  # noqa: E402
 from autocls.training import Runtime, TrainConfig, train  # noqa: E402
@@ -83,11 +83,9 @@ def main() -> None:
         result = train(cfg, data, runtime=Runtime(), out_dir=out, deadline=end, fit_until=end)
         wall = time.time() - start
         probs, _ = TrialArtifacts(out).load_probs("test")
-        predicted = probs.argmax(1)
-        on = {part: float((predicted[np.isin(test_y, classes)] == test_y[np.isin(test_y, classes)]).mean())
-              for part, classes in (("head", head), ("tail", tail))}
+        accuracy = per_class_accuracy(probs, test_y, data.num_classes)  # the test part is balanced: means are top-1
         balanced, weakest = weakest_classes(probs, test_y, data.classes)
-        rows.append((name, result.epochs_run, wall, balanced, on["head"], on["tail"], weakest))
+        rows.append((name, result.epochs_run, wall, balanced, accuracy[head].mean(), accuracy[tail].mean(), weakest))
         print(f"  {name}: balanced test top-1 {balanced:.2%} in {wall:.0f} s, {result.epochs_run} epochs", flush=True)
     print(f"\n{'weighting':15s} {'epochs':>6s} {'wall s':>7s} {'balanced':>9s} {'head 3':>7s} {'tail 3':>7s} "
           f"{'vs none':>8s}  weakest classes")
