@@ -17,12 +17,20 @@ machine's cores, epochs re-fitted to it as a search's trial's are:
 Printed per weighting: epochs, wall seconds, balanced test top-1, top-1 on the three most and the three least
 frequent classes, and the three weakest classes; and each weighting's top-1 against ``none``'s, from this run.
 
+With ``--search``, ``autocls search`` itself instead, on the folder as a user would have it: the long-tailed
+``train/`` and the balanced ``test/``, no ``val/`` (the search carves it from ``train/``, as long-tailed), once
+per ``--metric`` for the same budget (the CPU preset; ranked by balanced accuracy, it also weighs the loss by
+class). Printed per metric: trials, wall seconds, and the closing ensemble's figures as above.
+
     python benchmarks/long_tailed.py                        # 3 minutes a weighting (about 13 minutes)
     python benchmarks/long_tailed.py --time-budget 90s --weightings none,class_balanced
+    python benchmarks/long_tailed.py --search               # two 3-minute searches
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -36,7 +44,8 @@ from _shared_data import cifar10_jpg_folder, split_folders  # noqa: E402
 
 from autocls.artifacts import TrialArtifacts  # noqa: E402
 from autocls.data import prepare_data  # noqa: E402
-from autocls.ensemble.metrics import per_class_accuracy, weakest_classes  # noqa: E402
+from autocls.metrics import RANKING_METRICS, per_class_accuracy, weakest_classes  # noqa: E402
+from autocls.search import run_search  # noqa: E402
 from autocls.search.cli import parse_duration  # noqa: E402
 from autocls.search.space import SearchSpace  # noqa: E402
 from autocls.training import Runtime, TrainConfig, train  # noqa: E402
@@ -62,17 +71,24 @@ def main() -> None:
     parser.add_argument("--weightings", default=",".join(WEIGHTINGS), help=f"comma-separated, of {', '.join(WEIGHTINGS)}")
     parser.add_argument("--head", type=int, default=2000, help="training images of the most frequent class")
     parser.add_argument("--ratio", type=float, default=100.0, help="most over least frequent class")
+    parser.add_argument("--search", action="store_true", help="autocls search ranked by each --metrics instead")
+    parser.add_argument("--metrics", default=",".join(RANKING_METRICS), help="with --search: comma-separated")
     args = parser.parse_args()
-    chosen = args.weightings.split(",")
-    if unknown := set(chosen) - set(WEIGHTINGS):
-        sys.exit(f"unknown weighting(s) {sorted(unknown)}; choose from {', '.join(WEIGHTINGS)}")
+    chosen = (args.metrics if args.search else args.weightings).split(",")
+    if unknown := set(chosen) - set(RANKING_METRICS if args.search else WEIGHTINGS):
+        sys.exit(f"unknown {'metric' if args.search else 'weighting'}(s) {sorted(unknown)}")
     work = Path(tempfile.mkdtemp(prefix="autocls-lt-"))
-    data = prepare_data(str(long_tailed_folder(work, args.head, args.ratio)))
+    root = long_tailed_folder(work, args.head, args.ratio)
+    data = prepare_data(str(root))
     counts = np.bincount(data.train_y.numpy(), minlength=data.num_classes)
     print(f"training images a class: {', '.join(f'{c} {n}' for c, n in zip(data.classes, counts))}; "
-          f"val {len(data.val_y)}, test {len(data.test_y)} (balanced); {args.time_budget:.0f} s a weighting")
-    space = SearchSpace.load("cpu-small")
+          f"val {len(data.val_y)}, test {len(data.test_y)} (balanced); {args.time_budget:.0f} s a "
+          f"{'search' if args.search else 'weighting'}")
     head, tail = np.argsort(-counts, kind="stable")[:3], np.argsort(counts, kind="stable")[:3]
+    if args.search:
+        searches(root, work, chosen, args.time_budget, data.classes, head, tail)
+        return
+    space = SearchSpace.load("cpu-small")
     test_y = data.test_y.numpy()
     rows = []
     for name in chosen:
@@ -93,6 +109,33 @@ def main() -> None:
     for name, epochs, wall, balanced, head_acc, tail_acc, weakest in rows:
         print(f"{name:15s} {epochs:6d} {wall:7.0f} {balanced:9.2%} {head_acc:7.2%} {tail_acc:7.2%} "
               f"{100 * (balanced - first[3]):+7.2f}p  " + ", ".join(f"{c} {a:.0%}" for c, a, _ in weakest))
+
+
+def searches(root: Path, work: Path, metrics: list[str], budget: float, classes: list[str], head: np.ndarray,
+             tail: np.ndarray) -> None:
+    """``autocls search`` with its preset on ``root``'s train/ and test/ (val carved from train/), per metric."""
+    from autocls.ensemble.build import study_data
+
+    folder = work / "cifar10-lt-no-val"
+    for part in ("train", "test"):
+        shutil.copytree(root / part, folder / part, copy_function=os.link)
+    rows = []
+    for metric in metrics:
+        start = time.time()
+        study = run_search(str(folder), n_trials=None, time_budget_s=budget, metric=metric, study_name=f"lt-{metric}",
+                           studies_dir=work / "studies")
+        wall = time.time() - start
+        probs = np.load(Path(study.user_attrs["ensemble"]) / "test_probs.npy")
+        test_y = study_data(study).test_y.numpy()
+        accuracy = per_class_accuracy(probs, test_y, len(classes))
+        balanced, weakest = weakest_classes(probs, test_y, classes)
+        finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.get_trials(deepcopy=False))
+        rows.append((metric, finished, wall, balanced, accuracy[head].mean(), accuracy[tail].mean(), weakest))
+    print(f"\n{'ranked by':18s} {'trials':>6s} {'wall s':>7s} {'balanced':>9s} {'head 3':>7s} {'tail 3':>7s} "
+          f"{'vs first':>8s}  weakest classes (the closing ensemble on the balanced test part)")
+    for metric, finished, wall, balanced, head_acc, tail_acc, weakest in rows:
+        print(f"{metric:18s} {finished:6d} {wall:7.0f} {balanced:9.2%} {head_acc:7.2%} {tail_acc:7.2%} "
+              f"{100 * (balanced - rows[0][3]):+7.2f}p  " + ", ".join(f"{c} {a:.0%}" for c, a, _ in weakest))
 
 
 if __name__ == "__main__":

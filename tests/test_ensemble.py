@@ -15,7 +15,7 @@ from PIL import Image
 from autocls.data import prepare_data
 from autocls.ensemble import build_ensemble, greedy_selection, load_ensemble, predict_files, soft_vote
 from autocls.ensemble.build import study_data
-from autocls.ensemble.metrics import top_k_accuracy
+from autocls.metrics import balanced_accuracy, top_k_accuracy
 from autocls.errors import UserError
 from autocls.inference import TTA_MODES
 from autocls.search.runner import load_existing_study
@@ -40,6 +40,18 @@ def test_greedy_never_worse_than_best_single_on_val():
         best_single = max(top_k_accuracy(p, labels) for p in members)
         assert top_k_accuracy(soft_vote(members, counts), labels) >= best_single - 1e-12
         assert counts.sum() >= 1
+
+
+def test_greedy_selection_by_balanced_accuracy_prefers_the_member_that_sees_the_rare_class():
+    """On 90 common and 10 rare labels, a member that always answers 'common' has the best top-1 (90%) and a
+    balanced accuracy of 50%; one that finds every rare image at the cost of 20 common ones has 80% top-1 and
+    89% balanced.  Each metric picks its own: the selection follows the metric it is given."""
+    labels = np.array([0] * 90 + [1] * 10)
+    always_common = np.tile([0.9, 0.1], (100, 1))
+    finds_rare = np.array([[0.2, 0.8]] * 20 + [[0.9, 0.1]] * 70 + [[0.2, 0.8]] * 10)
+    assert greedy_selection([always_common, finds_rare], labels, rounds=1).tolist() == [1, 0]
+    assert greedy_selection([always_common, finds_rare], labels, rounds=1, metric="balanced_accuracy").tolist() == [0, 1]
+    assert balanced_accuracy(finds_rare, labels) == pytest.approx((70 / 90 + 1) / 2)
 
 
 def test_top5_ensemble_on_a_real_search(searched, capsys):

@@ -229,6 +229,51 @@ def test_a_search_on_uneven_classes_says_so_and_still_runs(tiny_space, tmp_path,
     assert proc.returncode == 0 and "uneven" not in proc.stderr, proc.stderr[-3000:]
 
 
+def _long_tailed_digits(root: Path) -> Path:
+    """scikit-learn's digits as a folder, class ``i`` keeping ``150 * 10**(-i/9)`` images: 150 zeros to 15 nines."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for c in range(10):
+        (root / str(c)).mkdir(parents=True)
+        for j, i in enumerate(np.flatnonzero(digits.target == c)[:round(150 * 10 ** (-c / 9))]):
+            Image.fromarray(np.uint8(digits.images[i] * 255 / 16)).save(root / str(c) / f"{j}.png")
+    return root
+
+
+def test_a_search_ranked_by_balanced_accuracy_ranks_stops_and_ensembles_by_it(tiny_space, tmp_path, autocls_cli):
+    """``--metric balanced_accuracy`` on long-tailed real digits: each trial's value (what TPE, ASHA and the
+    leaderboard rank by) is the balanced accuracy of its saved val probabilities, not their top-1, the closing
+    ensemble is chosen by it, no note says the ranking ignores rare classes, and the study cannot be continued
+    ranking by top-1."""
+    from autocls.ensemble.build import build_ensemble, study_data
+    from autocls.metrics import balanced_accuracy, top_k_accuracy
+
+    folder = _long_tailed_digits(tmp_path / "digits-lt")
+    proc = autocls_cli("search", str(folder), "--space", str(tiny_space), "--trials", "3", "--metric",
+                       "balanced_accuracy", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "uneven" not in proc.stderr and "TTA by val balanced accuracy: none " in proc.stdout, proc.stdout[-2000:]
+    study = optuna.load_study(study_name="digits-lt", storage=f"sqlite:///{tmp_path}/studies/digits-lt.db")
+    val_y = study_data(study).val_y.numpy()
+    ranked = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert ranked
+    for t in ranked:
+        saved = trial_artifacts(study, t).load_member().val_probs
+        assert t.value == pytest.approx(balanced_accuracy(saved, val_y), abs=1e-6)
+        assert t.value == pytest.approx(t.user_attrs["best_val_balanced_acc"], abs=1e-9)
+        assert t.user_attrs["best_val_acc"] == pytest.approx(top_k_accuracy(saved, val_y), abs=1e-6)
+    assert any(t.value != pytest.approx(t.user_attrs["best_val_acc"]) for t in ranked)  # two different numbers
+    result = build_ensemble(study, top=3, save=False)
+    assert result.extra["metric"] == "balanced_accuracy"
+    proc = autocls_cli("search", str(folder), "--space", str(tiny_space), "--trials", "4", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert ("study 'digits-lt' ranks its trials by balanced_accuracy, not accuracy; continue it with --metric "
+            "balanced_accuracy") in proc.stderr
+
+
 def test_parse_duration():
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     assert parse_duration("45s") == 45

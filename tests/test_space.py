@@ -115,6 +115,43 @@ def test_the_preset_follows_the_hardware():
     assert max(cpu.params["width"].choices) <= 0.75 and cpu.seeds[0]["model"] == "airbench"
 
 
+def test_a_space_ranks_by_balanced_accuracy_from_its_yaml_or_ranked_by():
+    space = SearchSpace.from_yaml("objectives: [val_balanced_acc]\nparams: {lr: {type: float, low: 0.01, high: 0.1}}")
+    assert space.ranking_metric == "balanced_accuracy" and space.directions == ["maximize"]
+    preset = SearchSpace.load("cpu-small")
+    assert preset.ranking_metric == "accuracy"
+    ranked = preset.ranked_by("balanced_accuracy")
+    # the YAML text the study keeps says so too: build-ensemble and a continued search read the metric there
+    assert SearchSpace.from_yaml(ranked.source).objectives == ["val_balanced_acc"]
+    assert (ranked.params.keys(), ranked.fixed, ranked.seeds) == (preset.params.keys(), preset.fixed, preset.seeds)
+    assert preset.ranked_by("accuracy") is preset
+    with pytest.raises(UserError, match="unknown metric 'f1'; choose from accuracy, balanced_accuracy"):
+        preset.ranked_by("f1")
+    with pytest.raises(UserError, match="the first objective must be one of val_acc, val_balanced_acc"):
+        SearchSpace.from_yaml("objectives: [num_params]\nparams: {lr: {type: float, low: 0.01, high: 0.1}}")
+
+
+def test_a_fixed_value_replaces_the_parameter_and_its_seed_entries():
+    space = SearchSpace.load("cpu-small").with_fixed({"label_smoothing": 0.1, "class_weighting": "class_balanced"})
+    kept = SearchSpace.from_yaml(space.source)
+    for s in (space, kept):
+        assert s.fixed["label_smoothing"] == 0.1 and s.fixed["class_weighting"] == "class_balanced"
+        assert "label_smoothing" not in s.params and all("label_smoothing" not in seed for seed in s.seeds)
+    assert kept.sample(optuna.trial.FixedTrial(dict(kept.seeds[0])))["class_weighting"] == "class_balanced"
+
+
+def test_the_preset_ranked_by_balanced_accuracy_weighs_the_loss_by_class(capsys):
+    from autocls.search.runner import _space_and_dataset
+
+    space, _ = _space_and_dataset(None, "digits", None, 0, 12, None, True, metric="balanced_accuracy")
+    assert space.ranking_metric == "balanced_accuracy" and space.fixed["class_weighting"] == "class_balanced"
+    assert "ranked by balanced accuracy, each image's loss weighed by its class" in capsys.readouterr().err
+    named, _ = _space_and_dataset("digits", None, None, 0, 12, None, True, metric="balanced_accuracy")
+    assert named.ranking_metric == "balanced_accuracy" and "class_weighting" not in named.fixed  # a space as written
+    plain, _ = _space_and_dataset(None, "digits", None, 0, 12, None, True)
+    assert plain.ranking_metric == "accuracy" and "class_weighting" not in plain.fixed
+
+
 @pytest.mark.parametrize("gpus", [0, 1, 4])
 @pytest.mark.parametrize("folder", ["/data/my_images", "/data/cifar100-like"])
 def test_every_preset_for_a_folder_trains_at_the_size_its_nets_are_for(folder, gpus):

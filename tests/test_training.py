@@ -131,6 +131,23 @@ def test_class_weights_weigh_each_image_by_its_label_not_each_class_of_a_smoothe
     assert torch.isclose(loss(scores, batch), (per_image * w).sum() / w.sum())
 
 
+def test_a_run_keeps_the_epoch_of_best_balanced_accuracy_when_told_to():
+    """The best epoch (the saved weights, the value a search ranks by) is the one of the metric the run is given;
+    every evaluation carries both metrics, and the result's top-1 is the best epoch's."""
+    data = prepare_data("digits", None, 0.1, seed=0)
+    cfg = TrainConfig(model="lenet", epochs=3, batch_size=256, optimizer="adam", lr=0.003)
+    for metric, key in (("accuracy", "val_acc"), ("balanced_accuracy", "val_balanced_acc")):
+        result = train(cfg, data, metric=metric)
+        scores = [m[key] for m in result.history]
+        assert result.best_epoch == 1 + scores.index(max(scores))
+        assert result.best_val_acc == result.history[result.best_epoch - 1]["val_acc"]
+        last = result.history[-1]
+        assert last["best_val_balanced_acc"] == result.history[result.best_epoch - 1]["val_balanced_acc"]
+    assert 0 < last["val_balanced_acc"] != last["val_acc"]  # on digits' val split, two different numbers
+    with pytest.raises(UserError, match="unknown metric 'f1'"):
+        train(cfg, data, metric="f1")
+
+
 def test_a_datasets_recipe_fields_sit_under_the_settings(tmp_path):
     cfg, _ = from_settings({"dataset": "digits", "model": "lenet"})
     assert (cfg.crop_padding, cfg.flip) == (1, False)  # 8x8 digits: a 1-pixel crop, no mirrors

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from autocls.artifacts import SPLIT_FILE, sha256_file, study_store, trial_artifacts
 
-from autocls.ensemble.metrics import summary, weakest_classes
+from autocls.metrics import METRIC_LABELS, RANKING_METRICS, SUMMARY_KEYS, summary, weakest_classes
 from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_selection, hard_vote, soft_vote
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
@@ -59,8 +59,19 @@ class EnsembleResult:
     extra: dict = field(default_factory=dict)
 
 
-def candidates(study: optuna.Study, val_y: np.ndarray) -> tuple[list[Member], list[str]]:
-    """Every trial that left one epoch's weights with val and test probabilities, best val top-1 first.
+def ranking_metric(study: optuna.Study) -> str:
+    """What the study ranks its trials by (of :data:`~autocls.metrics.RANKING_METRICS`): its space's first objective.
+
+    The ensemble is selected by it too: a study ranking by balanced accuracy wants the ensemble that scores
+    highest in it, not the one of highest top-1.
+    """
+    text = study.user_attrs.get("space")
+    return SearchSpace.from_yaml(text).ranking_metric if text else "accuracy"
+
+
+def candidates(study: optuna.Study, val_y: np.ndarray,
+               metric: str = "accuracy") -> tuple[list[Member], list[str]]:
+    """Every trial that left one epoch's weights with val and test probabilities, best val ``metric`` first.
 
     COMPLETE trials and trials cut by the time budget qualify (PRUNED ones by
     ASHA stop before predicting the test split).  Returns the members and one
@@ -83,7 +94,8 @@ def candidates(study: optuna.Study, val_y: np.ndarray) -> tuple[list[Member], li
             continue
         val_acc = float((member.val_probs.argmax(1) == val_y).mean())  # of the saved model itself
         members.append(Member(t.number, member.weights_file, member.config, member.val_probs, member.test_probs, val_acc))
-    members.sort(key=lambda m: (-m.val_acc, m.number))
+    score = RANKING_METRICS[metric]
+    members.sort(key=lambda m: (-score(m.val_probs, val_y), m.number))
     return members, problems
 
 
@@ -100,15 +112,15 @@ def ensemble_name(method: str, top: int, temperature: bool = False, tta: str | N
 
 def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temperature: bool = False,
                    tta: str | None = None, rounds: int = 25, save: bool = True, name: str | None = None,
-                   overwrite: bool = False, deadline: float | None = None) -> EnsembleResult:
-    """Combine the ``top`` best trials of ``study`` (by val top-1) and evaluate on its test split.
+                   overwrite: bool = False, deadline: float | None = None, metric: str | None = None) -> EnsembleResult:
+    """Combine the ``top`` best trials of ``study`` (by val ``metric``) and evaluate on its test split.
 
     The candidates are the trials that saved one epoch's weights with val and
     test probabilities (see :func:`candidates`); with fewer than ``top`` the
     ensemble uses those, with a warning.  Selection (greedy weights,
     temperatures, and with ``tta="auto"`` which test-time augmentation of
-    :data:`~autocls.inference.TTA_MODES` is used) uses the val probabilities only; the test split is touched
-    once, to report.  ``deadline`` (a ``time.time()``) bounds the
+    :data:`~autocls.inference.TTA_MODES` is used) uses the val probabilities only, and ``metric`` (default:
+    what the study ranks its trials by, :func:`ranking_metric`); the test split is touched once, to report.  ``deadline`` (a ``time.time()``) bounds the
     recomputations of ``tta="auto"``: a mode that would end later is not
     tried, and ``result.extra["tta_choice"]`` says so.  With ``save``
     the ensemble is written to ``<study folder>/ensembles/<name>/`` (default
@@ -128,9 +140,12 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
         raise UserError(f"unknown --tta '{tta}'; choose from {', '.join(TTA_CHOICES)}")
     if top < 1:
         raise UserError(f"--top must be >= 1, got {top}")
+    metric = metric or ranking_metric(study)
+    if metric not in RANKING_METRICS:
+        raise UserError(f"unknown metric '{metric}'; choose from {', '.join(RANKING_METRICS)}")
     data = study_data(study)
     val_y, test_y = data.val_y.numpy(), data.test_y.numpy()
-    members, problems = candidates(study, val_y)
+    members, problems = candidates(study, val_y, metric)
     for line in problems:
         warnings.warn(f"left out of the ensemble: {line}", stacklevel=2)
     if not members:
@@ -145,10 +160,10 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     for m in members:
         if m.test_probs.shape[0] != len(test_y):
             raise UserError(f"trial {m.number}'s saved probabilities do not match the study's split")
-    result = _vote(members, method, temperature, rounds, val_y, test_y)
-    result.extra.update(tta=tta if tta in TTA_MODES else "none", classes=data.classes)
+    result = _vote(members, method, temperature, rounds, val_y, test_y, metric)
+    result.extra.update(tta=tta if tta in TTA_MODES else "none", classes=data.classes, metric=metric)
     if tta == "auto":
-        result = _with_best_tta(result, temperature, rounds, data, deadline)
+        result = _with_best_tta(result, temperature, rounds, data, deadline, metric)
     # a class never predicted hides behind top-1 (a long-tailed split's rarest): the print shows the weakest
     result.extra["per_class_test"] = weakest_classes(result.test_probs, test_y, data.classes,
                                                      k=min(3, data.num_classes - 1))
@@ -159,16 +174,16 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
 
 
 def _vote(members: list[Member], method: str, temperature: bool, rounds: int, val_y: np.ndarray,
-          test_y: np.ndarray) -> EnsembleResult:
-    """Weights chosen on val (and temperatures with ``temperature``), the vote scored on val and test."""
+          test_y: np.ndarray, metric: str) -> EnsembleResult:
+    """Weights chosen on val ``metric`` (and temperatures with ``temperature``), the vote scored on val and test."""
     for m in members:
         m.temperature = fit_temperature(m.val_probs, val_y) if temperature else 1.0
     val_probs = [apply_temperature(m.val_probs, m.temperature) for m in members]
     test_probs = [apply_temperature(m.test_probs, m.temperature) for m in members]
-    weights = greedy_selection(val_probs, val_y, rounds=rounds) if method == "greedy" else np.ones(len(members))
+    weights = greedy_selection(val_probs, val_y, rounds, metric) if method == "greedy" else np.ones(len(members))
     vote = hard_vote if method == "hard" else soft_vote
     val_ens, test_ens = vote(val_probs, weights), vote(test_probs, weights)
-    best = int(np.argmax([summary(p, val_y)["top1"] for p in val_probs]))  # chosen on val, like everything else
+    best = int(np.argmax([RANKING_METRICS[metric](p, val_y) for p in val_probs]))  # chosen on val, like all else
     votes = method == "hard"
     return EnsembleResult(method, members, weights, summary(val_ens, val_y, votes), summary(test_ens, test_y, votes),
                           summary(val_probs[best], val_y), summary(test_probs[best], test_y), members[best].number,
@@ -176,7 +191,7 @@ def _vote(members: list[Member], method: str, temperature: bool, rounds: int, va
 
 
 def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
-                   deadline: float | None) -> EnsembleResult:
+                   deadline: float | None, metric: str) -> EnsembleResult:
     """The ensemble of ``plain``'s members with the test-time augmentation that scores highest on val.
 
     Flipping helps photos and hurts digits or text, so it is chosen on val
@@ -190,7 +205,8 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
     import copy
 
     kept = [m for m, w in zip(plain.members, plain.weights) if w > 0]
-    chosen, scores, have, not_tried = plain, {"none": plain.val["top1"]}, "none", ""
+    key = SUMMARY_KEYS[metric]
+    chosen, scores, have, not_tried = plain, {"none": plain.val[key]}, "none", ""
     modes = TTA_MODES[1:]
     if not any(m.config.get("flip", True) for m in kept):
         modes, not_tried = (), f" ({', '.join(TTA_MODES[1:])} not tried: the members trained without mirror flips)"
@@ -201,14 +217,15 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
             not_tried = f" ({tta} not tried: {why_not})"
             break
         have = tta
-        voted = _vote(kept, plain.method, temperature, rounds, data.val_y.numpy(), data.test_y.numpy())
+        voted = _vote(kept, plain.method, temperature, rounds, data.val_y.numpy(), data.test_y.numpy(), metric)
         voted.extra.update(tta=tta)
-        scores[tta] = voted.val["top1"]
-        if voted.val["top1"] > chosen.val["top1"]:
+        scores[tta] = voted.val[key]
+        if voted.val[key] > chosen.val[key]:
             chosen = voted
-    chosen.extra.update(tta=chosen.extra.get("tta", "none"), classes=data.classes,
-                        tta_choice=f"TTA by val top-1: {', '.join(f'{k} {v:.2%}' for k, v in scores.items())}"
-                                   f"{not_tried}: {chosen.extra.get('tta', 'none')} used")
+    tried = ", ".join(f"{k} {v:.2%}" for k, v in scores.items())
+    chosen.extra.update(tta=chosen.extra.get("tta", "none"), classes=data.classes, metric=metric,
+                        tta_choice=f"TTA by val {METRIC_LABELS[metric]}: {tried}{not_tried}: "
+                                   f"{chosen.extra.get('tta', 'none')} used")
     return chosen
 
 

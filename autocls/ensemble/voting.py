@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autocls.ensemble.metrics import nll, top_k_accuracy
+from autocls.metrics import RANKING_METRICS, nll
 
 
 def soft_vote(member_probs: list[np.ndarray], weights=None) -> np.ndarray:
@@ -36,10 +36,12 @@ def greedy_selection(member_probs: list[np.ndarray], labels: np.ndarray, rounds:
     """Caruana et al. 2004: add, with replacement, the member that most improves the ensemble's val score.
 
     Starts from the best single member, so the result never scores below it on
-    the data it was selected on.  Returns selection counts (the voting weights).
+    the data it was selected on.  ``metric`` is one of
+    :data:`~autocls.metrics.RANKING_METRICS` or ``"nll"``.  Returns
+    selection counts (the voting weights).
     """
     def score(p):
-        return top_k_accuracy(p, labels) if metric == "accuracy" else -nll(p, labels)
+        return -nll(p, labels) if metric == "nll" else RANKING_METRICS[metric](p, labels)
 
     counts = np.zeros(len(member_probs))
     singles = [score(p) for p in member_probs]

@@ -11,14 +11,15 @@ import plotly.io as pio
 from optuna.trial import TrialState
 
 from autocls.artifacts import trial_artifacts
-from autocls.ensemble.build import MANIFEST_FILE
-from autocls.ensemble.metrics import per_class_accuracy, per_class_auc, summary
+from autocls.ensemble.build import MANIFEST_FILE, ranking_metric
+from autocls.metrics import METRIC_LABELS, per_class_accuracy, per_class_auc, summary
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
 
 
 def learning_curves(study: optuna.Study) -> go.Figure:
-    """Val top-1 per epoch of every trial; pruned trials dashed and ending in an x where ASHA cut them."""
+    """Val top-1 (or what the study ranks by) per epoch of every trial; pruned trials dashed and ending in an x
+    where ASHA cut them."""
     fig = go.Figure()
     style = {TrialState.COMPLETE: dict(dash="solid"), TrialState.PRUNED: dict(dash="dot")}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
@@ -33,7 +34,7 @@ def learning_curves(study: optuna.Study) -> go.Figure:
             marker=dict(symbol=["circle"] * (len(steps) - 1) + ["x" if pruned else "circle"], size=[4] * (len(steps) - 1) + [10 if pruned else 4]),
         ))
     fig.update_layout(title="Learning curves (dotted: pruned by ASHA, x marks the cut)", xaxis_title="epoch",
-                      yaxis_title="val top-1", height=480)
+                      yaxis_title=f"val {METRIC_LABELS[ranking_metric(study)]}", height=480)
     return fig
 
 
@@ -100,13 +101,15 @@ def per_class_figures(classes: list[str], labels: np.ndarray, best_probs: np.nda
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    """The best trial; of a multi-objective study, the Pareto member with the best first objective (val top-1)."""
+    """The best trial; of a multi-objective study, the Pareto member with the best first objective (val top-1, or
+    balanced accuracy)."""
     if len(study.directions) == 1:
         if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             return study.best_trial
         # only trials cut by the budget or ASHA: the best of what they saved
         pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-        return max(pruned, key=lambda t: (t.user_attrs.get("best_val_acc", -1.0), -t.number))
+        key = "best_val_balanced_acc" if ranking_metric(study) == "balanced_accuracy" else "best_val_acc"
+        return max(pruned, key=lambda t: (t.user_attrs.get(key, -1.0), -t.number))
     sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
     return max(study.best_trials, key=lambda t: (sign * t.values[0], -t.number))
 

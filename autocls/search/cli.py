@@ -5,6 +5,7 @@ import re
 import sys
 
 from autocls.errors import UserError
+from autocls.metrics import RANKING_METRICS
 
 
 def parse_duration(text: str) -> float:
@@ -29,7 +30,7 @@ def cmd_search(args) -> int:
         study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         max_concurrent=args.max_concurrent, seed=args.seed, ensemble_top=None if args.no_ensemble else args.ensemble_top,
-        size_trials=not args.keep_epochs, artifacts=args.artifacts,
+        size_trials=not args.keep_epochs, artifacts=args.artifacts, metric=args.metric,
     )
     trials = study.get_trials(deepcopy=False)
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -61,6 +62,10 @@ def register(sub) -> None:
                        description="Search a space with Optuna + ASHA on Ray Tune. Rerun the same command to resume.")
     p.add_argument("dataset", help="dataset name or ImageFolder path")
     p.add_argument("--space", help="space name (autocls spaces) or YAML path; default: the dataset's own")
+    p.add_argument("--metric", choices=RANKING_METRICS,
+                   help="what trials and the closing ensemble are ranked by on val: accuracy (top-1), or "
+                        "balanced_accuracy (the mean of the per-class accuracies, for uneven classes; the preset "
+                        "then weighs each image's loss by its class). Default: the space's first objective (top-1)")
     p.add_argument("--trials", type=int, default=None, help="finished trials wanted, over all sessions (default 20)")
     p.add_argument("--time-budget", help="wall-clock budget of this session, e.g. 30m or 2h")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler proposing the trials (default tpe)")

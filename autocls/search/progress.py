@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from autocls.metrics import METRIC_LABELS
+
 
 HEARTBEAT_S = 30
 
@@ -27,8 +29,9 @@ class SearchProgress:
     """Trials running / pruned / complete / failed, best so far, and an ETA against the budget."""
 
     def __init__(self, study: optuna.Study, n_trials: int | None, time_budget_s: float | None, enabled: bool = True,
-                 start: float | None = None):
+                 start: float | None = None, metric: str = "accuracy"):
         self.study, self.n_trials, self.time_budget_s = study, n_trials, time_budget_s
+        self.best_label = f"best val {METRIC_LABELS[metric]}"  # what trials are ranked by
         self.enabled = enabled
         self.console = Console(stderr=True)
         self.start = start or time.time()
@@ -39,7 +42,7 @@ class SearchProgress:
         self._last_line = ""
         # running trial number -> (epochs done, epochs, seconds its last epoch took or None, when it reported)
         self.epochs: dict[int, tuple[int, int, float | None, float]] = {}
-        self.best_seen: float | None = None  # best val top-1 reported by any trial, finished or not
+        self.best_seen: float | None = None  # best val score reported by any trial, finished or not
         self._stop: threading.Event | None = None
 
     def __enter__(self):
@@ -89,7 +92,7 @@ class SearchProgress:
 
     @property
     def best(self) -> float | None:
-        """The best val top-1 so far: of the finished trials, or reported by a running one."""
+        """The best val score (of the ranking metric) so far: of the finished trials, or reported by a running one."""
         known = [v for v in (self.best_complete, self.best_seen) if v is not None]
         return max(known) if known else None
 
@@ -117,7 +120,7 @@ class SearchProgress:
             "complete": str(self.counts["COMPLETE"]), "pruned": str(self.counts["PRUNED"]),
             "failed": str(self.counts["FAIL"]),
             "epochs": ", ".join(self._trial_epochs(n) for n in sorted(self.epochs)) or "-",
-            "best val top-1": f"{self.best:.2%}" if self.best is not None else "-",
+            self.best_label: f"{self.best:.2%}" if self.best is not None else "-",
             "elapsed": f"{time.time() - self.start:.0f}s", "ETA": self.eta(),
         }
 

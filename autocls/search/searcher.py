@@ -38,7 +38,7 @@ from autocls.search.space import SearchSpace
 
 # Each objective is read from the trial's last result, and there describes the
 # saved best epoch (speed: the trial's own threads, see trainer._speed).
-OBJECTIVE_KEYS = {"val_acc": "best_val_acc", "val_loss": "best_val_loss", "num_params": "num_params",
+OBJECTIVE_KEYS = {"val_acc": "best_val_acc", "val_balanced_acc": "best_val_balanced_acc", "val_loss": "best_val_loss", "num_params": "num_params",
                   "images_per_s": "speed_images_per_s", "epoch_time": "speed_epoch_time"}
 
 
@@ -117,7 +117,8 @@ class OptunaSearcher(Searcher):
         train = {**dataset_recipe(runtime.get("dataset", "")), **values}
         config = {"train": train, "runtime": runtime, "trial_key": key, "number": trial.number,
                   "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
-                  SEED_RECIPE: bool(trial.user_attrs.get(SEED_RECIPE)), **sizing, **self.extra_config}
+                  SEED_RECIPE: bool(trial.user_attrs.get(SEED_RECIPE)), "metric": self.space.ranking_metric,
+                  **sizing, **self.extra_config}
         if self.cores is not None:
             self.cores.reset(trial.number)
             config["cores_file"] = str(self.cores.file(trial.number))
@@ -174,14 +175,14 @@ class OptunaSearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         live = self.live.get(trial_id)
         if live is not None:
-            live.record(result, self.space.multi_objective)
+            live.record(result, self.space)
             epoch_s = result["epoch_time"] + result.get("eval_time", 0.0) if "epoch_time" in result else None
             measured = result.get("threads") == self.extra_config.get("threads") and result.get("full_epoch")
             if self.plan is not None and measured and epoch_s is not None:  # on the calibration's threads
                 self.plan.observe(live.values, epoch_s)
             if "epoch" in result:
                 self.on_epoch(live.trial.number, int(result["epoch"]), live.epochs,
-                              float(result.get("best_val_acc", 0.0)), epoch_s)
+                              float(result.get(OBJECTIVE_KEYS[self.space.objectives[0]], 0.0)), epoch_s)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         live = self.live.pop(trial_id, None)
@@ -189,7 +190,7 @@ class OptunaSearcher(Searcher):
             return
         trial = live.trial
         if result:
-            live.record(result, self.space.multi_objective)  # the result that made ASHA stop is not sent to on_trial_result
+            live.record(result, self.space)  # the result that made ASHA stop is not sent to on_trial_result
         live.write_stats()
         status = (result or {}).get("status", "ok")
         if error:
@@ -264,8 +265,8 @@ class _LiveTrial:
     curve: dict[int, float] = field(default_factory=dict)  # multi-objective studies: Optuna keeps no curve
     stats: dict = field(default_factory=lambda: {"train_seconds": 0.0, "train_core_seconds": 0.0, "eval_seconds": 0.0})
 
-    def record(self, result: dict, multi_objective: bool) -> None:
-        step, value = result.get("epoch"), result.get("val_acc")
+    def record(self, result: dict, space: SearchSpace) -> None:
+        step, value = result.get("epoch"), result.get(space.objectives[0])  # what ASHA ranks by
         if "epochs" in result:  # re-fitted to the trial's time by the trainer
             self.epochs = int(result["epochs"])
         if result.get("resumed_from_epoch"):  # continued from a checkpoint (another node, another session)
@@ -276,7 +277,7 @@ class _LiveTrial:
         if not math.isfinite(value):
             value = 0.0
         self.reported.add(step)
-        if multi_objective:  # Optuna keeps intermediate values for one objective only
+        if space.multi_objective:  # Optuna keeps intermediate values for one objective only
             self.curve[step] = value
         else:
             self.trial.report(value, step)  # the one storage write per epoch: the dashboard's live curve
@@ -293,7 +294,7 @@ class _LiveTrial:
             stats.setdefault("started_at", float(result["started_at"]))
             stats["reported_at"] = float(result["reported_at"])
             stats["report_wait_seconds"] = float(result["report_wait"])  # up to this report
-        for key in ("images_per_s", "num_params", "best_val_acc", "threads"):
+        for key in ("images_per_s", "num_params", "best_val_acc", "best_val_balanced_acc", "threads"):
             if key in result:
                 stats[key] = result[key]
 

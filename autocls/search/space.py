@@ -23,7 +23,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import yaml
 
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
@@ -33,8 +35,12 @@ SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"  # package data: shi
 TOP_LEVEL_KEYS = {"name", "description", "dataset", "objectives", "directions", "asha", "fixed", "params", "seeds"}
 PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
 ASHA_KEYS = {"grace_period", "reduction_factor"}
-METRICS = {"val_acc": "maximize", "val_loss": "minimize", "num_params": "minimize", "images_per_s": "maximize",
+METRICS = {"val_acc": "maximize", "val_balanced_acc": "maximize", "val_loss": "minimize", "num_params": "minimize", "images_per_s": "maximize",
            "epoch_time": "minimize"}
+
+# The first objective, which ASHA, the trials' best epochs and the ensemble's selection rank by, and its metric
+# (autocls.metrics.RANKING_METRICS): top-1, or the mean of the per-class accuracies for uneven classes.
+RANKING_OBJECTIVES = {"val_acc": "accuracy", "val_balanced_acc": "balanced_accuracy"}
 
 
 @dataclass
@@ -111,6 +117,53 @@ class SearchSpace:
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
+
+    @property
+    def ranking_metric(self) -> str:
+        """What trials are ranked by: ``"accuracy"`` (top-1) or ``"balanced_accuracy"``, from the first objective.
+
+        Example:
+            >>> SearchSpace.load("cpu-small").ranked_by("balanced_accuracy").ranking_metric
+            'balanced_accuracy'
+        """
+        return RANKING_OBJECTIVES[self.objectives[0]]
+
+    def ranked_by(self, metric: str) -> "SearchSpace":
+        """The same space ranking trials by ``metric`` (its first objective replaced), its YAML text to match.
+
+        Example:
+            >>> space = SearchSpace.load("cpu-small").ranked_by("balanced_accuracy")
+            >>> space.objectives, SearchSpace.from_yaml(space.source).objectives
+            (['val_balanced_acc'], ['val_balanced_acc'])
+        """
+        objective = {m: o for o, m in RANKING_OBJECTIVES.items()}.get(metric)
+        if objective is None:
+            raise UserError(f"unknown metric '{metric}'; choose from {', '.join(RANKING_OBJECTIVES.values())}")
+        if objective == self.objectives[0]:
+            return self
+        return self._edited(lambda raw: raw.update(objectives=[objective, *self.objectives[1:]]))
+
+    def with_fixed(self, values: dict) -> "SearchSpace":
+        """The same space with ``values`` fixed (parameters of those names no longer searched).
+
+        Example:
+            >>> space = SearchSpace.load("cpu-small").with_fixed({"class_weighting": "class_balanced"})
+            >>> space.fixed["class_weighting"]
+            'class_balanced'
+        """
+        def fix(raw: dict) -> None:
+            raw["fixed"] = {**(raw.get("fixed") or {}), **values}
+            raw["params"] = {k: v for k, v in (raw.get("params") or {}).items() if k not in values}
+            raw["seeds"] = [{k: v for k, v in seed.items() if k not in values} for seed in raw.get("seeds") or []]
+        return self._edited(fix)
+
+    def _edited(self, edit: Callable[[dict], None]) -> "SearchSpace":
+        # Through the YAML, so that the text a study keeps (and build-ensemble and a resumed search read) is
+        # the space that was searched.
+        raw = load_yaml(self.source, self.name)
+        edit(raw)
+        text = yaml.safe_dump(raw, sort_keys=False)
+        return parse_space(raw, self.name, text)
 
     def sample(self, trial) -> dict:
         """Define-by-run sampling: fixed values, then each active parameter in file order."""
@@ -314,8 +367,9 @@ def parse_space(raw, source: str = "<space>", text: str = "") -> SearchSpace:
         objectives = [objectives]
     if not isinstance(objectives, list) or not objectives or any(o not in METRICS for o in objectives):
         _fail(source, "objectives", f"must be a list of {sorted(METRICS)}, got {short_repr(objectives)}")
-    if objectives[0] != "val_acc":
-        _fail(source, "objectives", "the first objective must be val_acc (ASHA ranks trials by it)")
+    if objectives[0] not in RANKING_OBJECTIVES:
+        _fail(source, "objectives", f"the first objective must be one of {', '.join(RANKING_OBJECTIVES)} "
+                                    f"(ASHA ranks trials by it)")
     directions = raw.get("directions", [METRICS[o] for o in objectives])
     if isinstance(directions, str):
         directions = [directions]

@@ -41,7 +41,7 @@ def run_trial(config: dict) -> None:
     started_at = time.time()  # with the report times, the trial's span on the search's timeline
     deadline = config.get("deadline")
     if deadline is not None and started_at >= deadline - 1:
-        tune.report({"status": "no_time", "val_acc": 0.0})  # started after the budget was spent: nothing to train
+        tune.report({"status": "no_time", "val_acc": 0.0, "val_balanced_acc": 0.0})  # started after the budget was spent: nothing to train
         return
     torch.set_num_threads(config.get("threads", 1))
     store = ArtifactStore(config["artifacts"])
@@ -64,7 +64,7 @@ def run_trial(config: dict) -> None:
 
         train(cfg, data, reporter=report, out_dir=config["trial_key"], store=store, resume=True,
               identity=config["identity"], deadline=deadline, runtime=runtime, fit_until=config.get("fit_until"),
-              max_epochs=config.get("max_epochs"))
+              max_epochs=config.get("max_epochs"), metric=config.get("metric", "accuracy"))
     except Exception as exc:
         store.trial(config["trial_key"]).save_error(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
         raise

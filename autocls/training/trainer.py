@@ -24,6 +24,8 @@ from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_w
 from autocls.data.augment import BatchAugment, shrunk
 from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
+from autocls.metrics import RANKING_METRICS, balanced_accuracy
+from autocls.errors import UserError
 from autocls.inference import fast_bf16, predict_proba, resolve_device
 from autocls.models.registry import model_from_config
 from autocls.training.config import Runtime, TrainConfig
@@ -89,7 +91,7 @@ class _Progress:
     """What changes from epoch to epoch, and what a checkpoint restores."""
 
     epoch: int = 0
-    best_acc: float = -1.0
+    best_acc: float = -1.0  # the best epoch's score by the run's metric (top-1 or balanced accuracy)
     best_epoch: int = 0
     history: list[dict] = field(default_factory=list)
     checkpoint_cost: float = 0.0  # seconds the last write of last.pt took (0: write at the next chance)
@@ -214,12 +216,12 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
     return float(loss_sum) / max(1, steps), steps  # one device sync per epoch
 
 
-def _evaluate(run: _Run, data: DataSplits) -> tuple[np.ndarray, float, float]:
-    """Val class probabilities, top-1 and NLL."""
+def _evaluate(run: _Run, data: DataSplits) -> tuple[np.ndarray, float, float, float]:
+    """Val class probabilities, top-1, balanced accuracy and NLL."""
     probs = predict_proba(run.forward, run.val_x, run.augment.normalize, channels_last=run.channels_last, amp=run.amp)
     val_acc = float((probs.argmax(1) == data.val_y).float().mean())
     val_loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), data.val_y))
-    return probs.numpy(), val_acc, val_loss
+    return probs.numpy(), val_acc, balanced_accuracy(probs.numpy(), data.val_y.numpy()), val_loss
 
 
 def _checkpoint_due(share: float, progress: _Progress) -> bool:
@@ -418,7 +420,8 @@ def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialAr
                               amp=run.amp)
         artifacts.save_probs("test", probs.numpy(), progress.best_epoch)
         test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
-    result = TrainResult(status, max(progress.best_acc, 0.0), progress.best_epoch, len(progress.history),
+    best = next((m for m in progress.history if m["epoch"] == progress.best_epoch), {})
+    result = TrainResult(status, best.get("val_acc", 0.0), progress.best_epoch, len(progress.history),
                          progress.history, test_acc, run.num_params, artifacts.location if artifacts else None, reason,
                          resumed_from)
     if artifacts:
@@ -461,7 +464,8 @@ def run_identity(cfg: TrainConfig, runtime: Runtime, identity: dict | None = Non
 def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[dict], None] | None = None,
           out_dir: str | Path | None = None, resume: bool = False, identity: dict | None = None,
           deadline: float | None = None, store: ArtifactStore | None = None,
-          runtime: Runtime | None = None, fit_until: float | None = None, max_epochs: int | None = None) -> TrainResult:
+          runtime: Runtime | None = None, fit_until: float | None = None, max_epochs: int | None = None,
+          metric: str = "accuracy") -> TrainResult:
     """Train ``cfg`` and return its result; ``reporter(metrics)`` is called after every evaluation.
 
     With ``out_dir`` the best epoch's weights and val class probabilities are
@@ -482,6 +486,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     steps that fit, and the schedule follows: a budget's trial sized from a few
     timed steps fills the time it was given and still anneals; the second epoch's time re-fits it again, and
     later epochs shorten it, or lengthen it by an epoch at most.  The metrics carry the length as ``epochs``.
+    The best epoch is the one of highest val ``metric`` (of
+    :data:`~autocls.metrics.RANKING_METRICS`: ``"balanced_accuracy"`` for a search ranking by it); the
+    metrics carry both, each epoch's (``val_acc``, ``val_balanced_acc``) and the best epoch's (``best_val_...``).
 
     Example:
         >>> from autocls.training import TrainConfig, train
@@ -491,6 +498,8 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     """
     # --- set-up ----------------------------------------------------------------------------
     runtime = runtime or Runtime()
+    if metric not in RANKING_METRICS:
+        raise UserError(f"unknown metric '{metric}'; choose from {', '.join(RANKING_METRICS)}")
     device = resolve_device(runtime.device)
     torch.manual_seed(runtime.seed)
     np.random.seed(runtime.seed)
@@ -548,7 +557,8 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             status, reason = "diverged", f"training loss became {train_loss} in epoch {epoch}"
             progress.history.append({"epoch": epoch, "train_loss": train_loss, "diverged": True})
             if reporter:
-                reporter({**progress.history[-1], "val_acc": 0.0, "val_loss": float("inf"), "status": status,
+                reporter({**progress.history[-1], "val_acc": 0.0, "val_balanced_acc": 0.0, "val_loss": float("inf"),
+                          "status": status,
                           "reason": reason})
             break
         if partial:
@@ -559,16 +569,17 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
 
         # --- evaluate, keep the best, checkpoint ------------------------------------------------
         eval_start = time.perf_counter()
-        val_probs, val_acc, val_loss = _evaluate(run, data)
+        val_probs, val_acc, val_balanced_acc, val_loss = _evaluate(run, data)
+        score = val_balanced_acc if metric == "balanced_accuracy" else val_acc
         if not run.per_batch_schedule:
-            run.scheduler.step(val_acc)
-        if val_acc > progress.best_acc:
-            progress.best_acc, progress.best_epoch = val_acc, epoch
+            run.scheduler.step(score)
+        if score > progress.best_acc:
+            progress.best_acc, progress.best_epoch = score, epoch
             if artifacts:
                 artifacts.save_best(run.model, val_probs, epoch)
         metrics = {
-            "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss, "train_loss": train_loss,
-            "best_val_acc": progress.best_acc, "epoch_time": epoch_time, "steps": steps,
+            "epoch": epoch, "val_acc": val_acc, "val_balanced_acc": val_balanced_acc, "val_loss": val_loss,
+            "train_loss": train_loss, "epoch_time": epoch_time, "steps": steps,
             "images_per_s": steps * run.loader.batch_size / epoch_time, "lr": run.optimizer.param_groups[0]["lr"],
             "num_params": run.num_params, "threads": threads, "partial": partial, "resumed_from_epoch": resumed_from,
             "full_epoch": steps == len(run.loader),  # not cut by a deadline nor a shortened last epoch: a timing
@@ -580,7 +591,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         metrics["epochs"] = progress.length.epochs
         progress.history.append(metrics)
         best = next(m for m in progress.history if m["epoch"] == progress.best_epoch)
-        metrics.update(best_val_loss=best["val_loss"], **_speed(progress.history))
+        # (a run resumed from a checkpoint older than balanced accuracy has none for its earlier epochs)
+        metrics.update(best_val_acc=best["val_acc"], best_val_balanced_acc=best.get("val_balanced_acc", 0.0),
+                       best_val_loss=best["val_loss"], **_speed(progress.history))
         if artifacts and not partial and _checkpoint_due(runtime.checkpoint_share, progress):
             _save_checkpoint(artifacts, run, progress, device)
         # Before the last report: a scheduler (ASHA at max_t) may end the

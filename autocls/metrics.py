@@ -1,4 +1,4 @@
-"""Classification metrics over class-probability matrices (numpy), shared by ensemble and report."""
+"""Classification metrics over class-probability matrices (numpy): the trainer's, the ensemble's and the report's."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +8,26 @@ def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
     k = min(k, probs.shape[1])
     top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
     return float((top == labels[:, None]).any(1).mean())
+
+
+def balanced_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The mean of the per-class accuracies (recalls) over the classes in ``labels``: scikit-learn's
+    ``balanced_accuracy_score`` of the predicted classes, where a rare class weighs as much as a common one.
+
+    Example:
+        >>> import numpy as np
+        >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+        >>> top_k_accuracy(probs, np.array([0, 0, 0, 1])), balanced_accuracy(probs, np.array([0, 0, 0, 1]))
+        (0.75, 0.5)
+    """
+    return float(np.nanmean(per_class_accuracy(probs, labels, probs.shape[1])))
+
+
+# What a search may rank trials by (its first objective), and the ensemble's selection with it: scikit-learn's
+# scorer names, each a function of (probabilities, labels), higher is better.
+RANKING_METRICS = {"accuracy": top_k_accuracy, "balanced_accuracy": balanced_accuracy}
+METRIC_LABELS = {"accuracy": "top-1", "balanced_accuracy": "balanced accuracy"}  # as the output names them
+SUMMARY_KEYS = {"accuracy": "top1", "balanced_accuracy": "balanced"}  # each one's key in summary()
 
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -28,10 +48,10 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 
 def summary(probs: np.ndarray, labels: np.ndarray, votes: bool = False) -> dict[str, float | None]:
-    """top-1, top-5, NLL and ECE in one dict.
+    """top-1, balanced accuracy, top-5, NLL and ECE in one dict.
 
     With ``votes`` (hard voting's vote shares, not probabilities) only top-1
-    means something: top-5, NLL and ECE are None (not applicable).  So is
+    and balanced accuracy mean something: top-5, NLL and ECE are None (not applicable).  So is
     top-5 with five classes or fewer, where it is 100% whatever the model.
 
     Example:
@@ -39,10 +59,10 @@ def summary(probs: np.ndarray, labels: np.ndarray, votes: bool = False) -> dict[
         >>> summary(np.array([[0.9, 0.1], [0.3, 0.7]]), np.array([0, 0]))["top5"] is None
         True
     """
+    ranked = {"top1": top_k_accuracy(probs, labels, 1), "balanced": balanced_accuracy(probs, labels)}
     if votes:
-        return {"top1": top_k_accuracy(probs, labels, 1), "top5": None, "nll": None, "ece": None}
-    return {"top1": top_k_accuracy(probs, labels, 1),
-            "top5": top_k_accuracy(probs, labels, 5) if probs.shape[1] > 5 else None,
+        return {**ranked, "top5": None, "nll": None, "ece": None}
+    return {**ranked, "top5": top_k_accuracy(probs, labels, 5) if probs.shape[1] > 5 else None,
             "nll": nll(probs, labels), "ece": expected_calibration_error(probs, labels)}
 
 
