@@ -15,9 +15,9 @@ from PIL import Image
 from autocls.data import prepare_data
 from autocls.ensemble import build_ensemble, greedy_selection, load_ensemble, predict_files, soft_vote
 from autocls.ensemble.build import study_data
-from autocls.metrics import balanced_accuracy, top_k_accuracy
 from autocls.errors import UserError
 from autocls.inference import TTA_MODES
+from autocls.metrics import balanced_accuracy, top_k_accuracy
 from autocls.search.runner import load_existing_study
 
 def test_soft_vote_of_identical_members_is_the_member():

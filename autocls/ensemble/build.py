@@ -14,12 +14,11 @@ import torch
 from optuna.trial import TrialState
 
 from autocls.artifacts import SPLIT_FILE, sha256_file, study_store, trial_artifacts
-
-from autocls.metrics import METRIC_LABELS, RANKING_METRICS, SUMMARY_KEYS, summary, weakest_classes
 from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_selection, hard_vote, soft_vote
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
 from autocls.inference import TTA_MODES
+from autocls.metrics import METRIC_LABELS, RANKING_METRICS, SUMMARY_KEYS, summary, weakest_classes
 from autocls.search.space import SearchSpace
 
 METHODS = ("soft", "hard", "greedy")

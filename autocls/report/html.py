@@ -12,9 +12,9 @@ from optuna.trial import TrialState
 
 from autocls.artifacts import trial_artifacts
 from autocls.ensemble.build import MANIFEST_FILE, ranking_metric
-from autocls.metrics import METRIC_LABELS, per_class_accuracy, per_class_auc, summary
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
+from autocls.metrics import METRIC_LABELS, per_class_accuracy, per_class_auc, summary
 
 
 def learning_curves(study: optuna.Study) -> go.Figure:

@@ -38,8 +38,8 @@ from autocls.search.space import SearchSpace
 
 # Each objective is read from the trial's last result, and there describes the
 # saved best epoch (speed: the trial's own threads, see trainer._speed).
-OBJECTIVE_KEYS = {"val_acc": "best_val_acc", "val_balanced_acc": "best_val_balanced_acc", "val_loss": "best_val_loss", "num_params": "num_params",
-                  "images_per_s": "speed_images_per_s", "epoch_time": "speed_epoch_time"}
+OBJECTIVE_KEYS = {"val_acc": "best_val_acc", "val_balanced_acc": "best_val_balanced_acc", "val_loss": "best_val_loss",
+                  "num_params": "num_params", "images_per_s": "speed_images_per_s", "epoch_time": "speed_epoch_time"}
 
 
 class OptunaSearcher(Searcher):

@@ -24,9 +24,9 @@ from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_w
 from autocls.data.augment import BatchAugment, shrunk
 from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
-from autocls.metrics import RANKING_METRICS, balanced_accuracy
 from autocls.errors import UserError
 from autocls.inference import fast_bf16, predict_proba, resolve_device
+from autocls.metrics import RANKING_METRICS, balanced_accuracy
 from autocls.models.registry import model_from_config
 from autocls.training.config import Runtime, TrainConfig
 from autocls.training.losses import build_loss
