@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sklearn.metrics import balanced_accuracy_score
 
 from autocls.data import prepare_data
 from autocls.ensemble import build_ensemble, greedy_selection, load_ensemble, predict_files, soft_vote
@@ -52,6 +53,7 @@ def test_greedy_selection_by_balanced_accuracy_prefers_the_member_that_sees_the_
     assert greedy_selection([always_common, finds_rare], labels, rounds=1).tolist() == [1, 0]
     assert greedy_selection([always_common, finds_rare], labels, rounds=1, metric="balanced_accuracy").tolist() == [0, 1]
     assert balanced_accuracy(finds_rare, labels) == pytest.approx((70 / 90 + 1) / 2)
+    assert balanced_accuracy(finds_rare, labels) == balanced_accuracy_score(labels, finds_rare.argmax(1))
 
 
 def test_top5_ensemble_on_a_real_search(searched, capsys):

@@ -116,10 +116,12 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
 
     The candidates are the trials that saved one epoch's weights with val and
     test probabilities (see :func:`candidates`); with fewer than ``top`` the
-    ensemble uses those, with a warning.  Selection (greedy weights,
-    temperatures, and with ``tta="auto"`` which test-time augmentation of
-    :data:`~autocls.inference.TTA_MODES` is used) uses the val probabilities only, and ``metric`` (default:
-    what the study ranks its trials by, :func:`ranking_metric`); the test split is touched once, to report.  ``deadline`` (a ``time.time()``) bounds the
+    ensemble uses those, with a warning.  Selection (the members, greedy
+    weights, the best single member, temperatures, and with ``tta="auto"``
+    which test-time augmentation of :data:`~autocls.inference.TTA_MODES` is
+    used) uses the val probabilities only, scored by ``metric`` (default: what
+    the study ranks its trials by, :func:`ranking_metric`); the test split is
+    touched once, to report.  ``deadline`` (a ``time.time()``) bounds the
     recomputations of ``tta="auto"``: a mode that would end later is not
     tried, and ``result.extra["tta_choice"]`` says so.  With ``save``
     the ensemble is written to ``<study folder>/ensembles/<name>/`` (default
