@@ -1,6 +1,8 @@
 """Classification metrics over class-probability matrices (numpy): the trainer's, the ensemble's and the report's."""
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 
@@ -23,11 +25,23 @@ def balanced_accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.nanmean(per_class_accuracy(probs, labels, probs.shape[1])))
 
 
-# What a search may rank trials by (its first objective), and the ensemble's selection with it: scikit-learn's
-# scorer names, each a function of (probabilities, labels), higher is better.
-RANKING_METRICS = {"accuracy": top_k_accuracy, "balanced_accuracy": balanced_accuracy}
-METRIC_LABELS = {"accuracy": "top-1", "balanced_accuracy": "balanced accuracy"}  # as the output names them
-SUMMARY_KEYS = {"accuracy": "top1", "balanced_accuracy": "balanced"}  # each one's key in summary()
+class RankingMetric(NamedTuple):
+    """A metric a search ranks trials by, and everywhere it goes by a name of its own."""
+
+    score: Callable[[np.ndarray, np.ndarray], float]  # (probabilities, labels) -> higher is better
+    label: str  # as the output names it
+    summary_key: str  # its key in summary()
+    objective: str  # a space's objective, and each evaluation's result key
+    best_key: str  # the best epoch's, in a trial's results and attributes
+
+
+# What a search may rank trials by (its first objective; ASHA, each trial's best epoch and the ensemble's
+# selection with it), by scikit-learn's scorer names.
+RANKING_METRICS = {
+    "accuracy": RankingMetric(top_k_accuracy, "top-1", "top1", "val_acc", "best_val_acc"),
+    "balanced_accuracy": RankingMetric(balanced_accuracy, "balanced accuracy", "balanced", "val_balanced_acc",
+                                       "best_val_balanced_acc"),
+}
 
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_s
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
 from autocls.inference import TTA_MODES
-from autocls.metrics import METRIC_LABELS, RANKING_METRICS, SUMMARY_KEYS, summary, weakest_classes
+from autocls.metrics import RANKING_METRICS, summary, weakest_classes
 from autocls.search.space import SearchSpace
 
 METHODS = ("soft", "hard", "greedy")
@@ -93,7 +93,7 @@ def candidates(study: optuna.Study, val_y: np.ndarray,
             continue
         val_acc = float((member.val_probs.argmax(1) == val_y).mean())  # of the saved model itself
         members.append(Member(t.number, member.weights_file, member.config, member.val_probs, member.test_probs, val_acc))
-    score = RANKING_METRICS[metric]
+    score = RANKING_METRICS[metric].score
     members.sort(key=lambda m: (-score(m.val_probs, val_y), m.number))
     return members, problems
 
@@ -184,7 +184,7 @@ def _vote(members: list[Member], method: str, temperature: bool, rounds: int, va
     weights = greedy_selection(val_probs, val_y, rounds, metric) if method == "greedy" else np.ones(len(members))
     vote = hard_vote if method == "hard" else soft_vote
     val_ens, test_ens = vote(val_probs, weights), vote(test_probs, weights)
-    best = int(np.argmax([RANKING_METRICS[metric](p, val_y) for p in val_probs]))  # chosen on val, like all else
+    best = int(np.argmax([RANKING_METRICS[metric].score(p, val_y) for p in val_probs]))  # chosen on val, like all else
     votes = method == "hard"
     return EnsembleResult(method, members, weights, summary(val_ens, val_y, votes), summary(test_ens, test_y, votes),
                           summary(val_probs[best], val_y), summary(test_probs[best], test_y), members[best].number,
@@ -206,7 +206,7 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
     import copy
 
     kept = [m for m, w in zip(plain.members, plain.weights) if w > 0]
-    key = SUMMARY_KEYS[metric]
+    key = RANKING_METRICS[metric].summary_key
     chosen, scores, have, not_tried = plain, {"none": plain.val[key]}, "none", ""
     modes = TTA_MODES[1:]
     if not any(m.config.get("flip", True) for m in kept):
@@ -225,7 +225,7 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
             chosen = voted
     tried = ", ".join(f"{k} {v:.2%}" for k, v in scores.items())
     chosen.extra.update(tta=chosen.extra.get("tta", "none"), classes=data.classes, metric=metric,
-                        tta_choice=f"TTA by val {METRIC_LABELS[metric]}: {tried}{not_tried}: "
+                        tta_choice=f"TTA by val {RANKING_METRICS[metric].label}: {tried}{not_tried}: "
                                    f"{chosen.extra.get('tta', 'none')} used")
     return chosen
 

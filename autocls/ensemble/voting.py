@@ -41,7 +41,7 @@ def greedy_selection(member_probs: list[np.ndarray], labels: np.ndarray, rounds:
     selection counts (the voting weights).
     """
     def score(p):
-        return -nll(p, labels) if metric == "nll" else RANKING_METRICS[metric](p, labels)
+        return -nll(p, labels) if metric == "nll" else RANKING_METRICS[metric].score(p, labels)
 
     counts = np.zeros(len(member_probs))
     singles = [score(p) for p in member_probs]

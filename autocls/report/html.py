@@ -14,7 +14,7 @@ from autocls.artifacts import trial_artifacts
 from autocls.ensemble.build import MANIFEST_FILE, ranking_metric
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
-from autocls.metrics import METRIC_LABELS, per_class_accuracy, per_class_auc, summary
+from autocls.metrics import RANKING_METRICS, per_class_accuracy, per_class_auc, summary
 
 
 def learning_curves(study: optuna.Study) -> go.Figure:
@@ -34,7 +34,7 @@ def learning_curves(study: optuna.Study) -> go.Figure:
             marker=dict(symbol=["circle"] * (len(steps) - 1) + ["x" if pruned else "circle"], size=[4] * (len(steps) - 1) + [10 if pruned else 4]),
         ))
     fig.update_layout(title="Learning curves (dotted: pruned by ASHA, x marks the cut)", xaxis_title="epoch",
-                      yaxis_title=f"val {METRIC_LABELS[ranking_metric(study)]}", height=480)
+                      yaxis_title=f"val {RANKING_METRICS[ranking_metric(study)].label}", height=480)
     return fig
 
 
@@ -108,7 +108,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
             return study.best_trial
         # only trials cut by the budget or ASHA: the best of what they saved
         pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-        key = "best_val_balanced_acc" if ranking_metric(study) == "balanced_accuracy" else "best_val_acc"
+        key = RANKING_METRICS[ranking_metric(study)].best_key
         return max(pruned, key=lambda t: (t.user_attrs.get(key, -1.0), -t.number))
     sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1
     return max(study.best_trials, key=lambda t: (sign * t.values[0], -t.number))

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from autocls.metrics import METRIC_LABELS
+from autocls.metrics import RANKING_METRICS
 
 
 HEARTBEAT_S = 30
@@ -31,7 +31,7 @@ class SearchProgress:
     def __init__(self, study: optuna.Study, n_trials: int | None, time_budget_s: float | None, enabled: bool = True,
                  start: float | None = None, metric: str = "accuracy"):
         self.study, self.n_trials, self.time_budget_s = study, n_trials, time_budget_s
-        self.best_label = f"best val {METRIC_LABELS[metric]}"  # what trials are ranked by
+        self.best_label = f"best val {RANKING_METRICS[metric].label}"  # what trials are ranked by
         self.enabled = enabled
         self.console = Console(stderr=True)
         self.start = start or time.time()

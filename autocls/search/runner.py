@@ -654,14 +654,15 @@ def leaderboard(study: optuna.Study):
     import pandas as pd
 
     from autocls.ensemble.build import ranking_metric
+    from autocls.metrics import RANKING_METRICS
 
-    balanced = ranking_metric(study) == "balanced_accuracy"
+    ranked_by = RANKING_METRICS[ranking_metric(study)].best_key
     rows = []
     for t in study.get_trials(deepcopy=False):
         curve = list(t.intermediate_values.values()) or list(t.user_attrs.get("curve", {}).values())
         value = t.user_attrs.get("best_val_acc", max(curve) if curve else None)
         row = {"number": t.number, "state": t.state.name, "best_val_acc": value,
-               **({"best_val_balanced_acc": t.user_attrs.get("best_val_balanced_acc")} if balanced else {}),
+               **({ranked_by: t.user_attrs.get(ranked_by)} if ranked_by != "best_val_acc" else {}),
                "epochs": t.user_attrs.get("epochs_run"), "images_per_s": t.user_attrs.get("images_per_s"),
                "duration_s": t.duration.total_seconds() if t.duration else None}
         if t.values and len(t.values) > 1:
@@ -675,7 +676,6 @@ def leaderboard(study: optuna.Study):
         return frame
     order = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 4}
     frame["_rank"] = frame["state"].map(order)
-    ranked_by = "best_val_balanced_acc" if balanced else "best_val_acc"
     return frame.sort_values(["_rank", ranked_by], ascending=[True, False],
                              na_position="last").drop(columns="_rank").reset_index(drop=True)
 

@@ -29,6 +29,7 @@ import yaml
 
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
+from autocls.metrics import RANKING_METRICS
 from autocls.training.config import RUNTIME_FIELDS, TrainConfig
 
 SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"  # package data: shipped in the wheel
@@ -38,9 +39,8 @@ ASHA_KEYS = {"grace_period", "reduction_factor"}
 METRICS = {"val_acc": "maximize", "val_balanced_acc": "maximize", "val_loss": "minimize", "num_params": "minimize", "images_per_s": "maximize",
            "epoch_time": "minimize"}
 
-# The first objective, which ASHA, the trials' best epochs and the ensemble's selection rank by, and its metric
-# (autocls.metrics.RANKING_METRICS): top-1, or the mean of the per-class accuracies for uneven classes.
-RANKING_OBJECTIVES = {"val_acc": "accuracy", "val_balanced_acc": "balanced_accuracy"}
+# What a first objective may be: the objectives of autocls.metrics.RANKING_METRICS, and their metrics' names.
+RANKING_OBJECTIVES = {metric.objective: name for name, metric in RANKING_METRICS.items()}
 
 
 @dataclass
@@ -136,9 +136,9 @@ class SearchSpace:
             >>> space.objectives, SearchSpace.from_yaml(space.source).objectives
             (['val_balanced_acc'], ['val_balanced_acc'])
         """
-        objective = {m: o for o, m in RANKING_OBJECTIVES.items()}.get(metric)
-        if objective is None:
-            raise UserError(f"unknown metric '{metric}'; choose from {', '.join(RANKING_OBJECTIVES.values())}")
+        if metric not in RANKING_METRICS:
+            raise UserError(f"unknown metric '{metric}'; choose from {', '.join(RANKING_METRICS)}")
+        objective = RANKING_METRICS[metric].objective
         if objective == self.objectives[0]:
             return self
         return self._edited(lambda raw: raw.update(objectives=[objective, *self.objectives[1:]]))

@@ -221,7 +221,8 @@ def _evaluate(run: _Run, data: DataSplits) -> tuple[np.ndarray, float, float, fl
     probs = predict_proba(run.forward, run.val_x, run.augment.normalize, channels_last=run.channels_last, amp=run.amp)
     val_acc = float((probs.argmax(1) == data.val_y).float().mean())
     val_loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), data.val_y))
-    return probs.numpy(), val_acc, balanced_accuracy(probs.numpy(), data.val_y.numpy()), val_loss
+    probs = probs.numpy()
+    return probs, val_acc, balanced_accuracy(probs, data.val_y.numpy()), val_loss
 
 
 def _checkpoint_due(share: float, progress: _Progress) -> bool:
@@ -570,7 +571,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         # --- evaluate, keep the best, checkpoint ------------------------------------------------
         eval_start = time.perf_counter()
         val_probs, val_acc, val_balanced_acc, val_loss = _evaluate(run, data)
-        score = val_balanced_acc if metric == "balanced_accuracy" else val_acc
+        score = {"val_acc": val_acc, "val_balanced_acc": val_balanced_acc}[RANKING_METRICS[metric].objective]
         if not run.per_batch_schedule:
             run.scheduler.step(score)
         if score > progress.best_acc:
