@@ -44,6 +44,20 @@ RANKING_METRICS = {
 }
 
 
+def ranking_metric_named(name: str) -> RankingMetric:
+    """The :data:`RANKING_METRICS` entry of ``name``; another name is a one-line UserError.
+
+    Example:
+        >>> ranking_metric_named("balanced_accuracy").objective
+        'val_balanced_acc'
+    """
+    from autocls.errors import UserError
+
+    if name not in RANKING_METRICS:
+        raise UserError(f"unknown metric '{name}'; choose from {', '.join(RANKING_METRICS)}")
+    return RANKING_METRICS[name]
+
+
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 

@@ -18,7 +18,7 @@ from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_s
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
 from autocls.inference import TTA_MODES
-from autocls.metrics import RANKING_METRICS, summary, weakest_classes
+from autocls.metrics import RANKING_METRICS, ranking_metric_named, summary, weakest_classes
 from autocls.search.space import SearchSpace
 
 METHODS = ("soft", "hard", "greedy")
@@ -142,8 +142,7 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     if top < 1:
         raise UserError(f"--top must be >= 1, got {top}")
     metric = metric or ranking_metric(study)
-    if metric not in RANKING_METRICS:
-        raise UserError(f"unknown metric '{metric}'; choose from {', '.join(RANKING_METRICS)}")
+    ranking_metric_named(metric)  # a bad name fails before the data is read
     data = study_data(study)
     val_y, test_y = data.val_y.numpy(), data.test_y.numpy()
     members, problems = candidates(study, val_y, metric)

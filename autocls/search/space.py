@@ -29,15 +29,15 @@ import yaml
 
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
-from autocls.metrics import RANKING_METRICS
+from autocls.metrics import RANKING_METRICS, ranking_metric_named
 from autocls.training.config import RUNTIME_FIELDS, TrainConfig
 
 SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"  # package data: shipped in the wheel
 TOP_LEVEL_KEYS = {"name", "description", "dataset", "objectives", "directions", "asha", "fixed", "params", "seeds"}
 PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "when"}
 ASHA_KEYS = {"grace_period", "reduction_factor"}
-METRICS = {"val_acc": "maximize", "val_balanced_acc": "maximize", "val_loss": "minimize", "num_params": "minimize", "images_per_s": "maximize",
-           "epoch_time": "minimize"}
+METRICS = {"val_acc": "maximize", "val_balanced_acc": "maximize", "val_loss": "minimize", "num_params": "minimize",
+           "images_per_s": "maximize", "epoch_time": "minimize"}
 
 # What a first objective may be: the objectives of autocls.metrics.RANKING_METRICS, and their metrics' names.
 RANKING_OBJECTIVES = {metric.objective: name for name, metric in RANKING_METRICS.items()}
@@ -136,9 +136,7 @@ class SearchSpace:
             >>> space.objectives, SearchSpace.from_yaml(space.source).objectives
             (['val_balanced_acc'], ['val_balanced_acc'])
         """
-        if metric not in RANKING_METRICS:
-            raise UserError(f"unknown metric '{metric}'; choose from {', '.join(RANKING_METRICS)}")
-        objective = RANKING_METRICS[metric].objective
+        objective = ranking_metric_named(metric).objective
         if objective == self.objectives[0]:
             return self
         return self._edited(lambda raw: raw.update(objectives=[objective, *self.objectives[1:]]))

@@ -24,9 +24,8 @@ from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_w
 from autocls.data.augment import BatchAugment, shrunk
 from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
-from autocls.errors import UserError
 from autocls.inference import fast_bf16, predict_proba, resolve_device
-from autocls.metrics import RANKING_METRICS, balanced_accuracy
+from autocls.metrics import balanced_accuracy, ranking_metric_named
 from autocls.models.registry import model_from_config
 from autocls.training.config import Runtime, TrainConfig
 from autocls.training.losses import build_loss
@@ -499,8 +498,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     """
     # --- set-up ----------------------------------------------------------------------------
     runtime = runtime or Runtime()
-    if metric not in RANKING_METRICS:
-        raise UserError(f"unknown metric '{metric}'; choose from {', '.join(RANKING_METRICS)}")
+    ranked_by = ranking_metric_named(metric).objective
     device = resolve_device(runtime.device)
     torch.manual_seed(runtime.seed)
     np.random.seed(runtime.seed)
@@ -571,7 +569,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         # --- evaluate, keep the best, checkpoint ------------------------------------------------
         eval_start = time.perf_counter()
         val_probs, val_acc, val_balanced_acc, val_loss = _evaluate(run, data)
-        score = {"val_acc": val_acc, "val_balanced_acc": val_balanced_acc}[RANKING_METRICS[metric].objective]
+        score = {"val_acc": val_acc, "val_balanced_acc": val_balanced_acc}[ranked_by]
         if not run.per_batch_schedule:
             run.scheduler.step(score)
         if score > progress.best_acc:
