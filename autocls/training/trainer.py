@@ -97,6 +97,11 @@ class _Progress:
     since_checkpoint: float = 0.0  # training seconds since then
     length: _Length = _Length(0)  # the config's, or re-fitted to a time (train's fit_until); 0: not set yet
 
+    @property
+    def best(self) -> dict:
+        """The best epoch's evaluation in the history ({} before the first)."""
+        return next((m for m in self.history if m["epoch"] == self.best_epoch), {})
+
 
 def _data_device(data: DataSplits, device: torch.device) -> torch.device:
     """The device the uint8 dataset lives on: the training device when it fits in half its free memory.
@@ -420,8 +425,7 @@ def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialAr
                               amp=run.amp)
         artifacts.save_probs("test", probs.numpy(), progress.best_epoch)
         test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
-    best = next((m for m in progress.history if m["epoch"] == progress.best_epoch), {})
-    result = TrainResult(status, best.get("val_acc", 0.0), progress.best_epoch, len(progress.history),
+    result = TrainResult(status, progress.best.get("val_acc", 0.0), progress.best_epoch, len(progress.history),
                          progress.history, test_acc, run.num_params, artifacts.location if artifacts else None, reason,
                          resumed_from)
     if artifacts:
@@ -589,7 +593,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             timing.refit_after(epoch, mean_step)
         metrics["epochs"] = progress.length.epochs
         progress.history.append(metrics)
-        best = next(m for m in progress.history if m["epoch"] == progress.best_epoch)
+        best = progress.best
         # (a run resumed from a checkpoint older than balanced accuracy has none for its earlier epochs)
         metrics.update(best_val_acc=best["val_acc"], best_val_balanced_acc=best.get("val_balanced_acc", 0.0),
                        best_val_loss=best["val_loss"], **_speed(progress.history))
