@@ -12,7 +12,9 @@ machine's cores, epochs re-fitted to it as a search's trial's are:
   class_balanced  the loss weighted by the inverse effective number of images
                   of each class (``class_weighting: class_balanced``, Cui et al.);
   inverse         weighted by the inverse class frequency;
-  sampling        class-balanced batches instead (``weighted_sampling: true``).
+  sampling        class-balanced batches instead (``weighted_sampling: true``);
+  logit_adjusted  the logit-adjusted loss of Menon et al. 2021 (``logit_adjustment: 1``): the loss sees the
+                  logits plus log(class prior), unweighted.
 
 Printed per weighting: epochs, wall seconds, balanced test top-1, top-1 on the three most and the three least
 frequent classes, and the three weakest classes; and each weighting's top-1 against ``none``'s, from this run.
@@ -22,7 +24,7 @@ With ``--search``, ``autocls search`` itself instead, on the folder as a user wo
 per ``--metric`` for the same budget (the CPU preset; ranked by balanced accuracy, it also weighs the loss by
 class). Printed per metric: trials, wall seconds, and the closing ensemble's figures as above.
 
-    python benchmarks/long_tailed.py                        # 3 minutes a weighting (about 13 minutes)
+    python benchmarks/long_tailed.py                        # 3 minutes a weighting (about 16 minutes)
     python benchmarks/long_tailed.py --time-budget 90s --weightings none,class_balanced
     python benchmarks/long_tailed.py --search               # two 3-minute searches
 """
@@ -51,7 +53,8 @@ from autocls.search.space import SearchSpace  # noqa: E402
 from autocls.training import Runtime, TrainConfig, train  # noqa: E402
 
 WEIGHTINGS = {"none": {}, "class_balanced": {"class_weighting": "class_balanced"},
-              "inverse": {"class_weighting": "inverse"}, "sampling": {"weighted_sampling": True}}
+              "inverse": {"class_weighting": "inverse"}, "sampling": {"weighted_sampling": True},
+              "logit_adjusted": {"logit_adjustment": 1.0}}
 
 
 def long_tailed_folder(work: Path, head: int, ratio: float) -> Path:

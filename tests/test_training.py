@@ -58,6 +58,7 @@ def test_small_net_learns_digits_above_90_percent(digits, tmp_path):
     dict(mixup_alpha=0.2, cutmix_alpha=1.0, label_smoothing=0.1, auto_augment="trivialaugment", cutout=2),
     dict(loss="focal", class_weighting="class_balanced", weighted_sampling=True, auto_augment="autoaugment"),
     dict(class_weighting="inverse", auto_augment="randaugment", image_size=12),
+    dict(logit_adjustment=1.0, label_smoothing=0.1, mixup_alpha=0.2),
 ])
 def test_every_optimizer_schedule_and_loss_trains(digits, overrides):
     cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, crop_padding=1, **overrides)
@@ -129,6 +130,45 @@ def test_class_weights_weigh_each_image_by_its_label_not_each_class_of_a_smoothe
     per_image = -(batch * scores.log_softmax(1)).sum(1)
     w = torch.stack([0.7 * loss.weight[0] + 0.3 * loss.weight[9], loss.weight[9]])
     assert torch.isclose(loss(scores, batch), (per_image * w).sum() / w.sum())
+
+
+def test_the_logit_adjusted_loss_learns_the_balanced_classifier_where_plain_learns_the_prior():
+    """Menon et al. 2021: on images whose labels follow the class prior, plain cross-entropy's best logits are
+    log(prior); the logit-adjusted loss's (tau 1) are equal logits, which predict every class alike."""
+    counts = torch.tensor([2000, 719, 258, 93, 20])
+    labels = torch.repeat_interleave(torch.arange(5), counts)
+    targets = torch.nn.functional.one_hot(labels, 5).float()
+    learned = {}
+    for tau in (0.0, 1.0):
+        loss = build_loss("ce", counts.numpy(), logit_adjustment=tau)
+        logits = torch.zeros(1, 5, requires_grad=True)
+        optimizer = torch.optim.SGD([logits], lr=1.0)
+        for _ in range(500):
+            optimizer.zero_grad()
+            loss(logits.expand(len(labels), 5), targets).backward()
+            optimizer.step()
+        learned[tau] = logits.detach().softmax(1)[0]
+    prior = counts / counts.sum()
+    assert torch.allclose(learned[0.0], prior, atol=1e-3)
+    assert torch.allclose(learned[1.0], torch.full((5,), 0.2), atol=1e-3)
+    scores, y = torch.randn(4, 5), torch.tensor([0, 1, 3, 4])
+    expected = torch.nn.functional.cross_entropy(scores + prior.log(), y)  # with hard labels, the paper's formula
+    adjusted = build_loss("ce", counts.numpy(), logit_adjustment=1.0)
+    assert torch.isclose(adjusted(scores, torch.nn.functional.one_hot(y, 5).float()), expected)
+    # Regression: uniformly smoothed targets put a floor under every class that the offset lifted by the prior's
+    # ratio, so at 100:1 and smoothing 0.2 an airplane's best logits named the truck (CIFAR-10-LT's head fell to 13%)
+    counts = [2000, 1199, 719, 431, 258, 155, 93, 56, 33, 20]
+    smoothed = build_loss("ce", counts, logit_adjustment=1.0, label_smoothing=0.2)
+    airplane = torch.nn.functional.one_hot(torch.tensor([0]), 10).float() * 0.8 + 0.02
+    logits = torch.zeros(1, 10, requires_grad=True)
+    optimizer = torch.optim.SGD([logits], lr=1.0)
+    for _ in range(2000):
+        optimizer.zero_grad()
+        smoothed(logits, airplane).backward()
+        optimizer.step()
+    assert logits.argmax().item() == 0, logits
+    with pytest.raises(UserError, match="logit_adjustment must be >= 0"):
+        TrainConfig(logit_adjustment=-1)
 
 
 def test_a_run_keeps_the_epoch_of_best_balanced_accuracy_when_told_to():

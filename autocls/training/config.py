@@ -137,6 +137,9 @@ class TrainConfig(_Fields):
     class_weighting: str = "none"
     class_balanced_beta: float = 0.9999
     weighted_sampling: bool = False
+    # tau of the logit-adjusted loss (Menon et al. 2021): the loss sees logits + tau * log(class prior), so the
+    # model learns to lean toward rare classes; 0: off, 1: the paper's
+    logit_adjustment: float = 0.0
     amp: bool = True  # bf16 autocast where the device runs it fast (GPUs, CPUs with bf16 instructions)
     channels_last: bool = True
     eval_every: int = 1
@@ -160,7 +163,7 @@ class TrainConfig(_Fields):
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)}")
         for key in ("weight_decay", "mixup_alpha", "cutmix_alpha", "cutout", "crop_padding", "warmup_epochs",
-                    "epoch_images"):
+                    "epoch_images", "logit_adjustment"):
             if getattr(self, key) < 0:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)}")
         for key in ("label_smoothing", "mixup_prob", "momentum"):

@@ -135,7 +135,7 @@ def _set_up(cfg: TrainConfig, data: DataSplits, device: torch.device, compile_mo
                           balanced=cfg.weighted_sampling, passes=passes_per_epoch(len(data.train_y), cfg.epoch_images))
     counts = torch.bincount(data.train_y, minlength=data.num_classes)
     criterion = build_loss(cfg.loss, counts.numpy(), cfg.class_weighting, cfg.class_balanced_beta, cfg.focal_gamma,
-                           cfg.label_smoothing)
+                           cfg.label_smoothing, cfg.logit_adjustment)
     mixup = None
     if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
         from timm.data import Mixup
