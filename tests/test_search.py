@@ -246,8 +246,8 @@ def _long_tailed_digits(root: Path) -> Path:
 def test_a_search_ranked_by_balanced_accuracy_ranks_stops_and_ensembles_by_it(tiny_space, tmp_path, autocls_cli):
     """``--metric balanced_accuracy`` on long-tailed real digits: each trial's value (what TPE, ASHA and the
     leaderboard rank by) is the balanced accuracy of its saved val probabilities, not their top-1, the closing
-    ensemble is chosen by it, no note says the ranking ignores rare classes, and the study cannot be continued
-    ranking by top-1."""
+    ensemble is chosen by it, no note says the ranking ignores rare classes (one says this space's loss does), and
+    the study cannot be continued ranking by top-1."""
     from autocls.ensemble.build import build_ensemble, study_data
     from autocls.metrics import balanced_accuracy, top_k_accuracy
 
@@ -255,7 +255,8 @@ def test_a_search_ranked_by_balanced_accuracy_ranks_stops_and_ensembles_by_it(ti
     proc = autocls_cli("search", str(folder), "--space", str(tiny_space), "--trials", "3", "--metric",
                        "balanced_accuracy", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "uneven" not in proc.stderr and "TTA by val balanced accuracy: none " in proc.stdout, proc.stdout[-2000:]
+    assert "ranked by val top-1" not in proc.stderr and "TTA by val balanced accuracy: none " in proc.stdout, proc.stdout[-2000:]
+    assert "the space's loss treats every image alike: `logit_adjustment: 1` in its `fixed:`" in proc.stderr
     study = optuna.load_study(study_name="digits-lt", storage=f"sqlite:///{tmp_path}/studies/digits-lt.db")
     val_y = study_data(study).val_y.numpy()
     ranked = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]

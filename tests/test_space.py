@@ -140,16 +140,16 @@ def test_a_fixed_value_replaces_the_parameter_and_its_seed_entries():
     assert kept.sample(optuna.trial.FixedTrial(dict(kept.seeds[0])))["class_weighting"] == "class_balanced"
 
 
-def test_the_preset_ranked_by_balanced_accuracy_weighs_the_loss_by_class(capsys):
+def test_the_preset_ranked_by_balanced_accuracy_adjusts_the_loss_for_the_class_prior(capsys):
     from autocls.search.runner import _space_and_dataset
 
     space, _ = _space_and_dataset(None, "digits", None, 0, 12, None, True, metric="balanced_accuracy")
-    assert space.ranking_metric == "balanced_accuracy" and space.fixed["class_weighting"] == "class_balanced"
-    assert "ranked by balanced accuracy, each image's loss weighed by its class" in capsys.readouterr().err
+    assert space.ranking_metric == "balanced_accuracy" and space.fixed["logit_adjustment"] == 1.0
+    assert "ranked by balanced accuracy, its loss adjusted for the class prior" in capsys.readouterr().err
     named, _ = _space_and_dataset("digits", None, None, 0, 12, None, True, metric="balanced_accuracy")
-    assert named.ranking_metric == "balanced_accuracy" and "class_weighting" not in named.fixed  # a space as written
+    assert named.ranking_metric == "balanced_accuracy" and "logit_adjustment" not in named.fixed  # a space as written
     plain, _ = _space_and_dataset(None, "digits", None, 0, 12, None, True)
-    assert plain.ranking_metric == "accuracy" and "class_weighting" not in plain.fixed
+    assert plain.ranking_metric == "accuracy" and "logit_adjustment" not in plain.fixed
 
 
 @pytest.mark.parametrize("gpus", [0, 1, 4])

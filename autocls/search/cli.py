@@ -65,7 +65,7 @@ def register(sub) -> None:
     p.add_argument("--metric", choices=RANKING_METRICS,
                    help="what trials and the closing ensemble are ranked by on val: accuracy (top-1), or "
                         "balanced_accuracy (the mean of the per-class accuracies, for uneven classes; the preset "
-                        "then weighs each image's loss by its class). Default: the space's first objective (top-1)")
+                        "then adjusts the loss for the class prior). Default: the space's first objective (top-1)")
     p.add_argument("--trials", type=int, default=None, help="finished trials wanted, over all sessions (default 20)")
     p.add_argument("--time-budget", help="wall-clock budget of this session, e.g. 30m or 2h")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler proposing the trials (default tpe)")
