@@ -106,18 +106,24 @@ def test_soft_target_loss_equals_cross_entropy():
     assert torch.allclose(weighted(logits, onehot), torch.nn.functional.cross_entropy(logits, y, weight=w), atol=1e-6)
 
 
+def _fitted_logits(loss, targets: torch.Tensor, steps: int) -> torch.Tensor:
+    """The one row of logits that ``loss`` trains towards when every row of ``targets`` is an image scored by it."""
+    logits = torch.zeros(1, targets.shape[1], requires_grad=True)
+    optimizer = torch.optim.SGD([logits], lr=1.0)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss(logits.expand(len(targets), -1), targets).backward()
+        optimizer.step()
+    return logits.detach()
+
+
 def test_class_weights_weigh_each_image_by_its_label_not_each_class_of_a_smoothed_target():
     """Regression: the loss weighted each class's term of a target, so a smoothed target's rare-class entries
     outweighed its own class; at 100:1 and smoothing 0.2 the most frequent CIFAR-10-LT classes fell to 0-10%."""
     counts = [2000, 1199, 719, 431, 258, 155, 93, 56, 33, 20]  # benchmarks/long_tailed.py's training part
     loss = build_loss("ce", counts, "class_balanced", label_smoothing=0.2)
     head = torch.nn.functional.one_hot(torch.tensor([0]), 10).float() * 0.8 + 0.02  # an airplane, smoothed
-    logits = torch.zeros(1, 10, requires_grad=True)
-    optimizer = torch.optim.SGD([logits], lr=1.0)
-    for _ in range(200):  # the logits this loss trains an airplane towards
-        optimizer.zero_grad()
-        loss(logits, head).backward()
-        optimizer.step()
+    logits = _fitted_logits(loss, head, 200)  # the logits this loss trains an airplane towards
     assert logits.argmax().item() == 0, logits
     # each image weighs as its class: a smoothed batch's loss is its images' losses averaged by their weights
     images = torch.nn.functional.one_hot(torch.tensor([0, 9]), 10).float() * 0.8 + 0.02
@@ -140,14 +146,7 @@ def test_the_logit_adjusted_loss_learns_the_balanced_classifier_where_plain_lear
     targets = torch.nn.functional.one_hot(labels, 5).float()
     learned = {}
     for tau in (0.0, 1.0):
-        loss = build_loss("ce", counts.numpy(), logit_adjustment=tau)
-        logits = torch.zeros(1, 5, requires_grad=True)
-        optimizer = torch.optim.SGD([logits], lr=1.0)
-        for _ in range(500):
-            optimizer.zero_grad()
-            loss(logits.expand(len(labels), 5), targets).backward()
-            optimizer.step()
-        learned[tau] = logits.detach().softmax(1)[0]
+        learned[tau] = _fitted_logits(build_loss("ce", counts.numpy(), logit_adjustment=tau), targets, 500).softmax(1)[0]
     prior = counts / counts.sum()
     assert torch.allclose(learned[0.0], prior, atol=1e-3)
     assert torch.allclose(learned[1.0], torch.full((5,), 0.2), atol=1e-3)
@@ -160,12 +159,7 @@ def test_the_logit_adjusted_loss_learns_the_balanced_classifier_where_plain_lear
     counts = [2000, 1199, 719, 431, 258, 155, 93, 56, 33, 20]
     smoothed = build_loss("ce", counts, logit_adjustment=1.0, label_smoothing=0.2)
     airplane = torch.nn.functional.one_hot(torch.tensor([0]), 10).float() * 0.8 + 0.02
-    logits = torch.zeros(1, 10, requires_grad=True)
-    optimizer = torch.optim.SGD([logits], lr=1.0)
-    for _ in range(2000):
-        optimizer.zero_grad()
-        smoothed(logits, airplane).backward()
-        optimizer.step()
+    logits = _fitted_logits(smoothed, airplane, 2000)
     assert logits.argmax().item() == 0, logits
     with pytest.raises(UserError, match="logit_adjustment must be >= 0"):
         TrainConfig(logit_adjustment=-1)
