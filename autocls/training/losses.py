@@ -21,10 +21,14 @@ def class_balanced_weights(counts, beta: float = 0.9999) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def _seen_counts(counts) -> np.ndarray:
+    """The class counts as floats, a class never seen counted as one image (its weight or prior stays finite)."""
+    return np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+
+
 def inverse_frequency_weights(counts) -> torch.Tensor:
     """weight_c ∝ 1 / n_c, scaled to sum to the class count."""
-    counts = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
-    weights = 1.0 / counts
+    weights = 1.0 / _seen_counts(counts)
     return torch.tensor(weights / weights.sum() * len(counts), dtype=torch.float32)
 
 
@@ -86,14 +90,14 @@ class SoftTargetLoss(nn.Module):
 def logit_adjustment_offset(counts, tau: float = 1.0) -> torch.Tensor:
     """``tau * log(prior)`` of each class, the offset of Menon et al. 2021's logit-adjusted loss.
 
-    Written here because neither timm nor torch has it: three lines on the class counts.  A class never seen
+    Written here because neither timm nor torch has it: a line on the class counts.  A class never seen
     gets the prior of one image, so its offset stays finite.
 
     Example:
         >>> logit_adjustment_offset([90, 10]).exp()
         tensor([0.9000, 0.1000])
     """
-    counts = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    counts = _seen_counts(counts)
     return torch.tensor(tau * np.log(counts / counts.sum()), dtype=torch.float32)
 
 
