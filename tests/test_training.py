@@ -161,6 +161,15 @@ def test_the_logit_adjusted_loss_learns_the_balanced_classifier_where_plain_lear
     airplane = torch.nn.functional.one_hot(torch.tensor([0]), 10).float() * 0.8 + 0.02
     logits = _fitted_logits(smoothed, airplane, 2000)
     assert logits.argmax().item() == 0, logits
+    # with class weights as well, each image still weighs as its own label's class
+    both = build_loss("ce", counts, "class_balanced", label_smoothing=0.2, logit_adjustment=1.0)
+    images = torch.nn.functional.one_hot(torch.tensor([0, 9]), 10).float() * 0.8 + 0.02
+    scores = torch.randn(2, 10)
+    prior = torch.tensor(counts) / sum(counts)
+    scored = 0.8 * torch.nn.functional.one_hot(torch.tensor([0, 9]), 10) + 0.2 * prior
+    per_image = -(scored * (scores + prior.log()).log_softmax(1)).sum(1)
+    w = both.weight[[0, 9]]
+    assert torch.isclose(both(scores, images), (per_image * w).sum() / w.sum())
     with pytest.raises(UserError, match="logit_adjustment must be >= 0"):
         TrainConfig(logit_adjustment=-1)
 

@@ -61,20 +61,24 @@ class SoftTargetLoss(nn.Module):
         self.focal_gamma = focal_gamma
         self.label_smoothing = label_smoothing
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _labels(self, target: torch.Tensor) -> torch.Tensor:
+        """The targets less label smoothing's uniform share: each image's label, or the blend of its two."""
         kept = 1.0 - self.label_smoothing  # 0: all-uniform targets, whose labels are gone
-        labels = (target - self.label_smoothing / target.shape[1]) / kept if kept > 0 else target
-        logits = logits.float()
+        return (target - self.label_smoothing / target.shape[1]) / kept if kept > 0 else target
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits, scored = logits.float(), target  # scored: what the log-probabilities are scored against
         if self.logit_offset is not None:
             logits = logits + self.logit_offset
-            if self.label_smoothing and kept > 0:
+            if 0 < self.label_smoothing < 1:
                 # Smoothed toward the prior, which is uniform smoothing of the model's own logits.  Uniform here put
                 # a floor under every class that the offset lifted by the prior's ratio: at 100:1 and smoothing 0.2
                 # the rarest class outscored an image's own, and the three commonest CIFAR-10-LT classes fell to
                 # 13% (benchmarks/long_tailed.py, 2026-12-03).
-                target = kept * labels + self.label_smoothing * self.logit_offset.softmax(0)
+                prior = self.logit_offset.softmax(0)
+                scored = (1 - self.label_smoothing) * self._labels(target) + self.label_smoothing * prior
         logp = F.log_softmax(logits, dim=1)
-        per_class = -target * logp
+        per_class = -scored * logp
         if self.focal_gamma:
             per_class = per_class * (1.0 - logp.exp()).pow(self.focal_gamma)
         per_image = per_class.sum(1)
@@ -83,7 +87,7 @@ class SoftTargetLoss(nn.Module):
         # Weighting each class's term instead (as F.cross_entropy(weight=...) does with probability targets) let a
         # smoothed target's rare-class entries outweigh its own class: at a 100:1 imbalance and smoothing 0.2, the
         # most frequent classes fell to 0-10% test accuracy (benchmarks/long_tailed.py, 2026-12-03).
-        image_weight = labels @ self.weight
+        image_weight = self._labels(target) @ self.weight
         return (per_image * image_weight).sum() / image_weight.sum().clamp_min(1e-12)
 
 
