@@ -106,6 +106,11 @@ def test_soft_target_loss_equals_cross_entropy():
     assert torch.allclose(weighted(logits, onehot), torch.nn.functional.cross_entropy(logits, y, weight=w), atol=1e-6)
 
 
+def _smoothed(labels: list[int], classes: int = 10, smoothing: float = 0.2) -> torch.Tensor:
+    """Hard labels as label smoothing gives them to the loss: ``1 - smoothing`` on the label, plus an even share."""
+    return torch.nn.functional.one_hot(torch.tensor(labels), classes).float() * (1 - smoothing) + smoothing / classes
+
+
 def _fitted_logits(loss, targets: torch.Tensor, steps: int) -> torch.Tensor:
     """The one row of logits that ``loss`` trains towards when every row of ``targets`` is an image scored by it."""
     logits = torch.zeros(1, targets.shape[1], requires_grad=True)
@@ -122,11 +127,11 @@ def test_class_weights_weigh_each_image_by_its_label_not_each_class_of_a_smoothe
     outweighed its own class; at 100:1 and smoothing 0.2 the most frequent CIFAR-10-LT classes fell to 0-10%."""
     counts = [2000, 1199, 719, 431, 258, 155, 93, 56, 33, 20]  # benchmarks/long_tailed.py's training part
     loss = build_loss("ce", counts, "class_balanced", label_smoothing=0.2)
-    head = torch.nn.functional.one_hot(torch.tensor([0]), 10).float() * 0.8 + 0.02  # an airplane, smoothed
+    head = _smoothed([0])  # an airplane
     logits = _fitted_logits(loss, head, 200)  # the logits this loss trains an airplane towards
     assert logits.argmax().item() == 0, logits
     # each image weighs as its class: a smoothed batch's loss is its images' losses averaged by their weights
-    images = torch.nn.functional.one_hot(torch.tensor([0, 9]), 10).float() * 0.8 + 0.02
+    images = _smoothed([0, 9])
     scores = torch.randn(2, 10)
     per_image = -(images * scores.log_softmax(1)).sum(1)
     w = loss.weight[[0, 9]]
@@ -158,12 +163,12 @@ def test_the_logit_adjusted_loss_learns_the_balanced_classifier_where_plain_lear
     # ratio, so at 100:1 and smoothing 0.2 an airplane's best logits named the truck (CIFAR-10-LT's head fell to 13%)
     counts = [2000, 1199, 719, 431, 258, 155, 93, 56, 33, 20]
     smoothed = build_loss("ce", counts, logit_adjustment=1.0, label_smoothing=0.2)
-    airplane = torch.nn.functional.one_hot(torch.tensor([0]), 10).float() * 0.8 + 0.02
+    airplane = _smoothed([0])
     logits = _fitted_logits(smoothed, airplane, 2000)
     assert logits.argmax().item() == 0, logits
     # with class weights as well, each image still weighs as its own label's class
     both = build_loss("ce", counts, "class_balanced", label_smoothing=0.2, logit_adjustment=1.0)
-    images = torch.nn.functional.one_hot(torch.tensor([0, 9]), 10).float() * 0.8 + 0.02
+    images = _smoothed([0, 9])
     scores = torch.randn(2, 10)
     prior = torch.tensor(counts) / sum(counts)
     scored = 0.8 * torch.nn.functional.one_hot(torch.tensor([0, 9]), 10) + 0.2 * prior
