@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from autocls.errors import UserError
+from autocls.metrics import RANKING_METRICS
 
 console = Console(stderr=True)
 
@@ -56,6 +57,8 @@ def cmd_train(args) -> int:
     data = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction)  # bad names fail here, before the progress bar
     base = Path(args.out) if args.out else Path("runs") / f"{Path(runtime.dataset).name}-{cfg.model.replace('/', '_')}"
     identity = {"dataset": runtime.dataset}
+    if args.metric != "accuracy":  # its best epoch is another: not the run a top-1 command left (older runs keep theirs)
+        identity["metric"] = args.metric
     out_dir = _run_folder(base, run_identity(cfg, runtime, identity))
     if out_dir != base:
         console.print(Text(f"{base} holds another run (another recipe, seed or dataset): this one trains in {out_dir}"),
@@ -85,21 +88,29 @@ def cmd_train(args) -> int:
         try:
             # the same command (recipe, seed and dataset) continues the run its folder holds, as a search does
             result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end,
-                           resume=True, identity=identity)
+                           resume=True, identity=identity, metric=args.metric)
         except KeyboardInterrupt:
             progress.stop()
             console.print(Text(f"interrupted: run the same command again to continue {out_dir} from its last checkpoint",
                                style="yellow"), soft_wrap=True)
             return 130
+    balanced = args.metric == "balanced_accuracy"
     table = Table(title=f"{cfg.model} on {runtime.dataset}: {result.status}")
-    for col in ("epoch", "train loss", "val loss", "val top-1", "img/s"):
+    for col in ("epoch", "train loss", "val loss", "val top-1", *(["val balanced"] if balanced else []), "img/s"):
         table.add_column(col, justify="right")
     for m in result.history:
         if "val_acc" in m:
-            table.add_row(str(m["epoch"]), f"{m['train_loss']:.4f}", f"{m['val_loss']:.4f}", f"{m['val_acc']:.2%}", f"{m['images_per_s']:,.0f}")
+            table.add_row(str(m["epoch"]), f"{m['train_loss']:.4f}", f"{m['val_loss']:.4f}", f"{m['val_acc']:.2%}",
+                          *([f"{m.get('val_balanced_acc', 0.0):.2%}"] if balanced else []), f"{m['images_per_s']:,.0f}")
     Console().print(table)
-    test = f", test top-1 {result.test_acc:.2%}" if result.test_acc is not None else ""
-    Console().print(f"best val top-1 {result.best_val_acc:.2%} at epoch {result.best_epoch}{test}; saved to {out_dir}", markup=False)
+    ranked = RANKING_METRICS[args.metric]
+    best = next((m for m in result.history if m["epoch"] == result.best_epoch), {})
+    line = f"best val {ranked.label} {best.get(ranked.objective, 0.0):.2%} at epoch {result.best_epoch}"
+    if result.test_acc is not None:
+        line += f", test top-1 {result.test_acc:.2%}"
+    if balanced and result.test_balanced_acc is not None:
+        line += f", test balanced accuracy {result.test_balanced_acc:.2%}"
+    Console().print(f"{line}; saved to {out_dir}", markup=False)
     if result.status == "time_budget":  # asked for: the best epoch's weights and test score are kept
         console.print(Text(f"stopped by --time-budget after epoch {result.epochs_run}; its best epoch is kept"))
     elif result.status != "complete":
@@ -148,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "first free of <out>-2, <out>-3, ...)")
     p.add_argument("--time-budget", help="wall-clock budget, e.g. 20m: the config's epochs are a ceiling, re-fitted "
                                          "after the first epoch to end within it")
+    p.add_argument("--metric", choices=RANKING_METRICS, default="accuracy",
+                   help="what the kept (best) epoch is chosen by on val: accuracy (top-1, the default), or "
+                        "balanced_accuracy (the mean of the per-class accuracies, for uneven classes)")
     _add_config_flags(p)
     p.set_defaults(func=cmd_train)
 

@@ -108,6 +108,18 @@ def write_image_folder(root: Path, classes=("a", "b"), per_class: int = 5, size:
     return root
 
 
+def write_long_tailed_digits(root: Path) -> Path:
+    """scikit-learn's digits as a folder, class ``i`` keeping ``150 * 10**(-i/9)`` images: 150 zeros to 15 nines."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for c in range(10):
+        (root / str(c)).mkdir(parents=True)
+        for j, i in enumerate(np.flatnonzero(digits.target == c)[:round(150 * 10 ** (-c / 9))]):
+            Image.fromarray(np.uint8(digits.images[i] * 255 / 16)).save(root / str(c) / f"{j}.png")
+    return root
+
+
 @pytest.fixture(scope="session")
 def cifar10_jpg_subset(tmp_path_factory) -> Path:
     """200 real CIFAR-10 training JPEGs per class from shared/ (skips when the archive is absent)."""

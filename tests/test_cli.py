@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from autocls.cli import main
+from tests.conftest import write_long_tailed_digits
 
 
 def test_train_prints_a_metrics_table(tmp_path, capsys):
@@ -108,6 +109,41 @@ def test_train_whose_budget_ends_inside_its_first_epoch_anneals_there_and_says_s
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history) == 1 and not history[0]["full_epoch"] and history[0]["lr"] < 0.1 * 0.05  # annealed
     assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] > 0.5
+
+
+def test_train_keeps_its_best_epoch_by_balanced_accuracy_with_metric(tmp_path, monkeypatch, capsys):
+    """`autocls train --metric balanced_accuracy` on long-tailed real digits keeps the epoch of highest val balanced
+    accuracy, prints it and the test split's, and is another run than the same recipe kept by top-1."""
+    from autocls.artifacts import TrialArtifacts
+    from autocls.data import prepare_data
+    from autocls.metrics import balanced_accuracy
+    from autocls.training import trainer
+
+    # The two metrics peak in different epochs (on real data they often peak together): top-1 in the second,
+    # balanced accuracy in the third; the probabilities saved are the real ones.
+    scripted = iter([(0.5, 0.5), (0.9, 0.6), (0.8, 0.7), (0.7, 0.65)] * 2)
+    evaluate = trainer._evaluate
+
+    def scripted_evaluate(run, data):
+        probs, _, _, loss = evaluate(run, data)
+        return (probs, *next(scripted), loss)
+
+    monkeypatch.setattr(trainer, "_evaluate", scripted_evaluate)
+    monkeypatch.chdir(tmp_path)
+    folder = write_long_tailed_digits(tmp_path / "digits-lt")
+    args = ["train", str(folder), "--model", "lenet", "--epochs", "4", "--optimizer", "adam", "--lr", "0.003",
+            "--epoch-images", "20000", "--crop-padding", "1", "--flip", "false", "--out", "run"]
+    assert main([*args, "--metric", "balanced_accuracy"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["best_epoch"] == 3 and "best val balanced accuracy 70.00% at epoch 3" in out
+    test_y = prepare_data(str(folder), None, 0.1).test_y.numpy()
+    test_probs = TrialArtifacts(tmp_path / "run").load_member().test_probs  # the third epoch's weights on test
+    assert result["test_balanced_acc"] == pytest.approx(balanced_accuracy(test_probs, test_y), abs=1e-6)
+    assert result["test_balanced_acc"] > 0.5 and f"test balanced accuracy {result['test_balanced_acc']:.2%}" in out
+    assert main(args) == 0  # kept by top-1: not the run above, finished, but one of its own
+    assert "run holds another run" in " ".join(capsys.readouterr().err.split())
+    assert json.loads((tmp_path / "run-2" / "result.json").read_text())["best_epoch"] == 2
 
 
 @pytest.mark.parametrize("args, message", [

@@ -18,7 +18,7 @@ from autocls.artifacts import trial_artifacts
 from autocls.errors import UserError
 from autocls.search import run_search
 from autocls.search.cli import parse_duration
-from tests.conftest import write_image_folder
+from tests.conftest import write_image_folder, write_long_tailed_digits
 
 TINY_SPACE = textwrap.dedent("""
     dataset: digits
@@ -229,20 +229,6 @@ def test_a_search_on_uneven_classes_says_so_and_still_runs(tiny_space, tmp_path,
     assert proc.returncode == 0 and "uneven" not in proc.stderr, proc.stderr[-3000:]
 
 
-def _long_tailed_digits(root: Path) -> Path:
-    """scikit-learn's digits as a folder, class ``i`` keeping ``150 * 10**(-i/9)`` images: 150 zeros to 15 nines."""
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    for c in range(10):
-        (root / str(c)).mkdir(parents=True)
-        for j, i in enumerate(np.flatnonzero(digits.target == c)[:round(150 * 10 ** (-c / 9))]):
-            Image.fromarray(np.uint8(digits.images[i] * 255 / 16)).save(root / str(c) / f"{j}.png")
-    return root
-
-
 def test_a_search_ranked_by_balanced_accuracy_ranks_stops_and_ensembles_by_it(tiny_space, tmp_path, autocls_cli):
     """``--metric balanced_accuracy`` on long-tailed real digits: each trial's value (what TPE, ASHA and the
     leaderboard rank by) is the balanced accuracy of its saved val probabilities, not their top-1, the closing
@@ -251,7 +237,7 @@ def test_a_search_ranked_by_balanced_accuracy_ranks_stops_and_ensembles_by_it(ti
     from autocls.ensemble.build import build_ensemble, study_data
     from autocls.metrics import balanced_accuracy, top_k_accuracy
 
-    folder = _long_tailed_digits(tmp_path / "digits-lt")
+    folder = write_long_tailed_digits(tmp_path / "digits-lt")
     proc = autocls_cli("search", str(folder), "--space", str(tiny_space), "--trials", "3", "--metric",
                        "balanced_accuracy", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

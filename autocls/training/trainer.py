@@ -49,6 +49,7 @@ class TrainResult:
     out_dir: str | None = None
     reason: str = ""
     resumed_from_epoch: int = 0
+    test_balanced_acc: float | None = None  # the mean of the per-class accuracies on test
 
 
 @dataclass
@@ -418,16 +419,18 @@ class _Timing:
 def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialArtifacts | None, status: str,
             reason: str, resumed_from: int) -> TrainResult:
     """Test probabilities of the best epoch's weights (for the ensemble), then the run's record."""
-    test_acc = None
+    test_acc = test_balanced_acc = None
     if artifacts and status != "diverged" and progress.best_epoch:
         load_weights(run.model, artifacts.weights_file)
         probs = predict_proba(run.model, data.test_x, run.augment.normalize, channels_last=run.channels_last,
                               amp=run.amp)
         artifacts.save_probs("test", probs.numpy(), progress.best_epoch)
-        test_acc = float((probs.argmax(1) == data.test_y).float().mean()) if len(probs) else None
+        if len(probs):
+            test_acc = float((probs.argmax(1) == data.test_y).float().mean())
+            test_balanced_acc = balanced_accuracy(probs.numpy(), data.test_y.numpy())
     result = TrainResult(status, progress.best.get("val_acc", 0.0), progress.best_epoch, len(progress.history),
                          progress.history, test_acc, run.num_params, artifacts.location if artifacts else None, reason,
-                         resumed_from)
+                         resumed_from, test_balanced_acc)
     if artifacts:
         summary = {k: v for k, v in result.__dict__.items() if k != "history"}
         summary.update(classes=data.classes, mean=list(data.mean), std=list(data.std),
