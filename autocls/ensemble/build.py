@@ -64,8 +64,8 @@ def ranking_metric(study: optuna.Study) -> str:
     The ensemble is selected by it too: a study ranking by balanced accuracy wants the ensemble that scores
     highest in it, not the one of highest top-1.
     """
-    text = study.user_attrs.get("space")
-    return SearchSpace.from_yaml(text).ranking_metric if text else "accuracy"
+    space = SearchSpace.of_study(study)
+    return space.ranking_metric if space else "accuracy"
 
 
 def candidates(study: optuna.Study, val_y: np.ndarray,
@@ -233,8 +233,8 @@ def study_data(study: optuna.Study):
     """The study's data, split as its trials saw it (the split file in the study folder)."""
     from autocls.data import prepare_data
 
-    val_fraction = SearchSpace.from_yaml(study.user_attrs["space"]).fixed.get("val_fraction", 0.1) \
-        if study.user_attrs.get("space") else 0.1
+    space = SearchSpace.of_study(study)
+    val_fraction = space.fixed.get("val_fraction", 0.1) if space else 0.1
     split_file = study_store(study).fetch(SPLIT_FILE)
     if split_file is None:
         raise UserError(f"study '{study.study_name}': its split file '{SPLIT_FILE}' is missing from {study_store(study).uri}")

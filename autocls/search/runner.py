@@ -409,10 +409,11 @@ def _open_study(paths: StudyPaths, storage: optuna.storages.BaseStorage, space: 
                                    multi_objective=space.multi_objective)
     if list(study.directions) != [optuna.study.StudyDirection[d.upper()] for d in space.directions]:
         raise UserError(f"study '{paths.name}' was created with other objectives; use another --study name")
-    kept_space = study.user_attrs.get("space")
-    if kept_space and (ranked := SearchSpace.from_yaml(kept_space).ranking_metric) != space.ranking_metric:
-        raise UserError(f"study '{paths.name}' ranks its trials by {ranked}, not {space.ranking_metric}; continue it "
-                        f"with --metric {ranked}, or use another --study name")
+    kept_space = SearchSpace.of_study(study)
+    if kept_space and kept_space.ranking_metric != space.ranking_metric:
+        raise UserError(f"study '{paths.name}' ranks its trials by {kept_space.ranking_metric}, not "
+                        f"{space.ranking_metric}; continue it with --metric {kept_space.ranking_metric}, or use "
+                        f"another --study name")
     stored = study.user_attrs.get("dataset")
     if stored and stored != dataset:
         raise UserError(f"study '{paths.name}' searches '{stored}', not '{dataset}'; use another --study name")
@@ -428,8 +429,7 @@ def _open_study(paths: StudyPaths, storage: optuna.storages.BaseStorage, space: 
     if not stored:
         study.set_user_attr("dataset", dataset)
         study.set_user_attr("data_dir", data_dir)
-        study.set_user_attr("space", space.source)
-        study.set_user_attr("space_name", space.name)
+        space.keep_in(study)
         study.set_user_attr("folder", str(paths.folder))
     return study, artifact_store, not stored
 

@@ -23,7 +23,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
@@ -31,6 +31,9 @@ from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
 from autocls.metrics import RANKING_METRICS, ranking_metric_named
 from autocls.training.config import RUNTIME_FIELDS, TrainConfig
+
+if TYPE_CHECKING:
+    import optuna
 
 SPACES_DIR = Path(__file__).resolve().parents[1] / "spaces"  # package data: shipped in the wheel
 TOP_LEVEL_KEYS = {"name", "description", "dataset", "objectives", "directions", "asha", "fixed", "params", "seeds"}
@@ -213,6 +216,29 @@ class SearchSpace:
     def from_yaml(cls, text: str, source: str = "<string>") -> "SearchSpace":
         raw = load_yaml(text, source)
         return parse_space(raw, source, text)
+
+    # A study keeps the space its search was started with (its YAML text and name, in the study's user
+    # attributes): a resumed search, the ensemble and the report read it there.
+    def keep_in(self, study: optuna.Study) -> None:
+        """Write this space into ``study``, where :meth:`of_study` reads it back."""
+        study.set_user_attr("space", self.source)
+        study.set_user_attr("space_name", self.name)
+
+    @classmethod
+    def of_study(cls, study: optuna.Study) -> SearchSpace | None:
+        """The space kept in ``study`` by :meth:`keep_in`; None for a study no search wrote.
+
+        Example:
+            >>> import optuna
+            >>> study = optuna.create_study()
+            >>> SearchSpace.of_study(study) is None
+            True
+            >>> SearchSpace.load("digits").keep_in(study)
+            >>> SearchSpace.of_study(study).ranking_metric
+            'accuracy'
+        """
+        text = study.user_attrs.get("space")
+        return cls.from_yaml(text, source=study.user_attrs.get("space_name") or "<string>") if text else None
 
 
 def list_spaces() -> list[str]:
