@@ -104,8 +104,7 @@ def cmd_train(args) -> int:
                           *([f"{m.get('val_balanced_acc', 0.0):.2%}"] if balanced else []), f"{m['images_per_s']:,.0f}")
     Console().print(table)
     ranked = RANKING_METRICS[args.metric]
-    best = next((m for m in result.history if m["epoch"] == result.best_epoch), {})
-    line = f"best val {ranked.label} {best.get(ranked.objective, 0.0):.2%} at epoch {result.best_epoch}"
+    line = f"best val {ranked.label} {result.best.get(ranked.objective, 0.0):.2%} at epoch {result.best_epoch}"
     if result.test_acc is not None:
         line += f", test top-1 {result.test_acc:.2%}"
     if balanced and result.test_balanced_acc is not None:

@@ -120,6 +120,20 @@ def write_long_tailed_digits(root: Path) -> Path:
     return root
 
 
+def script_val_scores(monkeypatch, scores) -> None:
+    """Each evaluation of a run reports the next (val top-1, val balanced accuracy) of ``scores``: which epoch a run
+    keeps, without waiting for real training to produce a pattern.  Its probabilities and loss stay the real ones."""
+    from autocls.training import trainer
+
+    scripted, evaluate = iter(scores), trainer._evaluate
+
+    def scripted_evaluate(run, data):
+        probs, _, _, loss = evaluate(run, data)
+        return (probs, *next(scripted), loss)
+
+    monkeypatch.setattr(trainer, "_evaluate", scripted_evaluate)
+
+
 @pytest.fixture(scope="session")
 def cifar10_jpg_subset(tmp_path_factory) -> Path:
     """200 real CIFAR-10 training JPEGs per class from shared/ (skips when the archive is absent)."""

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from autocls.cli import main
-from tests.conftest import write_long_tailed_digits
+from tests.conftest import script_val_scores, write_long_tailed_digits
 
 
 def test_train_prints_a_metrics_table(tmp_path, capsys):
@@ -117,18 +117,10 @@ def test_train_keeps_its_best_epoch_by_balanced_accuracy_with_metric(tmp_path, m
     from autocls.artifacts import TrialArtifacts
     from autocls.data import prepare_data
     from autocls.metrics import balanced_accuracy
-    from autocls.training import trainer
 
     # The two metrics peak in different epochs (on real data they often peak together): top-1 in the second,
-    # balanced accuracy in the third; the probabilities saved are the real ones.
-    scripted = iter([(0.5, 0.5), (0.9, 0.6), (0.8, 0.7), (0.7, 0.65)] * 2)
-    evaluate = trainer._evaluate
-
-    def scripted_evaluate(run, data):
-        probs, _, _, loss = evaluate(run, data)
-        return (probs, *next(scripted), loss)
-
-    monkeypatch.setattr(trainer, "_evaluate", scripted_evaluate)
+    # balanced accuracy in the third
+    script_val_scores(monkeypatch, [(0.5, 0.5), (0.9, 0.6), (0.8, 0.7), (0.7, 0.65)] * 2)
     monkeypatch.chdir(tmp_path)
     folder = write_long_tailed_digits(tmp_path / "digits-lt")
     args = ["train", str(folder), "--model", "lenet", "--epochs", "4", "--optimizer", "adam", "--lr", "0.003",

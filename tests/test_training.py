@@ -12,6 +12,7 @@ from autocls.errors import UserError
 from autocls.training import Runtime, TrainConfig, class_balanced_weights, train
 from autocls.training.config import from_settings, load_settings
 from autocls.training.losses import SoftTargetLoss, build_loss
+from tests.conftest import script_val_scores
 
 
 class Killed(Exception):
@@ -200,18 +201,7 @@ def test_of_two_epochs_with_the_same_val_score_the_later_is_kept(tmp_path, monke
     """Regression: on a small val split (80 photos: top-1 in steps of one image) the first of two epochs with the
     same score was kept, the less trained of the two (48.84% test where the later had 52.20%,
     benchmarks/best_epoch.py).  Scripted scores, real training and files."""
-    from autocls.artifacts import TrialArtifacts
-    from autocls.training import trainer
-
-    scripted = iter([0.5, 0.8, 0.7, 0.8, 0.6])
-    evaluate = trainer._evaluate
-
-    def scripted_evaluate(run, data):
-        probs, _, _, loss = evaluate(run, data)
-        score = next(scripted)
-        return probs, score, score, loss
-
-    monkeypatch.setattr(trainer, "_evaluate", scripted_evaluate)
+    script_val_scores(monkeypatch, [(score, score) for score in (0.5, 0.8, 0.7, 0.8, 0.6)])
     cfg = TrainConfig(model="lenet", epochs=5, batch_size=256, optimizer="adam", lr=0.003)
     result = train(cfg, prepare_data("digits", None, 0.1, seed=0), out_dir=tmp_path / "run")
     assert (result.best_epoch, result.best_val_acc) == (4, 0.8)

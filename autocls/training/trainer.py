@@ -25,7 +25,7 @@ from autocls.data.augment import BatchAugment, shrunk
 from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
 from autocls.inference import fast_bf16, predict_proba, resolve_device
-from autocls.metrics import balanced_accuracy, ranking_metric_named
+from autocls.metrics import balanced_accuracy, ranking_metric_named, top_k_accuracy
 from autocls.models.registry import model_from_config
 from autocls.training.config import Runtime, TrainConfig
 from autocls.training.losses import build_loss
@@ -50,6 +50,15 @@ class TrainResult:
     reason: str = ""
     resumed_from_epoch: int = 0
     test_balanced_acc: float | None = None  # the mean of the per-class accuracies on test
+
+    @property
+    def best(self) -> dict:
+        """The best epoch's evaluation (``val_acc``, ``val_balanced_acc``, ...; {} without one)."""
+        return _evaluation_of(self.history, self.best_epoch)
+
+
+def _evaluation_of(history: list[dict], epoch: int) -> dict:
+    return next((m for m in history if m["epoch"] == epoch), {})
 
 
 @dataclass
@@ -101,7 +110,7 @@ class _Progress:
     @property
     def best(self) -> dict:
         """The best epoch's evaluation in the history ({} before the first)."""
-        return next((m for m in self.history if m["epoch"] == self.best_epoch), {})
+        return _evaluation_of(self.history, self.best_epoch)
 
 
 def _data_device(data: DataSplits, device: torch.device) -> torch.device:
@@ -426,7 +435,7 @@ def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialAr
                               amp=run.amp)
         artifacts.save_probs("test", probs.numpy(), progress.best_epoch)
         if len(probs):
-            test_acc = float((probs.argmax(1) == data.test_y).float().mean())
+            test_acc = top_k_accuracy(probs.numpy(), data.test_y.numpy())
             test_balanced_acc = balanced_accuracy(probs.numpy(), data.test_y.numpy())
     result = TrainResult(status, progress.best.get("val_acc", 0.0), progress.best_epoch, len(progress.history),
                          progress.history, test_acc, run.num_params, artifacts.location if artifacts else None, reason,
