@@ -233,10 +233,9 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
 def _evaluate(run: _Run, data: DataSplits) -> tuple[np.ndarray, float, float, float]:
     """Val class probabilities, top-1, balanced accuracy and NLL."""
     probs = predict_proba(run.forward, run.val_x, run.augment.normalize, channels_last=run.channels_last, amp=run.amp)
-    val_acc = float((probs.argmax(1) == data.val_y).float().mean())
     val_loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), data.val_y))
-    probs = probs.numpy()
-    return probs, val_acc, balanced_accuracy(probs, data.val_y.numpy()), val_loss
+    probs, labels = probs.numpy(), data.val_y.numpy()
+    return probs, top_k_accuracy(probs, labels), balanced_accuracy(probs, labels), val_loss
 
 
 def _checkpoint_due(share: float, progress: _Progress) -> bool:
@@ -433,10 +432,10 @@ def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialAr
         load_weights(run.model, artifacts.weights_file)
         probs = predict_proba(run.model, data.test_x, run.augment.normalize, channels_last=run.channels_last,
                               amp=run.amp)
-        artifacts.save_probs("test", probs.numpy(), progress.best_epoch)
+        probs, labels = probs.numpy(), data.test_y.numpy()
+        artifacts.save_probs("test", probs, progress.best_epoch)
         if len(probs):
-            test_acc = top_k_accuracy(probs.numpy(), data.test_y.numpy())
-            test_balanced_acc = balanced_accuracy(probs.numpy(), data.test_y.numpy())
+            test_acc, test_balanced_acc = top_k_accuracy(probs, labels), balanced_accuracy(probs, labels)
     result = TrainResult(status, progress.best.get("val_acc", 0.0), progress.best_epoch, len(progress.history),
                          progress.history, test_acc, run.num_params, artifacts.location if artifacts else None, reason,
                          resumed_from, test_balanced_acc)
