@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import hashlib
 import io
@@ -47,6 +48,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -161,6 +163,26 @@ class ArtifactStore:
         path.parent.mkdir()
         path.write_bytes(data)
         return path
+
+    @contextlib.contextmanager
+    def fetched(self, key: str) -> Iterator[Path | None]:
+        """The file of ``key`` on this machine while the block runs (None when absent): the store's own, or a
+        downloaded copy removed when the block ends.
+
+        For a file read once, above all in Ray's worker processes: they end without running ``atexit``, so a
+        copy from :meth:`fetch` would stay behind in the temporary folder after every search.
+        """
+        if self.is_local:
+            yield self.fetch(key)
+            return
+        data = self.read(key)
+        if data is None:
+            yield None
+            return
+        with tempfile.TemporaryDirectory(prefix="autocls-artifacts-") as folder:
+            path = Path(folder, Path(key).name)
+            path.write_bytes(data)
+            yield path
 
     def delete(self, key: str) -> None:
         if self.is_local:

@@ -93,3 +93,28 @@ def test_a_folder_store_apart_from_the_study_and_a_continued_study_keeps_it(tmp_
 def test_a_bad_store_uri_is_one_line():
     with pytest.raises(UserError, match="cannot open artifact store 'nosuch://bucket'"):
         ArtifactStore("nosuch://bucket")
+
+
+def test_a_trial_worker_leaves_no_downloaded_split_behind(tmp_path, s3_endpoint):
+    """Ray ends its worker processes without running ``atexit``: the split file a trial fetches from an object
+    store must be gone once the trial's data is loaded (every cluster search left a copy in /tmp)."""
+    import os
+    import subprocess
+    import sys
+
+    from autocls.data import prepare_data
+
+    prepare_data("digits", split_file=tmp_path / "split.npz")
+    store = ArtifactStore(new_bucket_uri(s3_endpoint))
+    store.write("split.npz", (tmp_path / "split.npz").read_bytes())
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    worker = (f"import os\n"
+              f"from autocls.artifacts import ArtifactStore\n"
+              f"from autocls.search.trainable import _cached_data\n"
+              f"from autocls.training import Runtime, TrainConfig\n"
+              f"data = _cached_data(TrainConfig(), Runtime(), ArtifactStore({store.uri!r}), 'split.npz')\n"
+              f"assert len(data.train_y) > 0\n"
+              f"os._exit(0)  # as a Ray worker ends\n")
+    subprocess.run([sys.executable, "-c", worker], env={**os.environ, "TMPDIR": str(temp)}, check=True, timeout=120)
+    assert list(temp.iterdir()) == []

@@ -235,11 +235,12 @@ def study_data(study: optuna.Study):
 
     space = SearchSpace.of_study(study)
     val_fraction = space.fixed.get("val_fraction", 0.1) if space else 0.1
-    split_file = study_store(study).fetch(SPLIT_FILE)
-    if split_file is None:
-        raise UserError(f"study '{study.study_name}': its split file '{SPLIT_FILE}' is missing from {study_store(study).uri}")
-    return prepare_data(study.user_attrs["dataset"], study.user_attrs.get("data_dir"), val_fraction,
-                        split_file=split_file)
+    with study_store(study).fetched(SPLIT_FILE) as split_file:
+        if split_file is None:
+            raise UserError(f"study '{study.study_name}': its split file '{SPLIT_FILE}' is missing from "
+                            f"{study_store(study).uri}")
+        return prepare_data(study.user_attrs["dataset"], study.user_attrs.get("data_dir"), val_fraction,
+                            split_file=split_file)
 
 
 def _recompute_with_tta(members: list[Member], data, tta: str, deadline: float | None = None,

@@ -15,10 +15,10 @@ def _cached_data(cfg, runtime, store, split_key: str):
     key = (runtime.dataset, runtime.data_dir, cfg.val_fraction, store.uri, split_key)
     if key not in _DATA:
         _DATA.clear()  # hold one dataset at a time
-        split_file = store.fetch(split_key)  # written by the driver before any trial starts
-        if split_file is None:
-            raise FileNotFoundError(f"the study's split file '{split_key}' is not in {store.uri}")
-        _DATA[key] = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, split_file=split_file)
+        with store.fetched(split_key) as split_file:  # written by the driver before any trial starts
+            if split_file is None:
+                raise FileNotFoundError(f"the study's split file '{split_key}' is not in {store.uri}")
+            _DATA[key] = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, split_file=split_file)
     return _DATA[key]
 
 
