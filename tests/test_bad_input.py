@@ -87,7 +87,7 @@ def test_one_class_folder_and_non_images(tmp_path, autocls_cli):
     proc = autocls_cli("train", str(root), "--model", "lenet", "--epochs", "1", "--batch-size", "4",
                        "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "skipped 1 file(s) that are not readable images" in proc.stderr
+    assert f"skipped 1 file that is not a readable image: {root / 'a' / 'fake.jpg'}" in proc.stderr, proc.stderr
 
 
 def test_no_secret_and_no_huge_line(tmp_path):

@@ -205,6 +205,7 @@ def test_predict_skips_bombs_and_fails_without_a_readable_image(searched, tmp_pa
     proc = subprocess.run([sys.executable, "-m", "autocls", "predict", str(result.folder), str(folder)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "none of the files is a readable image" in proc.stderr
+    assert f"skipped 2 files that are not readable images: {folder / 'bomb.png'}, {folder / 'text.jpg'}" in proc.stderr
 
 
 def test_leaderboard_ranks_every_trial_by_its_best_epoch(searched):

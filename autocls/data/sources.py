@@ -212,12 +212,27 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
     return torch.from_numpy(np.stack(arrays)), read
 
 
+def skipped_files_notice(skipped: list, shown: int = 3) -> str:
+    """One line naming the files that are not readable images (the first ``shown`` of them), for a warning.
+
+    Example:
+        >>> skipped_files_notice(["a/1.jpg", "a/2.jpg", "b/3.png", "b/4.png"])
+        'skipped 4 files that are not readable images: a/1.jpg, a/2.jpg, b/3.png and 1 more'
+    """
+    names = ", ".join(str(f) for f in skipped[:shown])
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    if len(skipped) == 1:
+        return f"skipped 1 file that is not a readable image: {names}"
+    return f"skipped {len(skipped)} files that are not readable images: {names}{more}"
+
+
 def _decode_files(files: list[Path], labels: list[int], size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Decode to one uint8 RGB tensor; unreadable files are skipped and counted in a warning."""
+    """Decode to one uint8 RGB tensor; unreadable files are skipped and named in a warning."""
     x, read = decode_images(files, size)
     skipped = len(files) - len(read)
     if skipped:
-        warnings.warn(f"skipped {skipped} file(s) that are not readable images", stacklevel=2)
+        kept = set(read)
+        warnings.warn(skipped_files_notice([f for i, f in enumerate(files) if i not in kept]), stacklevel=2)
     return x, torch.tensor([labels[i] for i in read], dtype=torch.int64), skipped
 
 
@@ -344,7 +359,7 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     the splits; a lone ``train/`` is looked through.  Images of other sizes
     are resized to the most common size, its shorter side at most
     :data:`MAX_SHORT_SIDE`.  Files that are not images (or are
-    decompression bombs) are skipped with a warning that counts them.  Decoded
+    decompression bombs) are skipped with a warning that names them.  Decoded
     pixels are cached under :func:`cache_dir`, never in the dataset folder.
     """
     root = Path(root)

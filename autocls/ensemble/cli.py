@@ -56,6 +56,7 @@ def print_scores(result) -> None:
 
 
 def cmd_predict(args) -> int:
+    from autocls.data.sources import skipped_files_notice
     from autocls.ensemble import load_ensemble, predict_files
     from autocls.errors import UserError
 
@@ -70,7 +71,8 @@ def cmd_predict(args) -> int:
         for row in table.itertuples():
             print(f"{row.file}\t{row._2}\t{row.probability:.4f}")
     if bad:
-        Console(stderr=True).print(f"[yellow]warning: skipped {len(bad)} file(s) that are not readable images[/yellow]")
+        Console(stderr=True).print(f"warning: {skipped_files_notice(bad)}", style="yellow", markup=False,
+                                   highlight=False, soft_wrap=True)
     if table.empty:
         Console(stderr=True).print("[red]error:[/red] none of the files is a readable image")
         return 1
