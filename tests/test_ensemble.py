@@ -283,27 +283,31 @@ def counting(call, seen):
 
 
 
-def test_auto_tta_keeps_what_scores_higher_on_val(searched_with_flips):
-    """--tta auto weighs each TTA mode on val: digits are not mirror-symmetric, so it must say and keep the
-    highest score, the cheapest mode on a tie."""
+def test_auto_tta_keeps_the_most_views_within_a_standard_error_of_the_highest(searched_with_flips):
+    """--tta auto weighs each TTA mode on val and says so: of the modes within one standard error of the highest
+    val score, the one of the most views (digits are not mirror-symmetric: there mirrors may cost more)."""
     study, _ = searched_with_flips
     plain = build_ensemble(study, top=3, method="greedy", save=False)
     auto = build_ensemble(study, top=3, method="greedy", tta="auto", name="auto-check")
-    found = re.fullmatch(r"TTA by val top-1: none ([\d.]+)%, flip ([\d.]+)%, flip-translate ([\d.]+)%: (\S+) used",
+    found = re.fullmatch(r"TTA by val top-1: none ([\d.]+)%, flip ([\d.]+)%, flip-translate ([\d.]+)%; the most "
+                         r"views within a standard error \(([\d.]+)%\) of the highest: (\S+) used",
                          auto.extra["tta_choice"])
     assert found, auto.extra["tta_choice"]
     scores = dict(zip(TTA_MODES, (float(found[i]) / 100 for i in (1, 2, 3))))
     assert scores["none"] == pytest.approx(plain.val["top1"], abs=5e-5)
-    best = max(TTA_MODES, key=lambda m: (scores[m], -TTA_MODES.index(m)))
-    assert found[4] == auto.extra["tta"] == best
-    assert auto.val["top1"] == pytest.approx(scores[best], abs=5e-5)
+    highest, n_val = max(scores.values()), len(study_data(study).val_y)
+    error = (highest * (1 - highest) / n_val) ** 0.5
+    assert float(found[4]) / 100 == pytest.approx(error, abs=5e-5)
+    chosen = [m for m in TTA_MODES if scores[m] >= highest - error - 5e-5][-1]
+    assert found[5] == auto.extra["tta"] == chosen
+    assert auto.val["top1"] == pytest.approx(scores[chosen], abs=5e-5)
     assert json.loads((auto.folder / "ensemble.json").read_text())["tta"] == auto.extra["tta"]
     assert auto.folder.name == "auto-check"
 
 
 def test_auto_tta_is_chosen_when_recomputed_members_score_higher(searched_with_flips, monkeypatch):
     """The choice itself: members whose recomputed probabilities are better on val are used, weights re-chosen;
-    a mode that only ties the one before it is not worth its passes."""
+    of two modes that tie, the one of more views (more views scored higher on every photo model measured)."""
     import autocls.ensemble.build as build
 
     study, _ = searched_with_flips
@@ -319,7 +323,7 @@ def test_auto_tta_is_chosen_when_recomputed_members_score_higher(searched_with_f
     monkeypatch.setattr(build, "_recompute_with_tta", perfect_on_val)
     auto = build_ensemble(study, top=3, method="greedy", tta="auto", save=False)
     assert asked == [("flip", "none"), ("flip-translate", "flip")]
-    assert auto.extra["tta"] == "flip" and auto.extra["tta_choice"].endswith(": flip used")
+    assert auto.extra["tta"] == "flip-translate" and auto.extra["tta_choice"].endswith(": flip-translate used")
     assert auto.val["top1"] == 1.0 and len(data.val_y) > 0
 
 
@@ -403,3 +407,17 @@ def test_members_greedy_selection_never_picked_get_no_share_of_the_vote(capsys, 
     print_scores(result)
     shares = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("vote shares "))
     assert shares == "vote shares #6: 100% (#11, #0 not picked by greedy selection on val)"
+
+
+def test_tta_on_a_small_val_split_keeps_the_most_views_unless_val_shows_them_hurting():
+    """Regression: a 3-minute search on 100 CIFAR-10 photos a class chose no TTA because on its 80 val images
+    none scored 47.50%, flip 43.75%, flip-translate 45.00%: three images, where flip-translate beat none on the
+    5,000 test photos of each of 7 such models.  Mirrors that do hurt (a drop of many standard errors) still
+    lose."""
+    from autocls.ensemble.build import tta_by_val
+
+    assert tta_by_val({"none": 0.475, "flip": 0.4375, "flip-translate": 0.45}, n_val=80)[0] == "flip-translate"
+    assert tta_by_val({"none": 0.90, "flip": 0.904}, n_val=5000)[0] == "flip"  # flip-translate not tried
+    assert tta_by_val({"none": 0.90, "flip": 0.85, "flip-translate": 0.86}, n_val=5000)[0] == "none"
+    assert tta_by_val({"none": 0.90, "flip": 0.93, "flip-translate": 0.80}, n_val=5000)[0] == "flip"
+    assert tta_by_val({"none": 1.0, "flip": 1.0, "flip-translate": 0.999}, n_val=5000)[0] == "flip"  # no noise at 100%

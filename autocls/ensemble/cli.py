@@ -91,7 +91,8 @@ def register(sub) -> None:
     p.add_argument("--temperature", action="store_true", help="fit a temperature per member on val before voting")
     p.add_argument("--tta", default="none", choices=TTA_CHOICES,
                    help="test-time augmentation: flip averages each image with its mirror, flip-translate adds "
-                        "both shifted a pixel (6 passes); auto uses the one that scores highest on val (default none)")
+                        "both shifted a pixel (6 passes); auto: of the modes within a standard error of the "
+                        "highest val score, the one of the most views (default none)")
     p.add_argument("--name", help="folder name under studies/<study>/ensembles/ (default: method, top and options)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing ensemble of that name")
     p.set_defaults(func=cmd_build)
