@@ -2,6 +2,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -161,3 +162,41 @@ def test_commands_other_than_report_start_without_plotly():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "cpu-small" in proc.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the process's start is read from /proc")
+def test_the_budget_clock_starts_with_the_process_not_after_its_imports():
+    """Regression: a `--time-budget 5m` search ended at 5m03s: its clock started after 2-3 s of imports."""
+    import subprocess
+    import sys
+    import time
+
+    before = time.time()
+    child = ("import time\nfirst_line = time.time()\nfrom autocls.cli import process_started\n"
+             "print(first_line, process_started(), time.time())")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True, timeout=120)
+    first_line, started, after_imports = map(float, out.stdout.split())
+    assert before - 0.05 <= started <= first_line <= after_imports  # clock ticks are 10 ms
+
+
+def test_search_as_the_program_gives_its_process_start_as_the_budget_clock(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    import autocls.search
+    from autocls.cli import process_started
+
+    if process_started() is None:
+        pytest.skip("no process start on this platform")
+    asked = {}
+
+    def run_search(**kwargs):
+        asked.update(kwargs)
+        return SimpleNamespace(get_trials=lambda deepcopy=False: [])
+
+    monkeypatch.setattr(autocls.search, "run_search", run_search)
+    monkeypatch.setattr(sys, "argv", ["autocls", "search", "digits", "--time-budget", "1m"])  # as the program
+    assert main() == 0
+    assert asked["started_at"] == pytest.approx(process_started(), abs=0.05) and asked["started_at"] < time.time() - 1
+    assert main(["search", "digits", "--time-budget", "1m"]) == 0  # called with its own arguments: from the call
+    assert asked["started_at"] is None

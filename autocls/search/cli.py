@@ -30,7 +30,7 @@ def cmd_search(args) -> int:
         study_name=args.study, storage=args.storage, data_dir=args.data_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         max_concurrent=args.max_concurrent, seed=args.seed, ensemble_top=None if args.no_ensemble else args.ensemble_top,
-        size_trials=not args.keep_epochs, artifacts=args.artifacts, metric=args.metric,
+        size_trials=not args.keep_epochs, artifacts=args.artifacts, metric=args.metric, started_at=args.started_at,
     )
     trials = study.get_trials(deepcopy=False)
     failed = [t for t in trials if t.state == TrialState.FAIL]

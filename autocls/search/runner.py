@@ -140,7 +140,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                address: str | None = None, cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
                max_failures: int = 0, seed: int = 0, num_cpus: int | None = None, show_progress: bool = True,
                max_concurrent: int | None = None, ensemble_top: int | None = 5,
-               size_trials: bool = True, artifacts: str | None = None, metric: str | None = None) -> optuna.Study:
+               size_trials: bool = True, artifacts: str | None = None, metric: str | None = None,
+               started_at: float | None = None) -> optuna.Study:
     """Run (or continue) a search and return the Optuna study.
 
     ``space`` is a shipped space's name, a YAML path or a
@@ -163,14 +164,16 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     that every node can reach.  ``metric`` replaces what the space ranks trials by (its first objective; the
     ensemble is selected by it too): ``"accuracy"`` (top-1) or ``"balanced_accuracy"``, the mean of the
     per-class accuracies, for classes of uneven size, with which the preset also trains with the logit-adjusted
-    loss (``logit_adjustment: 1``, Menon et al. 2021).
+    loss (``logit_adjustment: 1``, Menon et al. 2021).  ``started_at`` (a ``time.time()``, default: this call)
+    is when the budget's clock started: ``autocls search`` gives its process's start, so that its budget counts
+    the seconds of imports before this call too.
 
     Example:
         >>> import autocls
         >>> study = autocls.run_search("digits", space="digits", n_trials=12)  # doctest: +SKIP
         >>> best = study.best_trial.params  # doctest: +SKIP
     """
-    started = time.time()
+    started = min(started_at or time.time(), time.time())
     # Ray Tune's newer console output prints a results box even at verbose=0; the
     # live table below is this command's progress display.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
