@@ -412,7 +412,7 @@ def test_members_greedy_selection_never_picked_get_no_share_of_the_vote(capsys, 
 def test_tta_on_a_small_val_split_keeps_the_most_views_unless_val_shows_them_hurting():
     """Regression: a 3-minute search on 100 CIFAR-10 photos a class chose no TTA because on its 80 val images
     none scored 47.50%, flip 43.75%, flip-translate 45.00%: three images, where flip-translate beat none on the
-    5,000 test photos of each of 7 such models.  Mirrors that do hurt (a drop of many standard errors) still
+    5,000 test photos of each of the 6 such models of benchmarks/best_epoch.py.  Mirrors that do hurt (a drop of many standard errors) still
     lose."""
     from autocls.ensemble.build import tta_by_val
 

@@ -229,7 +229,7 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
 
     kept = [m for m, w in zip(plain.members, plain.weights) if w > 0]
     key = RANKING_METRICS[metric].summary_key
-    voted_by_mode, scores, have, not_tried = {"none": plain}, {"none": plain.val[key]}, "none", ""
+    voted_by_mode, have, not_tried = {"none": plain}, "none", ""
     modes = TTA_MODES[1:]
     if not any(m.config.get("flip", True) for m in kept):
         modes, not_tried = (), f" ({', '.join(TTA_MODES[1:])} not tried: the members trained without mirror flips)"
@@ -240,8 +240,9 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
             not_tried = f" ({tta} not tried: {why_not})"
             break
         have = tta
-        voted = _vote(kept, plain.method, temperature, rounds, data.val_y.numpy(), data.test_y.numpy(), metric)
-        voted_by_mode[tta], scores[tta] = voted, voted.val[key]
+        voted_by_mode[tta] = _vote(kept, plain.method, temperature, rounds, data.val_y.numpy(), data.test_y.numpy(),
+                                   metric)
+    scores = {mode: result.val[key] for mode, result in voted_by_mode.items()}
     mode, error = tta_by_val(scores, len(data.val_y))
     tried = ", ".join(f"{k} {v:.2%}" for k, v in scores.items())
     rule = f"; the most views within a standard error ({error:.2%}) of the highest" if len(scores) > 1 else ""
