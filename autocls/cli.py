@@ -104,7 +104,12 @@ def cmd_train(args) -> int:
                           *([f"{m.get('val_balanced_acc', 0.0):.2%}"] if balanced else []), f"{m['images_per_s']:,.0f}")
     Console().print(table)
     ranked = RANKING_METRICS[args.metric]
-    line = f"best val {ranked.label} {result.best.get(ranked.objective, 0.0):.2%} at epoch {result.best_epoch}"
+    kept = result.best.get(ranked.objective, 0.0)
+    line = f"best val {ranked.label} {kept:.2%} at epoch {result.best_epoch}"
+    highest = max(result.history, key=lambda m: m.get(ranked.objective, 0.0), default={})
+    if highest.get(ranked.objective, 0.0) > kept:  # a user reading the table above would ask why not that epoch
+        line += (f" (the latest within a standard error of the highest, {highest[ranked.objective]:.2%} at epoch "
+                 f"{highest['epoch']})")
     if result.test_acc is not None:
         line += f", test top-1 {result.test_acc:.2%}"
     if balanced and result.test_balanced_acc is not None:

@@ -8,13 +8,16 @@ The rules are then applied to the same per-epoch records, side by side:
 
 - *first best*: the first epoch of the highest val score (the trainer's rule before 2026-12-03);
 - *latest best*: the latest epoch of the highest val score (ties go to the longer-trained weights);
-- *last*: the last epoch, whatever val says (airbench's rule: its schedule anneals to the end).
+- *last*: the last epoch, whatever val says (airbench's rule: its schedule anneals to the end);
+- *within a SE*: the latest epoch within one standard error (``sqrt(p(1-p)/n)``) of the highest val score ``p``,
+  the reasoning of ``autocls.ensemble.build.tta_by_val`` applied to epochs.
 
     python benchmarks/best_epoch.py --train-per-class 72 --val-per-class 8 --epochs 7 --seeds 6
 """
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -33,10 +36,12 @@ from autocls.search.space import SearchSpace  # noqa: E402
 from autocls.training import Runtime, TrainConfig, train  # noqa: E402
 from autocls.training.trainer import run_identity  # noqa: E402
 
-RULES = {
-    "first best": lambda val: val.index(max(val)),
-    "latest best": lambda val: len(val) - 1 - val[::-1].index(max(val)),
-    "last": lambda val: len(val) - 1,
+RULES = {  # each: the index of the epoch kept, from the val scores of every epoch and the val split's size
+    "first best": lambda val, n: val.index(max(val)),
+    "latest best": lambda val, n: len(val) - 1 - val[::-1].index(max(val)),
+    "last": lambda val, n: len(val) - 1,
+    "within a SE": lambda val, n: max(i for i, v in enumerate(val)
+                                      if v >= max(val) - math.sqrt(max(val) * (1 - max(val)) / n)),
 }
 
 
@@ -73,11 +78,13 @@ def main() -> None:
             test.append(float((probs.argmax(1) == data.test_y).float().mean()))
 
         train(cfg, data, reporter=score_epoch, out_dir=out, runtime=runtime)
-        line = "  ".join(f"{rule} {test[pick(val)]:.2%} (ep {pick(val) + 1})" for rule, pick in RULES.items())
+        n_val = len(data.val_y)
+        line = "  ".join(f"{rule} {test[pick(val, n_val)]:.2%} (ep {pick(val, n_val) + 1})"
+                         for rule, pick in RULES.items())
         print(f"seed {seed}: val {' '.join(f'{v:.3f}' for v in val)} | test {' '.join(f'{t:.3f}' for t in test)}\n"
               f"        {line}", flush=True)
         for rule, pick in RULES.items():
-            kept[rule].append(test[pick(val)])
+            kept[rule].append(test[pick(val, n_val)])
     print(f"\n{'rule':12s} {'mean test':>9s} {'- first best':>12s}   per seed")
     base = statistics.mean(kept["first best"])
     for rule, accs in kept.items():

@@ -9,6 +9,7 @@ import torch
 from autocls.artifacts import TrialArtifacts
 from autocls.data import prepare_data
 from autocls.errors import UserError
+from autocls.metrics import accuracy_standard_error
 from autocls.training import Runtime, TrainConfig, class_balanced_weights, train
 from autocls.training.config import from_settings, load_settings
 from autocls.training.losses import SoftTargetLoss, build_loss
@@ -188,7 +189,8 @@ def test_a_run_keeps_the_epoch_of_best_balanced_accuracy_when_told_to():
     for metric, key in (("accuracy", "val_acc"), ("balanced_accuracy", "val_balanced_acc")):
         result = train(cfg, data, metric=metric)
         scores = [m[key] for m in result.history]
-        assert result.best_epoch == len(scores) - scores[::-1].index(max(scores))  # the latest of the highest
+        band = max(scores) - accuracy_standard_error(max(scores), len(data.val_y))
+        assert result.best_epoch == max(e for e, score in enumerate(scores, 1) if score >= band)
         assert result.best_val_acc == result.history[result.best_epoch - 1]["val_acc"]
         last = result.history[-1]
         assert last["best_val_balanced_acc"] == result.history[result.best_epoch - 1]["val_balanced_acc"]
@@ -206,6 +208,22 @@ def test_of_two_epochs_with_the_same_val_score_the_later_is_kept(tmp_path, monke
     result = train(cfg, prepare_data("digits", None, 0.1, seed=0), out_dir=tmp_path / "run")
     assert (result.best_epoch, result.best_val_acc) == (4, 0.8)
     assert TrialArtifacts(tmp_path / "run").load_member().epoch == 4  # the weights and probabilities saved
+
+
+def test_a_run_keeps_the_latest_epoch_within_a_standard_error_of_the_highest_val_score(tmp_path, monkeypatch):
+    """On a small val split the highest score is often an early epoch's by chance (the schedule anneals to the
+    end): the run keeps the latest epoch within one standard error of it, where the highest's lost 0.77 test
+    points on average over 6 runs with 50 val photos (benchmarks/best_epoch.py).  Digits' 144 val images: the
+    band is 3.3 points below 0.80 and 2.5 below 0.90.  Scripted scores, real training and files."""
+    script_val_scores(monkeypatch, [(score, score) for score in (0.5, 0.8, 0.78, 0.7, 0.9, 0.88, 0.6)])
+    cfg = TrainConfig(model="lenet", epochs=7, batch_size=256, optimizer="adam", lr=0.003)
+    data = prepare_data("digits", None, 0.1, seed=0)
+    assert len(data.val_y) == 144
+    kept = []
+    result = train(cfg, data, out_dir=tmp_path / "run", reporter=lambda m: kept.append(m["best_val_acc"]))
+    assert kept == [0.5, 0.8, 0.78, 0.78, 0.9, 0.88, 0.88]  # 0.7 and 0.6 are outside the band, 0.78 and 0.88 in it
+    assert (result.best_epoch, result.best_val_acc) == (6, 0.88)
+    assert TrialArtifacts(tmp_path / "run").load_member().epoch == 6  # the weights and probabilities saved
 
 
 def test_a_datasets_recipe_fields_sit_under_the_settings(tmp_path):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 import warnings
@@ -19,7 +18,7 @@ from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_s
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
 from autocls.inference import TTA_MODES
-from autocls.metrics import RANKING_METRICS, ranking_metric_named, summary, weakest_classes
+from autocls.metrics import RANKING_METRICS, accuracy_standard_error, ranking_metric_named, summary, weakest_classes
 from autocls.search.space import SearchSpace
 
 METHODS = ("soft", "hard", "greedy")
@@ -210,7 +209,7 @@ def tta_by_val(scores: dict[str, float], n_val: int) -> tuple[str, float]:
         'none'
     """
     best = max(scores.values())
-    error = math.sqrt(best * (1 - best) / max(n_val, 1))
+    error = accuracy_standard_error(best, n_val)
     return max((m for m, score in scores.items() if score >= best - error), key=list(scores).index), error
 
 
