@@ -590,8 +590,8 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             run.scheduler.step(score)
         # Kept: the latest epoch within one standard error of the highest val score so far, trained longer and
         # further annealed than the highest, which a small val split picks by chance (top-1 on 50 photos moves
-        # in steps of two points): in 12 runs of benchmarks/best_epoch.py at 50 and 80 val photos, the latest of
-        # the highest lost 0.54 test points on average to this rule (at most 0.22 more).  At 5,000: 0.4 points.
+        # in steps of two points): in 15 runs of benchmarks/best_epoch.py at 50 to 200 val photos the latest of
+        # the highest lost 0.43 test points on average to this rule (and won by 0.22 at most).  At 5,000: 0.5.
         peak = max([score] + [h[ranked_by] for h in progress.history if ranked_by in h])
         if score >= peak - accuracy_standard_error(peak, len(data.val_y)) or progress.best_acc < 0:
             progress.best_acc, progress.best_epoch = score, epoch
