@@ -17,7 +17,6 @@ The rules are then applied to the same per-epoch records, side by side:
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from autocls.artifacts import TrialArtifacts  # noqa: E402
 from autocls.data import prepare_data  # noqa: E402
 from autocls.data.augment import BatchAugment  # noqa: E402
 from autocls.inference import predict_proba  # noqa: E402
+from autocls.metrics import accuracy_standard_error  # noqa: E402
 from autocls.models.registry import model_from_config  # noqa: E402
 from autocls.search.space import SearchSpace  # noqa: E402
 from autocls.training import Runtime, TrainConfig, train  # noqa: E402
@@ -41,7 +41,7 @@ RULES = {  # each: the index of the epoch kept, from the val scores of every epo
     "latest best": lambda val, n: len(val) - 1 - val[::-1].index(max(val)),
     "last": lambda val, n: len(val) - 1,
     "within a SE": lambda val, n: max(i for i, v in enumerate(val)
-                                      if v >= max(val) - math.sqrt(max(val) * (1 - max(val)) / n)),
+                                      if v >= max(val) - accuracy_standard_error(max(val), n)),
 }
 
 

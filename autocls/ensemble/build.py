@@ -257,10 +257,10 @@ def study_data(study: optuna.Study):
 
     space = SearchSpace.of_study(study)
     val_fraction = space.fixed.get("val_fraction", 0.1) if space else 0.1
-    with study_store(study).fetched(SPLIT_FILE) as split_file:
+    store = study_store(study)
+    with store.fetched(SPLIT_FILE) as split_file:
         if split_file is None:
-            raise UserError(f"study '{study.study_name}': its split file '{SPLIT_FILE}' is missing from "
-                            f"{study_store(study).uri}")
+            raise UserError(f"study '{study.study_name}': its split file '{SPLIT_FILE}' is missing from {store.uri}")
         return prepare_data(study.user_attrs["dataset"], study.user_attrs.get("data_dir"), val_fraction,
                             split_file=split_file)
 
