@@ -78,13 +78,12 @@ def main() -> None:
             test.append(float((probs.argmax(1) == data.test_y).float().mean()))
 
         train(cfg, data, reporter=score_epoch, out_dir=out, runtime=runtime)
-        n_val = len(data.val_y)
-        line = "  ".join(f"{rule} {test[pick(val, n_val)]:.2%} (ep {pick(val, n_val) + 1})"
-                         for rule, pick in RULES.items())
+        picked = {rule: pick(val, len(data.val_y)) for rule, pick in RULES.items()}
+        line = "  ".join(f"{rule} {test[epoch]:.2%} (ep {epoch + 1})" for rule, epoch in picked.items())
         print(f"seed {seed}: val {' '.join(f'{v:.3f}' for v in val)} | test {' '.join(f'{t:.3f}' for t in test)}\n"
               f"        {line}", flush=True)
-        for rule, pick in RULES.items():
-            kept[rule].append(test[pick(val, n_val)])
+        for rule, epoch in picked.items():
+            kept[rule].append(test[epoch])
     print(f"\n{'rule':12s} {'mean test':>9s} {'- first best':>12s}   per seed")
     base = statistics.mean(kept["first best"])
     for rule, accs in kept.items():
