@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from autocls import __version__
 from autocls.errors import UserError
 from autocls.metrics import RANKING_METRICS
 
@@ -154,6 +155,7 @@ def cmd_models(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autocls", description="AutoML for image classification.")
+    parser.add_argument("--version", action="version", version=f"autocls {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one config", description="Train one config and print its metrics.")

@@ -166,6 +166,13 @@ def test_bad_input_is_one_line_and_nonzero(args, message, autocls_cli, tmp_path)
     assert "Traceback" not in proc.stderr
 
 
+def test_version_is_the_installed_distributions(autocls_cli, tmp_path):
+    from importlib.metadata import version
+
+    proc = autocls_cli("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"autocls {version('autocls')}", proc.stdout + proc.stderr
+
+
 def test_commands_other_than_report_start_without_plotly():
     # the lent GPU machine gets Ray and Optuna carried to it (benchmarks/gpu_bundle.sh), not plotly; every
     # command imported it through the report package's registration

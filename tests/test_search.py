@@ -229,6 +229,20 @@ def test_a_search_on_uneven_classes_says_so_and_still_runs(tiny_space, tmp_path,
     assert proc.returncode == 0 and "uneven" not in proc.stderr, proc.stderr[-3000:]
 
 
+def test_a_search_names_its_study_and_the_dashboard_command_that_opens_it(tiny_space, tmp_path, autocls_cli):
+    """One line of our own where Optuna logged "[I <time>] A new study created in RDB"; its command opens the study."""
+    proc = autocls_cli("search", "digits", "--space", str(tiny_space), "--trials", "1", "--no-ensemble", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[I " not in proc.stderr, proc.stderr[-3000:]
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("study 'digits' in "))
+    assert ", new; watch it live with `optuna-dashboard sqlite:///" in line
+    url = line.split("`optuna-dashboard ")[1].rstrip("`")
+    assert len(optuna.load_study(study_name="digits", storage=url).trials) == 1
+    proc = autocls_cli("search", "digits", "--space", str(tiny_space), "--trials", "2", "--no-ensemble", cwd=tmp_path)
+    assert proc.returncode == 0 and "[I " not in proc.stderr, proc.stderr[-3000:]
+    assert f"study 'digits' in {url}, continued: 1 finished trial kept; watch it live" in proc.stderr
+
+
 def test_a_search_ranked_by_balanced_accuracy_ranks_stops_and_ensembles_by_it(tiny_space, tmp_path, autocls_cli):
     """``--metric balanced_accuracy`` on long-tailed real digits: each trial's value (what TPE, ASHA and the
     leaderboard rank by) is the balanced accuracy of its saved val probabilities, not their top-1, the closing

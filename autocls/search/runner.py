@@ -248,6 +248,11 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             _close_finished_study(study, paths, n_trials, finished, ensemble_top, show_progress, closing_deadline)
             return study
         interrupted = interrupted[:remaining]
+        if show_progress:
+            kept = f"continued: {finished} finished trial{'s' * (finished != 1)} kept" + (
+                f", {len(interrupted)} interrupted one{'s' * (len(interrupted) != 1)} run again" if interrupted else "")
+            print(f"study '{paths.name}' in {redact_url(paths.storage)}, {'new' if new else kept}; watch it live "
+                  f"with `optuna-dashboard {redact_url(paths.storage)}`", file=sys.stderr, flush=True)
 
         if not ray.is_initialized():
             # "local": a Ray of our own, even when a `ray start` cluster runs on this machine
@@ -404,8 +409,13 @@ def _open_study(paths: StudyPaths, storage: optuna.storages.BaseStorage, space: 
     """The study, new or continued (checked to be the same search), its artifact store, and whether it is new."""
     from autocls.artifacts import ArtifactStore
 
-    study = optuna.create_study(study_name=paths.name, storage=storage, load_if_exists=True,
-                                directions=space.directions)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "[I ...] A new study created": the search says so itself
+    try:
+        study = optuna.create_study(study_name=paths.name, storage=storage, load_if_exists=True,
+                                    directions=space.directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     # Seeded by the session as well as --seed: a resumed search with the seed of the
     # first session would replay its proposals (random search, TPE's start-up trials).
     study.sampler = create_sampler(sampler, seed=(seed + 7919 * len(study.trials)) % 2**32,
