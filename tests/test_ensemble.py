@@ -14,6 +14,7 @@ from PIL import Image
 from sklearn.metrics import balanced_accuracy_score
 
 from autocls.artifacts import trial_artifacts
+from autocls.cli import main
 from autocls.data import prepare_data
 from autocls.ensemble import build_ensemble, greedy_selection, load_ensemble, predict_files, soft_vote
 from autocls.ensemble.build import study_data
@@ -86,7 +87,7 @@ def test_top5_ensemble_on_a_real_search(searched, capsys):
     assert greedy.folder.name == "greedy-top5-temperature" and result.folder.name == "soft-top5"
 
 
-def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, tmp_path):
+def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, tmp_path, capsys):
     study, root = searched
     result = build_ensemble(study, top=3, method="soft", name="for-predict")
     data = prepare_data("digits", split_file=Path(study.user_attrs["folder"]) / "split.npz")
@@ -100,12 +101,15 @@ def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, 
     expected = [str(c) for c in result.test_probs[:60].argmax(1)]
     assert table["class"].tolist() == expected
     assert np.allclose(table["probability"].to_numpy(), result.test_probs[:60].max(1), atol=1e-5)
-    # the CLI writes the same as CSV
-    csv = tmp_path / "out.csv"
+    # the CLI writes the same as CSV, making the folder it names (regression: pandas' OSError traceback after
+    # the predictions were made)
+    csv = tmp_path / "new" / "folder" / "out.csv"
     proc = subprocess.run([sys.executable, "-m", "autocls", "predict", str(result.folder), str(folder), "--csv", str(csv)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert csv.read_text().splitlines()[1].split(",")[1] == expected[0]
+    assert main(["predict", str(result.folder), str(folder), "--csv", str(tmp_path)]) == 2  # a folder: before predicting
+    assert f"error: --csv {tmp_path} is a folder; give a file name" in " ".join(capsys.readouterr().err.split())
 
 
 def test_bad_ensemble_inputs_are_clear(searched, tmp_path):
