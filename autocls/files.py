@@ -26,6 +26,26 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def check_writable_file(path: str | Path, flag: str) -> None:
+    """Whether a file can be written at ``path`` (given as ``flag``): its folder is made where missing; a folder
+    in its place, or one this user cannot write, is one line, before the work whose result it would hold.
+
+    Example:
+        >>> check_writable_file(".", "--csv")
+        Traceback (most recent call last):
+        autocls.errors.UserError: --csv . is a folder; give a file name
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot make its folder ({exc.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise UserError(f"{flag} {path}: its folder {path.parent} is not writable")
+
+
 def load_yaml(text: str, source: str):
     """``yaml.safe_load`` with its failures (syntax, nesting too deep for Python) as one UserError line.
 

@@ -35,6 +35,9 @@ def cli(*args, cwd):
     (GOOD_SPACE, ["build-ensemble", "--study", "nothing"], "no study 'nothing'"),
     (GOOD_SPACE, ["build-ensemble", "--study", "nothing", "--top", "0"], "--top must be >= 1, got 0"),
     (GOOD_SPACE, ["report", "--study", "nothing"], "no study 'nothing'"),
+    # regression: IsADirectoryError's traceback after the report was drawn
+    (GOOD_SPACE, ["report", "--study", "nothing", "--out", "."], "--out . is a folder; give a file name"),
+    (GOOD_SPACE, ["predict", "no/such/ensemble", "x.png", "--csv", "."], "--csv . is a folder; give a file name"),
     (GOOD_SPACE, ["predict", "no/such/ensemble", "x.png"], "no ensemble or training run at 'no/such/ensemble'"),
     (GOOD_SPACE, ["predict", ".", "x.png"], "'.' is not an autocls ensemble"),
     (GOOD_SPACE, ["predict", "no/such/ensemble", "x.png", "--batch-size", "0"], "--batch-size must be >= 1"),

@@ -1,9 +1,6 @@
 """``autocls build-ensemble`` and ``autocls predict``."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from rich.console import Console
 from rich.table import Table
 
@@ -58,30 +55,16 @@ def print_scores(result) -> None:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def _check_writable(csv: Path) -> None:
-    """The CSV's folder made where missing; a folder in its place, or one this user cannot write, is one line."""
-    from autocls.errors import UserError
-
-    if csv.is_dir():
-        raise UserError(f"--csv {csv} is a folder; give a file name, e.g. {csv / 'predictions.csv'}")
-    try:
-        csv.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--csv {csv}: cannot make its folder ({exc.strerror})") from None
-    if not os.access(csv.parent, os.W_OK):
-        raise UserError(f"--csv {csv}: its folder {csv.parent} is not writable")
-
-
 def cmd_predict(args) -> int:
     from autocls.data.sources import skipped_files_notice
     from autocls.ensemble import load_ensemble, predict_files
     from autocls.errors import UserError
-    from autocls.files import atomic_write_text
+    from autocls.files import atomic_write_text, check_writable_file
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.csv:
-        _check_writable(Path(args.csv))  # before the predictions, which a folder of photos takes minutes to make
+        check_writable_file(args.csv, "--csv")  # before the predictions, which a folder of photos takes minutes to make
     ensemble = load_ensemble(args.ensemble)
     table, bad = predict_files(ensemble, args.images, batch_size=args.batch_size)
     if args.csv:
