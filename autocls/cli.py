@@ -55,12 +55,18 @@ def cmd_train(args) -> int:
         overrides["dataset"] = args.dataset
     cfg, runtime = load_settings(args.config, overrides) if args.config else from_settings(overrides)
     check_model_name(cfg.model)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file; give a folder for the run")
     data = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction)  # bad names fail here, before the progress bar
     base = Path(args.out) if args.out else Path("runs") / f"{Path(runtime.dataset).name}-{cfg.model.replace('/', '_')}"
     identity = {"dataset": runtime.dataset}
     if args.metric != "accuracy":  # its best epoch is another: not the run a top-1 command left (older runs keep theirs)
         identity["metric"] = args.metric
     out_dir = _run_folder(base, run_identity(cfg, runtime, identity))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot make the run's folder {out_dir} ({exc.strerror})") from None
     if out_dir != base:
         console.print(Text(f"{base} holds another run (another recipe, seed or dataset): this one trains in {out_dir}"),
                       soft_wrap=True)

@@ -158,6 +158,9 @@ def test_train_keeps_its_best_epoch_by_balanced_accuracy_with_metric(tmp_path, m
     (["train", "digits", "--lr", "abc"], "lr: expected float"),
     (["train", "digits", "--config", "missing.yaml"], "config file 'missing.yaml' does not exist"),
     (["train", "digits", "--time-budget", "soon"], "cannot read 'soon'"),
+    # regression: NotADirectoryError's and PermissionError's tracebacks once the data was loaded
+    (["train", "digits", "--out", "/etc/hostname"], "--out /etc/hostname is a file; give a folder for the run"),
+    (["train", "digits", "--out", "/proc/no/run"], "cannot make the run's folder /proc/no/run"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, message, autocls_cli, tmp_path):
     proc = autocls_cli(*args, cwd=tmp_path)
