@@ -23,14 +23,30 @@ from autocls.metrics import RANKING_METRICS
 console = Console(stderr=True)
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    from autocls.training.config import Runtime, TrainConfig
+_FLAG_HINTS = {  # what the flags whose default does not say it take
+    "model": "a name `autocls models` lists, or timm/<name>",
+    "width": "channel multiplier of the CIFAR nets",
+    "image_size": "side in pixels the batches are resized to on the device",
+    "device": "auto, cpu, cuda, cuda:N or mps",
+    "data_dir": "where datasets are downloaded or found",
+}
 
-    group = parser.add_argument_group("config overrides (any TrainConfig or Runtime field)")
-    for name in TrainConfig.field_names() + Runtime.field_names():
-        if name == "dataset":
-            continue
-        group.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", metavar="V", default=None)
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    from autocls.training.config import CHOICES, Runtime, TrainConfig
+
+    group = parser.add_argument_group(
+        "config overrides (any TrainConfig or Runtime field; a dataset's own recipe, such as digits' 1-pixel crop "
+        "and no flips, goes over the defaults shown)")
+    for settings in (TrainConfig(), Runtime()):
+        for name, default in settings.to_dict().items():
+            if name == "dataset":
+                continue
+            shown = "not set" if default is None else str(default).lower() if isinstance(default, bool) else default
+            what = f"one of {', '.join(CHOICES[name])}" if name in CHOICES else _FLAG_HINTS.get(name)
+            help_text = f"{what} (default {shown})" if what else f"default {shown}"
+            group.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", metavar="V", default=None,
+                               help=help_text)
 
 
 def _overrides(args) -> dict:

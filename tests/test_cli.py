@@ -169,6 +169,20 @@ def test_bad_input_is_one_line_and_nonzero(args, message, autocls_cli, tmp_path)
     assert "Traceback" not in proc.stderr
 
 
+def test_train_help_gives_each_flag_its_default_and_choices(autocls_cli, tmp_path):
+    from autocls.training.config import Runtime, TrainConfig
+
+    proc = autocls_cli("train", "--help", cwd=tmp_path)
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "--optimizer V one of sgd, adam, adamw, rmsprop (default sgd)" in text, text
+    for settings in (TrainConfig(), Runtime()):
+        for name, default in settings.to_dict().items():
+            if name != "dataset":
+                flag = f"--{name.replace('_', '-')} V"
+                shown = "not set" if default is None else str(default).lower() if isinstance(default, bool) else default
+                assert f"default {shown}" in text.rsplit(flag, 1)[1].split(" --")[0], name  # its line, not usage's
+
+
 def test_version_is_the_installed_distributions(autocls_cli, tmp_path):
     from importlib.metadata import version
 

@@ -21,10 +21,14 @@ from pathlib import Path
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULERS = ("cosine", "multistep", "step", "onecycle", "triangle", "cyclic", "plateau", "constant")
-LOSSES = ("ce", "focal")
-CLASS_WEIGHTINGS = ("none", "inverse", "class_balanced")
+# The recipe's fields that take one of a few names, and the names
+CHOICES = {
+    "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
+    "scheduler": ("cosine", "multistep", "step", "onecycle", "triangle", "cyclic", "plateau", "constant"),
+    "loss": ("ce", "focal"),
+    "class_weighting": ("none", "inverse", "class_balanced"),
+    "auto_augment": ("none", "randaugment", "trivialaugment", "autoaugment"),
+}
 
 
 class _Fields:
@@ -153,9 +157,7 @@ class TrainConfig(_Fields):
 
     def validate(self) -> None:
         """Raise :class:`UserError` naming the first field that is out of range."""
-        choices = {"optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "loss": LOSSES, "class_weighting": CLASS_WEIGHTINGS,
-                   "auto_augment": ("none", "randaugment", "trivialaugment", "autoaugment")}
-        for key, allowed in choices.items():
+        for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}: '{getattr(self, key)}' is not one of {', '.join(allowed)}")
         positive = ("epochs", "batch_size", "lr", "eval_every", "width", "bias_lr_scale")
