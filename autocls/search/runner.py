@@ -273,15 +273,18 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         closing_s = _closing_reserve(time_budget_s, ensemble_top) if time_budget_s else 0.0
         trial_deadline = started + time_budget_s - closing_s if time_budget_s else None
         deadline = trial_deadline - 2 if trial_deadline else None
+        # No trial can start: said without a plan of negative shares, and without Ray Tune, which, stopped as it
+        # started, logged a traceback of its own state's upload racing its shutdown (`--time-budget 1s`)
+        out_of_time = deadline is not None and time.time() >= deadline
         budget_plan = None
-        if measured is not None:
+        if measured is not None and not out_of_time:
             budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
                                share_evaluating=evaluating)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
-        if new:
-            _enqueue_seeds(study, space, budget_plan, show_progress)
+        if not out_of_time and not study.get_trials(deepcopy=False):  # new, or its sessions so far started none
+            _enqueue_seeds(study, space, budget_plan, show_progress)  # sized by this session's plan
         cpus = None if gpus_per_trial else _single_node_cpus()
         searcher = OptunaSearcher(study, space, artifact_store,
                                   extra_config={"artifacts": artifact_store.uri, "split_key": SPLIT_FILE,
@@ -295,7 +298,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                                   grace_period=budget_plan.grace_period if budget_plan else space.grace_period,
                                   reduction_factor=space.reduction_factor)
         trainable = tune.with_resources(run_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-        tuner = tune.Tuner(
+        tuner = None if out_of_time else tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, metric=space.objectives[0],
                                         mode="max",
@@ -307,11 +310,12 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                                       log_to_file=True),
         )
         ready = time.time()
-        with progress, _ctrl_c_handler_kept():
-            tuner.fit()
+        if tuner is not None:
+            with progress, _ctrl_c_handler_kept():
+                tuner.fit()
         # Every trial ends by the deadline on its own, so a trial still RUNNING here
         # was cut off by Ctrl-C: it stays RUNNING, and the same command continues it.
-        unfinished = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        unfinished = [] if out_of_time else study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if time_budget_s and not searcher.started and not unfinished:
             too_short = _budget_too_short(time_budget_s, ready - started, closing_s)
             if not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False)):
