@@ -1,6 +1,7 @@
 """Bad input through the CLI: one clear line, a non-zero exit, nothing written to any study."""
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -61,6 +62,8 @@ def cli(*args, cwd):
     (GOOD_SPACE, ["search", "digits", "--storage", "sqlite:////etc/hostname/x.db"], "cannot open storage"),
     (GOOD_SPACE, ["search", "digits", "--study", "s" * 300], "study name"),
     (GOOD_SPACE, ["search", "digits", "--study", "../../x"], "study name"),
+    # regression: ray.init tried a dead address for minutes, logging each try, after writing the study
+    (GOOD_SPACE, ["search", "digits", "--address", "127.0.0.1:9"], "--address 127.0.0.1:9: no Ray cluster answers"),
 ])
 def test_bad_input_one_line_nonzero_nothing_written(tmp_path, autocls_cli, space_text, args, message):
     (tmp_path / "space.yaml").write_text(space_text)
@@ -72,6 +75,22 @@ def test_bad_input_one_line_nonzero_nothing_written(tmp_path, autocls_cli, space
     assert "Traceback" not in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if line.strip()]) <= 2
     assert not (tmp_path / "studies").exists()
+
+
+def test_an_address_where_something_other_than_ray_answers_is_one_line_at_once(tmp_path, autocls_cli):
+    """Regression: ray.init tried an HTTP server's port (as a dashboard's, 8265, would be) for 14 minutes."""
+    import threading
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    server = HTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.time()
+        proc = autocls_cli("search", "digits", "--address", f"127.0.0.1:{server.server_port}", cwd=tmp_path)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 2 and "something else does (not gRPC)" in proc.stderr, proc.stderr[-2000:]
+    assert time.time() - started < 60 and not (tmp_path / "studies").exists()
 
 
 def test_one_class_folder_and_non_images(tmp_path, autocls_cli):

@@ -6,6 +6,7 @@ import math
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -182,6 +183,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     space, dataset = _space_and_dataset(space, dataset, address, gpus_per_trial, n_trials,
                                         time_budget_s if size_trials else None, show_progress, metric)
     create_sampler(sampler, seed=seed, multi_objective=space.multi_objective)  # a bad name fails before any write
+    if address is not None:
+        _check_cluster_answers(address)
     if address is None and gpus_per_trial and gpus_per_trial > _local_gpus():
         raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has {_local_gpus()} GPU(s)")
     if cpus_per_trial is None:
@@ -194,6 +197,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     _prepare_ray_environment(address)
     import ray
     from ray import tune
+
+    if address is not None:
+        _join_ray(address, num_cpus)  # before the study is written: a cluster that cannot be joined leaves nothing
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
     from autocls.data import check_splittable, class_imbalance, load_dataset
@@ -254,10 +260,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             print(f"study '{paths.name}' in {redact_url(paths.storage)}, {'new' if new else kept}; watch it live "
                   f"with `optuna-dashboard {redact_url(paths.storage)}`", file=sys.stderr, flush=True)
 
-        if not ray.is_initialized():
-            # "local": a Ray of our own, even when a `ray start` cluster runs on this machine
-            ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
-                     log_to_driver=False, configure_logging=True, logging_level="ERROR")
+        _join_ray(address, num_cpus)
         if gpus_per_trial is None:
             gpus_per_trial = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         _check_trial_fits(cpus_per_trial, gpus_per_trial)
@@ -339,6 +342,49 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
               f"continue them", file=sys.stderr)
         raise KeyboardInterrupt
     return study
+
+
+def _join_ray(address: str | None, num_cpus: int | None) -> None:
+    """This process joined to the cluster at ``address``, or to a Ray of its own (None), once."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        # "local": a Ray of our own, even when a `ray start` cluster runs on this machine
+        ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
+                 log_to_driver=False, configure_logging=True, logging_level="ERROR")
+    except ConnectionError as exc:  # something answers at the address, but not a Ray cluster this Ray can join
+        raise UserError(f"--address {address}: {exc}") from None
+
+
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113, 3.4): a gRPC server, as Ray's GCS and
+# Ray Client are, answers with a SETTINGS frame of its own (frame type 4, the header's fourth byte) before anything
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _check_cluster_answers(address: str) -> None:
+    """One line at once where no Ray cluster answers at ``address``: ``ray.init`` tries again and again, logging
+    each try, over five minutes where nothing listened at 127.0.0.1:6399 (and at a dead cluster that ``auto``
+    found), 14 where an HTTP server did (a dashboard's port, say).
+
+    'auto' is checked where ``RAY_ADDRESS`` names the cluster; else Ray finds it, or says it found none.
+    """
+    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+    host, sep, port = target.split("://", 1)[-1].rpartition(":")  # host:port, or ray://host:port (Ray Client)
+    if not sep or not port.isdigit():
+        return
+    where = f"--address {address}: no Ray cluster answers at {host}:{port}"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as conn:
+            conn.sendall(HTTP2_PREFACE)
+            header = conn.recv(9)
+    except OSError as exc:
+        raise UserError(f"{where} ({exc.strerror or exc}); start one with `ray start --head`, or leave out "
+                        f"--address to run on this machine") from None
+    if len(header) < 4 or header[3] != 4:
+        raise UserError(f"{where}: something else does (not gRPC); a cluster's address is its head's GCS port "
+                        f"(`ray start --head` prints it, 6379 by default), not its dashboard's (8265)")
 
 
 def _check_arguments(n_trials: int | None, time_budget_s: float | None, cpus_per_trial: float | None,
