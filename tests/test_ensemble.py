@@ -96,8 +96,9 @@ def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, 
     for i, img in enumerate(data.test_x[:60]):
         Image.fromarray(img[0].numpy(), mode="L").save(folder / f"{i:03d}.png")  # lossless
     ensemble = load_ensemble(result.folder)
-    table, bad = predict_files(ensemble, [folder])
-    assert not bad and len(table) == 60
+    steps = []
+    table, bad = predict_files(ensemble, [folder], on_progress=lambda done, total: steps.append((done, total)))
+    assert not bad and len(table) == 60 and steps == [(60, 60)]
     expected = [str(c) for c in result.test_probs[:60].argmax(1)]
     assert table["class"].tolist() == expected
     assert np.allclose(table["probability"].to_numpy(), result.test_probs[:60].max(1), atol=1e-5)

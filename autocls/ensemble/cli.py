@@ -56,6 +56,8 @@ def print_scores(result) -> None:
 
 
 def cmd_predict(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from autocls.data.sources import skipped_files_notice
     from autocls.ensemble import load_ensemble, predict_files
     from autocls.errors import UserError
@@ -66,7 +68,11 @@ def cmd_predict(args) -> int:
     if args.csv:
         check_writable_file(args.csv, "--csv")  # before the predictions, which a folder of photos takes minutes to make
     ensemble = load_ensemble(args.ensemble)
-    table, bad = predict_files(ensemble, args.images, batch_size=args.batch_size)
+    with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=None)
+        table, bad = predict_files(ensemble, args.images, batch_size=args.batch_size,
+                                   on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
         Console(stderr=True).print(f"{len(table)} predictions written to {args.csv}", markup=False)

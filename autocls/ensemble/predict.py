@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -147,20 +148,31 @@ def read_images(files: list[Path], image_shape: tuple[int, int, int]) -> tuple[t
     return x, [files[i] for i in read], [f for i, f in enumerate(files) if i not in read_set]
 
 
-def predict_files(ensemble: LoadedEnsemble, inputs: list[str | Path], batch_size: int = 256):
-    """A pandas table: file, class, probability (and the files that could not be read)."""
+# Files decoded and predicted at a time: bounded memory for large folders, and a progress step (5,000 CIFAR-10
+# photos took 25 s on 2 CPU cores through a ResNet-18)
+FILES_AT_A_TIME = 1024
+
+
+def predict_files(ensemble: LoadedEnsemble, inputs: list[str | Path], batch_size: int = 256,
+                  on_progress: Callable[[int, int], None] | None = None):
+    """A pandas table: file, class, probability (and the files that could not be read).
+
+    ``on_progress(done, total)`` is called after each :data:`FILES_AT_A_TIME` files.
+    """
     import pandas as pd
 
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     files = collect_images(inputs)
     rows, bad = [], []
-    for start in range(0, len(files), 4096):  # bounded memory for large folders
-        x, ok, unreadable = read_images(files[start:start + 4096], ensemble.image_shape)
+    for start in range(0, len(files), FILES_AT_A_TIME):
+        x, ok, unreadable = read_images(files[start:start + FILES_AT_A_TIME], ensemble.image_shape)
         bad += unreadable
         if len(ok):
             probs = ensemble.predict_proba(x, batch_size)
             for f, p in zip(ok, probs):
                 c = int(p.argmax())
                 rows.append({"file": str(f), "class": ensemble.classes[c], "probability": float(p[c])})
+        if on_progress is not None:
+            on_progress(min(start + FILES_AT_A_TIME, len(files)), len(files))
     return pd.DataFrame(rows, columns=["file", "class", "probability"]), bad
