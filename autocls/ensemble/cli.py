@@ -68,8 +68,9 @@ def cmd_predict(args) -> int:
     if args.csv:
         check_writable_file(args.csv, "--csv")  # before the predictions, which a folder of photos takes minutes to make
     ensemble = load_ensemble(args.ensemble)
+    stderr = Console(stderr=True)
     with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+                  console=stderr, transient=True, disable=not stderr.is_terminal) as bar:  # a log gets no blank line
         task = bar.add_task("", total=None)
         table, bad = predict_files(ensemble, args.images, batch_size=args.batch_size,
                                    on_progress=lambda done, total: bar.update(task, completed=done, total=total))
