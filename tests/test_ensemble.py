@@ -108,6 +108,7 @@ def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, 
     proc = subprocess.run([sys.executable, "-m", "autocls", "predict", str(result.folder), str(folder), "--csv", str(csv)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [f"60 predictions written to {csv}"]  # no progress bar's blank line in a log
     assert csv.read_text().splitlines()[1].split(",")[1] == expected[0]
     assert main(["predict", str(result.folder), str(folder), "--csv", str(tmp_path)]) == 2  # a folder: before predicting
     assert f"error: --csv {tmp_path} is a folder; give a file name" in " ".join(capsys.readouterr().err.split())

@@ -76,7 +76,7 @@ def cmd_predict(args) -> int:
                                    on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
-        Console(stderr=True).print(f"{len(table)} predictions written to {args.csv}", markup=False)
+        stderr.print(f"{len(table)} predictions written to {args.csv}", markup=False, highlight=False, soft_wrap=True)
     else:
         for row in table.itertuples():
             print(f"{row.file}\t{row._2}\t{row.probability:.4f}")
