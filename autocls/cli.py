@@ -137,16 +137,19 @@ def cmd_train(args) -> int:
         line += f", test top-1 {result.test_acc:.2%}"
     if balanced and result.test_balanced_acc is not None:
         line += f", test balanced accuracy {result.test_balanced_acc:.2%}"
-    Console().print(f"{line}; saved to {out_dir}", markup=False)
+    # one line each, however long, in a pipe's 80 columns too: scripts read them by their start and end
+    Console().print(f"{line}; saved to {out_dir}", markup=False, highlight=False, soft_wrap=True)
     if result.status == "time_budget":  # asked for: the best epoch's weights and test score are kept
-        console.print(Text(f"stopped by --time-budget after epoch {result.epochs_run}; its best epoch is kept"))
+        console.print(Text(f"stopped by --time-budget after epoch {result.epochs_run}; its best epoch is kept"),
+                      soft_wrap=True)
     elif result.status != "complete":
-        console.print(Text(f"stopped: {result.reason}", style="red"))
+        console.print(Text(f"stopped: {result.reason}", style="red"), soft_wrap=True)
         return 1
     last = result.history[-1] if result.history else {}
     if budget_s and result.epochs_run == 1 and not last.get("full_epoch", True):
         console.print(Text(f"the budget held {last.get('steps', '?')} training steps, less than one epoch: a smaller "
-                           f"model (--width, --model airbench) or a longer --time-budget learns more", style="yellow"))
+                           f"model (--width, --model airbench) or a longer --time-budget learns more", style="yellow"),
+                      soft_wrap=True)
     return 0
 
 

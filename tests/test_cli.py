@@ -17,6 +17,9 @@ def test_train_prints_a_metrics_table(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "val top-1" in out and "best val top-1" in out
+    # one line however long its path, in a pipe's 80 columns too (regression: wrapped before the path)
+    assert any(line.startswith("best val top-1") and line.endswith(f"saved to {tmp_path / 'run'}")
+               for line in out.splitlines()), out
     assert (tmp_path / "run" / "best.safetensors").exists()
 
 
