@@ -233,6 +233,12 @@ def process_started() -> float | None:
     return time.time() - age if 0 <= age < 3600 else None  # past an hour: clocks that disagree, not this command
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """autocls's own warnings (and skipped files) as one yellow line; the libraries' are left out."""
+    if issubclass(category, UserWarning) and "autocls" in (filename or "") or "skipped" in str(message):
+        console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -240,13 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     # (the console script reads sys.argv), from this call when a caller passes its own arguments (a script, a test)
     args.started_at = process_started() if argv is None else None
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)
-            code = args.func(args)
-        for w in caught:
-            if issubclass(w.category, UserWarning) and "autocls" in (w.filename or "") or "skipped" in str(w.message):
-                console.print(Text(f"warning: {w.message}", style="yellow"), soft_wrap=True)
-        return code
+            # printed as they come: kept until the command returned, those that explain an error were lost with it
+            # ("left out of the ensemble: ..." before "no trial with saved ... probabilities")
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except UserError as exc:
         # Text, not markup: user input in the message ("[/x]") must print as it is
         console.print(Text.assemble(("error:", "red"), " ", str(exc)[:2000]), highlight=False, soft_wrap=True)

@@ -186,6 +186,23 @@ def test_train_help_gives_each_flag_its_default_and_choices(autocls_cli, tmp_pat
                 assert f"default {shown}" in text.rsplit(flag, 1)[1].split(" --")[0], name  # its line, not usage's
 
 
+def test_a_warning_that_explains_an_error_is_printed_with_it(tmp_path, autocls_cli):
+    """Regression: warnings were printed once the command returned, so the one saying why a trial was left out of
+    the ensemble was lost with the error that followed ("no trial with saved ... probabilities")."""
+    space = tmp_path / "space.yaml"
+    space.write_text("dataset: digits\nfixed: {epochs: 1, model: lenet, flip: false}\nparams:\n"
+                     "  lr: {type: float, low: 1.0e-3, high: 1.0e-2}\n")
+    proc = autocls_cli("search", "digits", "--space", space, "--trials", "1", "--no-ensemble", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for probs in (tmp_path / "studies" / "digits" / "trials").glob("*/val_probs.npz"):
+        probs.unlink()
+    proc = autocls_cli("build-ensemble", "--study", "digits", cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines == [
+        "warning: left out of the ensemble: trial 0: missing val_probs.npz",
+        "error: study 'digits' has no trial with saved weights and val/test probabilities yet"], proc.stderr
+
+
 def test_version_is_the_installed_distributions(autocls_cli, tmp_path):
     from importlib.metadata import version
 
