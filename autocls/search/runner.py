@@ -378,7 +378,9 @@ def _check_cluster_answers(address: str) -> None:
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as conn:
             conn.sendall(HTTP2_PREFACE)
-            header = conn.recv(9)
+            header = b""
+            while len(header) < 4 and (chunk := conn.recv(9 - len(header))):  # TCP may hand it over in pieces
+                header += chunk
     except OSError as exc:
         raise UserError(f"{where} ({exc.strerror or exc}); start one with `ray start --head`, or leave out "
                         f"--address to run on this machine") from None
