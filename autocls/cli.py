@@ -27,13 +27,12 @@ _FLAG_HINTS = {  # what the flags whose default does not say it take
     "model": "a name `autocls models` lists, or timm/<name>",
     "width": "channel multiplier of the CIFAR nets",
     "image_size": "side in pixels the batches are resized to on the device",
-    "device": "auto, cpu, cuda, cuda:N or mps",
     "data_dir": "where datasets are downloaded or found",
 }
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    from autocls.training.config import CHOICES, Runtime, TrainConfig
+    from autocls.training.config import CHOICES, DEVICES, Runtime, TrainConfig
 
     group = parser.add_argument_group(
         "config overrides (any TrainConfig or Runtime field; a dataset's own recipe, such as digits' 1-pixel crop "
@@ -43,7 +42,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             if name == "dataset":
                 continue
             shown = "not set" if default is None else str(default).lower() if isinstance(default, bool) else default
-            what = f"one of {', '.join(CHOICES[name])}" if name in CHOICES else _FLAG_HINTS.get(name)
+            names = {**CHOICES, "device": DEVICES}.get(name)
+            what = f"one of {', '.join(names)}" if names else _FLAG_HINTS.get(name)
             help_text = f"{what} (default {shown})" if what else f"default {shown}"
             group.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", metavar="V", default=None,
                                help=help_text)

@@ -21,6 +21,7 @@ from pathlib import Path
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # what Runtime.device takes (N: a GPU's index)
 # The recipe's fields that take one of a few names, and the names
 CHOICES = {
     "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
@@ -88,7 +89,7 @@ class Runtime(_Fields):
         if not 0 <= self.seed < 2**32:  # numpy's and torch's seed range
             raise UserError(f"seed must be in [0, 2**32), got {self.seed}")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
-            raise UserError(f"device: '{self.device}' is not one of auto, cpu, cuda, cuda:N, mps")
+            raise UserError(f"device: '{self.device}' is not one of {', '.join(DEVICES)}")
 
 
 # A search space may not search or fix these.
