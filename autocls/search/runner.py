@@ -286,7 +286,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
-        if not out_of_time and not study.get_trials(deepcopy=False):  # new, or its sessions so far started none
+        if not out_of_time and not trials:  # new, or its sessions so far started none
             _enqueue_seeds(study, space, budget_plan, show_progress)  # sized by this session's plan
         cpus = None if gpus_per_trial else _single_node_cpus()
         searcher = OptunaSearcher(study, space, artifact_store,
