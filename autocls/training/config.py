@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autocls.data.augment import AUTO_AUGMENT_POLICIES
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
 
@@ -28,7 +29,7 @@ CHOICES = {
     "scheduler": ("cosine", "multistep", "step", "onecycle", "triangle", "cyclic", "plateau", "constant"),
     "loss": ("ce", "focal"),
     "class_weighting": ("none", "inverse", "class_balanced"),
-    "auto_augment": ("none", "randaugment", "trivialaugment", "autoaugment"),
+    "auto_augment": AUTO_AUGMENT_POLICIES,
 }
 
 
