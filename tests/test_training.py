@@ -690,16 +690,55 @@ def test_a_run_shortened_by_slow_epochs_grows_back_when_they_speed_up(digits, mo
     assert run.history[-1]["lr"] < 0.02 * cfg.lr  # the 8-epoch schedule, annealed at its end
 
 
-def test_a_run_fitted_to_its_deadline_ends_before_the_deadline_cuts_it(digits):
+class _SteadyClock:
+    """The trainer's clock, in which a training step and a forward pass per image take fixed times.
+
+    Stands in for ``time`` in the trainer: a test of a run fitted to its deadline is then about the fit, not about
+    this machine's pauses (a 4 s run of 0.01 s steps, timed by the real clock, was cut 4 steps before its end in
+    the CI run of 2026-12-03: a pause longer than the re-fit's margin of 8 steps).
+    """
+
+    def __init__(self, monkeypatch, step_seconds: float, image_seconds: float):
+        from autocls.training import trainer
+
+        self.now = 1e9
+        targets, forward = trainer._targets, trainer.predict_proba
+
+        def step(*args, **kwargs):
+            self.now += step_seconds
+            return targets(*args, **kwargs)
+
+        def predict(model, x, *args, **kwargs):
+            self.now += len(x) * image_seconds
+            return forward(model, x, *args, **kwargs)
+
+        monkeypatch.setattr(trainer, "_targets", step)
+        monkeypatch.setattr(trainer, "predict_proba", predict)
+        monkeypatch.setattr(trainer, "time", self)
+
+    def time(self) -> float:
+        return self.now
+
+    perf_counter = time
+
+
+def test_a_run_fitted_to_its_deadline_ends_before_the_deadline_cuts_it(digits, monkeypatch):
     """Regression: the re-fit aimed at the deadline itself, which stops a run earlier, keeping time to predict
     the test split with a margin: a 5-minute search's seed was cut 58 steps into its last epoch of 70."""
+    from autocls.training import trainer
+
+    clock = _SteadyClock(monkeypatch, step_seconds=0.05, image_seconds=0.001)
     cfg = TrainConfig(model="lenet", epochs=2, batch_size=64, lr=0.05, scheduler="onecycle", flip=False)
-    # a process's first run spends seconds setting up (2-3 s of these 4 on a slow machine, where it fitted 2 or
-    # 5 epochs, or 2 steps that the deadline cut): this test is about the re-fit, not the set-up
-    train(TrainConfig(**{**cfg.to_dict(), "epochs": 1}), digits)
-    end = time.time() + 4.0
+    end = clock.now + 12.0
     run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=400)
     assert run.status == "complete" and len(run.history) > 2, (run.status, run.reason)
+    # and it filled the time it had, less the closing reserve and the re-fit's margin of steps
+    # and it filled the time it had, but for the closing reserve (less the closing evaluation it held) and the
+    # re-fit's margin of steps, to an epoch (a last epoch under a quarter of one is not begun)
+    evaluation = 0.001 * (len(digits.val_y) + len(digits.test_y))
+    unused = end - clock.now - (trainer.closing_reserve(evaluation) - evaluation)
+    epoch = len(digits.train_y) // 64 * 0.05 + 0.001 * len(digits.val_y)
+    assert 0 < unused < trainer.REFIT_MARGIN_STEPS * 0.05 + epoch, (unused, epoch)
 
 
 def test_a_run_of_one_epoch_refits_inside_it(digits, monkeypatch):
