@@ -630,22 +630,23 @@ def test_a_run_refitted_to_end_inside_an_epoch_anneals_in_its_shorter_last_epoch
     assert [m["lr"] for m in resumed.history] == pytest.approx([m["lr"] for m in run.history])
 
 
-def test_a_run_whose_epochs_slow_down_shortens_to_end_in_its_time(digits):
+def test_a_run_whose_epochs_slow_down_shortens_to_end_in_its_time(digits, monkeypatch):
     """Regression: a run re-fitted from its first epoch alone overran its time when later epochs ran slower."""
+    clock = _SteadyClock(monkeypatch, step_seconds=0.01, image_seconds=0.0001)
     cfg = TrainConfig(model="lenet", epochs=2, batch_size=128, lr=0.05, scheduler="onecycle", flip=False)
     seen = []
 
     def slow_second_epoch(metrics: dict) -> None:
         seen.append(metrics)
         if metrics["epoch"] == 2:
-            time.sleep(3.0)  # as if its epochs ran slower from here on
+            clock.now += 3.0  # as if its epochs ran slower from here on
 
-    fit_until = time.time() + 4.0
+    fit_until = clock.now + 4.0
     run = train(cfg, digits, reporter=slow_second_epoch, fit_until=fit_until, max_epochs=40)
     planned = seen[0]["epochs"]
     assert planned > len(run.history) >= 3 and run.status == "complete"
     assert seen[-1]["epochs"] == len(run.history) < planned  # shortened after the slow stretch
-    assert time.time() < fit_until + 2.0  # the first plan would have run on past it
+    assert clock.now < fit_until + 2.0  # the first plan would have run on past it
     assert run.history[-1]["lr"] < 0.02 * cfg.lr  # and still annealed
 
 
@@ -688,38 +689,6 @@ def test_a_run_shortened_by_slow_epochs_grows_back_when_they_speed_up(digits, mo
     run = train(cfg, digits, fit_until=time.time() + 10**6, max_epochs=8)
     assert [m["epochs"] for m in run.history] == [6, 6, 5, 6, 7, 8, 8, 8] and run.status == "complete"
     assert run.history[-1]["lr"] < 0.02 * cfg.lr  # the 8-epoch schedule, annealed at its end
-
-
-class _SteadyClock:
-    """The trainer's clock, in which a training step and a forward pass per image take fixed times.
-
-    Stands in for ``time`` in the trainer: a test of a run fitted to its deadline is then about the fit, not about
-    this machine's pauses (a 4 s run of 0.01 s steps, timed by the real clock, was cut 4 steps before its end in
-    the CI run of 2026-12-03: a pause longer than the re-fit's margin of 8 steps).
-    """
-
-    def __init__(self, monkeypatch, step_seconds: float, image_seconds: float):
-        from autocls.training import trainer
-
-        self.now = 1e9
-        targets, forward = trainer._targets, trainer.predict_proba
-
-        def step(*args, **kwargs):
-            self.now += step_seconds
-            return targets(*args, **kwargs)
-
-        def predict(model, x, *args, **kwargs):
-            self.now += len(x) * image_seconds
-            return forward(model, x, *args, **kwargs)
-
-        monkeypatch.setattr(trainer, "_targets", step)
-        monkeypatch.setattr(trainer, "predict_proba", predict)
-        monkeypatch.setattr(trainer, "time", self)
-
-    def time(self) -> float:
-        return self.now
-
-    perf_counter = time
 
 
 def test_a_run_fitted_to_its_deadline_ends_before_the_deadline_cuts_it(digits, monkeypatch):
@@ -818,36 +787,55 @@ def test_a_planned_short_last_epoch_stays_while_an_eighth_of_an_epoch_fits(digit
     assert planned == [L(3), L(3)] and run.status == "complete"
 
 
-def _slow_steps(monkeypatch, seconds: float, first: float | None = None) -> None:
-    """Every training step takes ``seconds`` longer (the first ``first`` longer): a slow model, not a slow forward."""
-    from autocls.training import trainer
+class _SteadyClock:
+    """The trainer's clock, in which a training step and a forward pass per image take fixed times.
 
-    targets, taken = trainer._targets, []
+    Stands in for ``time`` in the trainer: a test of a run fitted to its deadline is then about the fit, not about
+    this machine's pauses (a 4 s run of 0.01 s steps, timed by the real clock, was cut 4 steps before its end in
+    the CI run of 2026-12-03: a pause longer than the re-fit's margin of 8 steps).
+    """
 
-    def slowed(*args, **kwargs):
-        time.sleep(first if first is not None and not taken else seconds)
-        taken.append(1)
-        return targets(*args, **kwargs)
+    def __init__(self, monkeypatch, step_seconds: float, image_seconds: float, first_step_seconds: float | None = None):
+        from autocls.training import trainer
 
-    monkeypatch.setattr(trainer, "_targets", slowed)
+        self.now, self.steps = 1e9, 0
+        targets, forward = trainer._targets, trainer.predict_proba
+
+        def step(*args, **kwargs):
+            self.steps += 1
+            self.now += first_step_seconds if first_step_seconds is not None and self.steps == 1 else step_seconds
+            return targets(*args, **kwargs)
+
+        def predict(model, x, *args, **kwargs):
+            self.now += len(x) * image_seconds
+            return forward(model, x, *args, **kwargs)
+
+        monkeypatch.setattr(trainer, "_targets", step)
+        monkeypatch.setattr(trainer, "predict_proba", predict)
+        monkeypatch.setattr(trainer, "time", self)
+
+    def time(self) -> float:
+        return self.now
+
+    perf_counter = time
 
 
 def test_a_slow_first_step_does_not_stop_a_run_with_a_deadline(digits, monkeypatch):
     """Regression: a run's first step (3 s in a fresh process, where later ones took 0.5 s) stood for every step,
     and the reserve for the closing evaluation guessed from it (42 s) stopped a 1-minute search's only trial
     after one step, at chance."""
-    _slow_steps(monkeypatch, 0.0, first=2.0)
+    clock = _SteadyClock(monkeypatch, step_seconds=0.01, image_seconds=0.0001, first_step_seconds=2.0)
     cfg = TrainConfig(model="lenet", epochs=50, batch_size=32, lr=0.05, flip=False)
-    run = train(cfg, digits, deadline=time.time() + 6.0)
+    run = train(cfg, digits, deadline=clock.now + 6.0)
     assert run.history[0]["steps"] == len(digits.train_y) // 32, run.reason  # its first epoch, whole
 
 
 def test_the_reserve_before_a_deadline_is_a_timed_forward_pass_not_a_guess_from_the_steps(digits, monkeypatch):
     """Regression: the forward pass that the reserve for the closing evaluation keeps time for was guessed as a
     third of a training step a batch (1.5x the timed pass on a 2-core CPU); here steps are slow, the pass fast."""
-    _slow_steps(monkeypatch, 0.2)
+    clock = _SteadyClock(monkeypatch, step_seconds=0.2, image_seconds=0.0001)
     cfg = TrainConfig(model="lenet", epochs=50, batch_size=32, lr=0.05, flip=False)
-    run = train(cfg, digits, deadline=time.time() + 6.0)
+    run = train(cfg, digits, deadline=clock.now + 6.0)
     # ~24 steps fit before the 1 s margin; the guess (720 images / 32 a batch x 0.2 s / 3, x1.5 + 1) kept 3.3 s
     assert run.history[0]["steps"] >= 18, run.history
 
@@ -855,9 +843,9 @@ def test_the_reserve_before_a_deadline_is_a_timed_forward_pass_not_a_guess_from_
 def test_a_run_of_one_epoch_with_little_time_refits_early_and_anneals_in_it(digits, monkeypatch):
     """Regression: a one-epoch run re-fitted after a quarter of its steps only, and a deadline nearer than that
     cut it unannealed (a 1-minute CPU search)."""
-    _slow_steps(monkeypatch, 0.2)
+    clock = _SteadyClock(monkeypatch, step_seconds=0.2, image_seconds=0.0001)
     cfg = TrainConfig(model="lenet", epochs=1, batch_size=32, lr=0.05, scheduler="onecycle", flip=False)
-    end = time.time() + 3.0  # a quarter of the epoch (11 steps) takes 2.2 s
+    end = clock.now + 3.0  # a quarter of the epoch (11 steps) takes 2.2 s
     used = _lrs_used(monkeypatch)
     run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=1)
     assert run.status == "complete", run.reason
