@@ -701,7 +701,6 @@ def test_a_run_fitted_to_its_deadline_ends_before_the_deadline_cuts_it(digits, m
     end = clock.now + 12.0
     run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=400)
     assert run.status == "complete" and len(run.history) > 2, (run.status, run.reason)
-    # and it filled the time it had, less the closing reserve and the re-fit's margin of steps
     # and it filled the time it had, but for the closing reserve (less the closing evaluation it held) and the
     # re-fit's margin of steps, to an epoch (a last epoch under a quarter of one is not begun)
     evaluation = 0.001 * (len(digits.val_y) + len(digits.test_y))
