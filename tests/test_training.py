@@ -849,3 +849,21 @@ def test_a_run_of_one_epoch_with_little_time_refits_early_and_anneals_in_it(digi
     run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=1)
     assert run.status == "complete", run.reason
     assert used[-1] < 0.1 * cfg.lr < max(used)  # annealed in the steps it had
+
+
+def test_a_run_of_one_epoch_fits_its_steps_by_their_own_time_not_the_reserve_s_timing(digits, monkeypatch):
+    """Regression: the reserve's one-off timing of a forward pass (two passes over a batch of val) ran between the
+    steps that the first re-fit timed, and counted as theirs: `autocls train ./train --time-budget 3m` (ResNet-18,
+    2 CPU cores) timed its steps at 2.09 s where they took 1.25 s, planned 48 steps and ended 55 s early."""
+    from autocls.training import trainer
+
+    clock = _SteadyClock(monkeypatch, step_seconds=0.2, image_seconds=0.002)  # the two passes: 5 steps' time
+    cfg = TrainConfig(model="lenet", epochs=1, batch_size=16, lr=0.05, scheduler="onecycle", flip=False)
+    start = clock.now
+    end = start + 10.0
+    run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=1)
+    steps = len(digits.train_y) // 16
+    reserve = trainer.closing_reserve((len(digits.val_y) + len(digits.test_y)) * 0.002)
+    fit = int((end - start - 2 * 256 * 0.002 - reserve) / 0.2)  # the steps between the passes' timing and the reserve
+    assert fit < steps  # the deadline, not the epoch, ends this run
+    assert run.history[0]["steps"] >= fit - 3, (run.history[0]["steps"], fit)
