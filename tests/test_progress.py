@@ -1,4 +1,6 @@
 """The search's progress line (autocls.search.progress)."""
+from types import SimpleNamespace
+
 import optuna
 
 from autocls.search.progress import SearchProgress
@@ -42,7 +44,11 @@ def test_a_running_trial_shows_its_time_left_from_its_epochs_timing(capsys, monk
     study.ask()
     study.ask()
     clock = [1000.0]
-    monkeypatch.setattr("autocls.search.progress.time.time", lambda: clock[0])
+    # the progress module's clock alone: patching time.time itself would stop the clock of every thread (rich's
+    # refresh, pytest's timing) for the test's length
+    from autocls.search import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(time=lambda: clock[0]))
     with SearchProgress(study, n_trials=20, time_budget_s=None) as progress:
         progress.epoch_done(0, 1, 24, 0.41, epoch_s=75.0)
         progress.epoch_done(1, 2, 3, 0.52, epoch_s=30.0)
