@@ -864,6 +864,7 @@ def test_a_run_of_one_epoch_fits_its_steps_by_their_own_time_not_the_reserve_s_t
     run = train(cfg, digits, deadline=end, fit_until=end, max_epochs=1)
     steps = len(digits.train_y) // 16
     reserve = trainer.closing_reserve((len(digits.val_y) + len(digits.test_y)) * 0.002)
-    fit = int((end - start - 2 * 256 * 0.002 - reserve) / 0.2)  # the steps between the passes' timing and the reserve
+    timing = 2 * min(256, len(digits.val_y)) * 0.002
+    fit = int((end - start - timing - reserve) / 0.2)  # the steps between the passes' timing and the reserve
     assert fit < steps  # the deadline, not the epoch, ends this run
     assert run.history[0]["steps"] >= fit - 3, (run.history[0]["steps"], fit)

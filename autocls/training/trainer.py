@@ -188,14 +188,14 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
     run.model.train()
     memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
     loss_sum = torch.zeros((), device=next(run.model.parameters()).device)
-    # A run's first step costs several times a step (3 s where later ones took 0.5 s, in a fresh process on
-    # 2 CPU cores): as the step time of the rule below it stopped a 1-minute search's only trial after one
-    # step, at chance (2026-12-01).
     if deadline is not None:
         # The reserve's one-off timing of a forward pass, before the steps are timed: between them it counted as
         # theirs (`autocls train ./train --time-budget 3m`, ResNet-18 on 2 CPU cores, took 38 steps where 83 fit
         # and ended 64 s early, 2026-12-04).
         reserve()
+    # A run's first step costs several times a step (3 s where later ones took 0.5 s, in a fresh process on
+    # 2 CPU cores): as the step time of the rule below it stopped a 1-minute search's only trial after one
+    # step, at chance (2026-12-01).
     steps, first, slowest, last = 0, 0.0, step_seconds, time.time()
     warm = last
     for x, y in run.loader:
