@@ -69,7 +69,7 @@ def test_a_trial_starts_only_with_time_for_its_first_rung_and_its_end():
     """Regression: with an epoch's time left a one-epoch trial started, and the trainer, keeping time to
     predict the test split, cut it inside that epoch (twice at the end of a 20-minute CPU search on 5,000
     training images, where evaluating val and test is 40% of an epoch)."""
-    from autocls.search.budget import eval_share
+    from autocls.search.budget import TRIAL_START_S, eval_share
 
     space = SearchSpace.from_yaml(SPACE.replace("grace_period: 3", "grace_period: 1"))
     share = eval_share(n_train=5_000, n_eval=10_000)
@@ -77,7 +77,7 @@ def test_a_trial_starts_only_with_time_for_its_first_rung_and_its_end():
     p = plan(space, {"lenet@1": 20.0}, budget_s=100, slots=1, share_evaluating=share)
     assert p.epochs_for({"model": "lenet"}, seconds_left=25) == 0  # the epoch fits; its end (~21 s) does not
     assert p.epochs_for({"model": "lenet"}, seconds_left=45) == 1
-    assert 20 + 10 < p.shortest_rung() < 45  # the epoch, and its start-up and end
+    assert TRIAL_START_S + 20 + share * 20 < p.shortest_rung() < 45  # the epoch, its start-up, its val and test
 
 
 def test_a_seed_that_would_train_one_epoch_runs_narrower_for_more():
