@@ -288,6 +288,44 @@ def test_a_cpu_calibration_times_small_batches_of_every_config(monkeypatch):
     assert measured["resnet9@0.5"] > measured["lenet@0.5"] > 0
 
 
+def _epoch_seconds_by_width(monkeypatch, seconds: dict[float, float]) -> list[float]:
+    """``seconds_per_epoch`` answering ``seconds`` per width without training; the widths it was asked, in order."""
+    from autocls.search import budget
+
+    asked = []
+
+    def timed(space, data, threads, **_):
+        width = float(space.params["width"].choices[0])
+        asked.append(width)
+        return {budget.config_key({"model": space.fixed["model"], "width": width}): seconds[width]}
+
+    monkeypatch.setattr(budget, "seconds_per_epoch", timed)
+    return asked
+
+
+def test_a_budgeted_run_trains_at_the_widest_width_that_fits_enough_epochs(monkeypatch):
+    """`autocls train ./train --time-budget 3m` trained ResNet-18 at its full width for part of one epoch (37.8%
+    on 2 cores); at 0.25, 5 epochs in the same time, 75.8% (2026-12-04)."""
+    from autocls.data import load_dataset, make_splits
+    from autocls.search.budget import WIDE_SEED_EPOCHS, train_width
+    from autocls.training import TrainConfig
+
+    data = make_splits(load_dataset("digits", None), val_fraction=0.1, seed=0)
+    seconds = {1.0: 100.0, 0.75: 50.0, 0.5: 20.0, 0.375: 9.0, 0.25: 5.0}
+    asked = _epoch_seconds_by_width(monkeypatch, seconds)
+    width, epochs = train_width(TrainConfig(model="resnet9", epochs=30), data, time.time() + 100, threads=1)
+    assert width == 0.375 and epochs[0.375] >= WIDE_SEED_EPOCHS > epochs[0.5]  # 0.25 trains more, 0.375 enough
+    assert asked == [1.0, 0.75, 0.5, 0.375]  # widest first, and no more timed once one fits
+
+    asked.clear()  # a ceiling of 4 epochs: the widest that trains 4
+    assert train_width(TrainConfig(model="resnet9", epochs=4), data, time.time() + 100, threads=1)[0] == 0.5
+
+    asked.clear()  # none trains enough: the one that trains the most
+    width, epochs = train_width(TrainConfig(model="resnet9", epochs=30), data, time.time() + 30, threads=1)
+    assert width == 0.25 and epochs[0.25] == max(epochs.values()) < WIDE_SEED_EPOCHS
+    assert asked == [1.0, 0.75, 0.5, 0.375, 0.25]
+
+
 def test_near_the_deadline_only_models_that_fit_are_proposed(tmp_path):
     """Regression: the last two minutes of a 20-minute search told nine proposals PRUNED unstarted."""
     import optuna

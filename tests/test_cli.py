@@ -102,6 +102,35 @@ def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):
         result["status"] == "time_budget"
 
 
+def test_train_with_a_budget_and_no_width_trains_narrower_where_its_own_width_fits_too_few_epochs(
+        tmp_path, monkeypatch, capsys):
+    """Regression: `autocls train ./train --time-budget 3m` trained ResNet-18 at full width for part of one epoch,
+    37.8% on 2 cores, where width 0.25 trained 5 epochs in the same time, 75.8% (2026-12-04)."""
+    from tests.test_budget import _epoch_seconds_by_width
+
+    monkeypatch.chdir(tmp_path)
+    asked = _epoch_seconds_by_width(monkeypatch, {1.0: 100.0, 0.75: 60.0, 0.5: 30.0, 0.375: 16.0, 0.25: 6.0})
+    command = ["train", "digits", "--model", "resnet9", "--epochs", "3", "--time-budget", "30s"]
+    assert main(command) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert re.search(r"resnet9 at width 1 trains less than an epoch in the budget here, at 0\.25 ~[34]: it trains at "
+                     r"width 0\.25 \(--width 1 keeps its own\)", err), err  # ~3-4 in 30 s less what the command took
+    run = tmp_path / "runs" / "digits-resnet9"
+    assert yaml.safe_load((run / "config.yaml").read_text())["width"] == 0.25
+    assert json.loads((run / "result.json").read_text())["test_acc"] > 0.5
+
+    # The same command finds its run whatever the timing says now: not another one at another width
+    _epoch_seconds_by_width(monkeypatch, {w: 0.1 for w in (1.0, 0.75, 0.5, 0.375, 0.25)})
+    assert main(command) == 0
+    assert "runs/digits-resnet9 holds this run, finished" in " ".join(capsys.readouterr().err.split())
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["digits-resnet9"]
+
+    asked.clear()  # a width given is the width trained, untimed; and another run than the one fitted at that width
+    assert main([*command, "--width", "0.25"]) == 0
+    assert "runs/digits-resnet9 holds another run" in " ".join(capsys.readouterr().err.split()) and not asked
+    assert yaml.safe_load((tmp_path / "runs" / "digits-resnet9-2" / "config.yaml").read_text())["width"] == 0.25
+
+
 def test_train_whose_budget_ends_inside_its_first_epoch_anneals_there_and_says_so(tmp_path, autocls_cli):
     """Regression: a budget that ended inside the first of several epochs cut it at its peak rate, at chance
     (`autocls train ./train --model resnet18 --time-budget 2m` on 2 cores: 10%), and nothing said why."""

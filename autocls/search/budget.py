@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from autocls.search.space import SearchSpace
+from autocls.search.space import SearchSpace, parse_space
 from autocls.training.trainer import closing_reserve
 
 # Each slot should finish at least this many full trials in the budget: fewer
@@ -316,6 +316,45 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
         return measured
     finally:
         torch.set_num_threads(previous)
+
+
+# The widths `autocls train --time-budget` chooses among when no --width is given (the search's spaces range over
+# the same: cpu-small's airbench 0.25-1.0).
+TRAIN_WIDTHS = (1.0, 0.75, 0.5, 0.375, 0.25)
+
+
+def train_width(cfg, data, until: float, threads: int, device: str = "cpu",
+                widths: tuple[float, ...] = TRAIN_WIDTHS) -> tuple[float, dict[float, int]]:
+    """The width at which a run of ``cfg`` fills the time ``until`` with enough epochs; and the epochs per width timed.
+
+    The widest of ``widths`` (none wider than ``cfg.width``) that trains
+    :data:`WIDE_SEED_EPOCHS` epochs by ``until`` (a ``time.time()``; ``cfg.epochs`` where
+    fewer), as a search's seed that fills its budget alone is sized
+    (:meth:`BudgetPlan.fitted_seed`); where none does, the one that trains the most.
+    Widths are timed widest first (:func:`seconds_per_epoch`), and the timing
+    stops at the first that fits (the time it takes counts).  The run's own first epoch re-fits its length
+    afterwards: this sizes only what the epochs cannot change, the net.
+
+    Example:
+        >>> from autocls.data import prepare_data
+        >>> from autocls.training import TrainConfig
+        >>> train_width(TrainConfig(model="lenet", epochs=2), prepare_data("digits"), time.time() + 600, threads=1)[0]
+        1.0
+    """
+    target = min(WIDE_SEED_EPOCHS, cfg.epochs)
+    timed: dict[float, int] = {}
+    for width in sorted((w for w in widths if w <= cfg.width), reverse=True) or [cfg.width]:
+        fixed = {"model": cfg.model, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+                 "epoch_images": cfg.epoch_images, "image_size": cfg.image_size}
+        space = parse_space({"fixed": {k: v for k, v in fixed.items() if v is not None},
+                             "params": {"width": {"type": "categorical", "choices": [width]}}})
+        n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
+        seconds = seconds_per_epoch(space, data, threads, device=device)[config_key({**fixed, "width": width})]
+        left = until - time.time() - closing_reserve(eval_share(trained_per_epoch(space, n_train), n_eval) * seconds)
+        timed[width] = max(0, int(left // seconds))
+        if timed[width] >= target:
+            return width, timed
+    return max(timed, key=lambda w: (timed[w], w)), timed
 
 
 def trained_per_epoch(space: SearchSpace, n_train: int) -> int:
