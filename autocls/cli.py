@@ -183,11 +183,13 @@ def _budget_width(cfg, runtime, data, base: Path, identity: dict, until: float) 
             return dataclasses.replace(cfg, width=width), identity
     width, epochs = train_width(cfg, data, until, torch.get_num_threads(), device)
     if width != cfg.width:
+        def trains(n: float) -> str:
+            return f"~{int(n)} epoch{'s' * (n >= 2)}" if n >= 1 else f"~{n:.2g} of an epoch"
+
         widest = max(epochs)
-        trains = f"~{epochs[widest]} epoch{'s' * (epochs[widest] > 1)}" if epochs[widest] else "less than an epoch"
-        console.print(Text(f"budget: {cfg.model} at width {widest:g} trains {trains} in the budget "
-                           f"here, at {width:g} ~{epochs[width]}: it trains at width {width:g} (--width {cfg.width:g} "
-                           f"keeps its own)"), soft_wrap=True)
+        console.print(Text(f"budget: {cfg.model} at width {widest:g} trains {trains(epochs[widest])} in the budget "
+                           f"here, at {width:g} {trains(epochs[width])}: it trains at width {width:g} (--width "
+                           f"{cfg.width:g} keeps its own)"), soft_wrap=True)
     return dataclasses.replace(cfg, width=width), identity
 
 

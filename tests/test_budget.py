@@ -314,7 +314,7 @@ def test_a_budgeted_run_trains_at_the_widest_width_that_fits_enough_epochs(monke
     seconds = {1.0: 100.0, 0.75: 50.0, 0.5: 20.0, 0.375: 9.0, 0.25: 5.0}
     asked = _epoch_seconds_by_width(monkeypatch, seconds)
     width, epochs = train_width(TrainConfig(model="resnet9", epochs=30), data, time.time() + 100, threads=1)
-    assert width == 0.375 and epochs[0.375] >= WIDE_SEED_EPOCHS > epochs[0.5]  # 0.25 trains more, 0.375 enough
+    assert width == 0.375 and int(epochs[0.375]) >= WIDE_SEED_EPOCHS > epochs[0.5]  # 0.25 trains more, 0.375 enough
     assert asked == [1.0, 0.75, 0.5, 0.375]  # widest first, and no more timed once one fits
 
     asked.clear()  # a ceiling of 4 epochs: the widest that trains 4
@@ -324,6 +324,14 @@ def test_a_budgeted_run_trains_at_the_widest_width_that_fits_enough_epochs(monke
     width, epochs = train_width(TrainConfig(model="resnet9", epochs=30), data, time.time() + 30, threads=1)
     assert width == 0.25 and epochs[0.25] == max(epochs.values()) < WIDE_SEED_EPOCHS
     assert asked == [1.0, 0.75, 0.5, 0.375, 0.25]
+    seconds[0.25] = 8.5  # as many whole epochs at 0.25 as at 0.375 (2.6 and 2.4): the wider
+    assert train_width(TrainConfig(model="resnet9", epochs=30), data, time.time() + 24, threads=1)[0] == 0.375
+
+    # Regression: where not one epoch fits at any width, the widest was kept (`autocls train ./train --time-budget
+    # 1m`: ResNet-18 at full width, 1 training step, 10.03%, and 82 s, its closing evaluation at full width)
+    seconds[0.25] = 5.0
+    width, epochs = train_width(TrainConfig(model="resnet9", epochs=30), data, time.time() + 4, threads=1)
+    assert width == 0.25 and max(epochs.values()) < 1
 
 
 def test_near_the_deadline_only_models_that_fit_are_proposed(tmp_path):

@@ -324,13 +324,14 @@ TRAIN_WIDTHS = (1.0, 0.75, 0.5, 0.375, 0.25)
 
 
 def train_width(cfg, data, until: float, threads: int, device: str = "cpu",
-                widths: tuple[float, ...] = TRAIN_WIDTHS) -> tuple[float, dict[float, int]]:
-    """The width at which a run of ``cfg`` fills the time ``until`` with enough epochs; and the epochs per width timed.
+                widths: tuple[float, ...] = TRAIN_WIDTHS) -> tuple[float, dict[float, float]]:
+    """The width at which a run of ``cfg`` fills the time ``until`` with enough epochs; and the epochs (with parts of
+    one) that fit at each width timed.
 
     The widest of ``widths`` (none wider than ``cfg.width``) that trains
     :data:`WIDE_SEED_EPOCHS` epochs by ``until`` (a ``time.time()``; ``cfg.epochs`` where
     fewer), as a search's seed that fills its budget alone is sized
-    (:meth:`BudgetPlan.fitted_seed`); where none does, the one that trains the most.
+    (:meth:`BudgetPlan.fitted_seed`); where none does, the one that trains the most (epochs, else steps).
     Widths are timed widest first (:func:`seconds_per_epoch`), and the timing
     stops at the first that fits (the time it takes counts).  The run's own first epoch re-fits its length
     afterwards: this sizes only what the epochs cannot change, the net.
@@ -342,7 +343,7 @@ def train_width(cfg, data, until: float, threads: int, device: str = "cpu",
         1.0
     """
     target = min(WIDE_SEED_EPOCHS, cfg.epochs)
-    timed: dict[float, int] = {}
+    fits: dict[float, float] = {}
     for width in sorted((w for w in widths if w <= cfg.width), reverse=True) or [cfg.width]:
         fixed = {"model": cfg.model, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
                  "epoch_images": cfg.epoch_images, "image_size": cfg.image_size}
@@ -351,10 +352,13 @@ def train_width(cfg, data, until: float, threads: int, device: str = "cpu",
         n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
         seconds = seconds_per_epoch(space, data, threads, device=device)[config_key({**fixed, "width": width})]
         left = until - time.time() - closing_reserve(eval_share(trained_per_epoch(space, n_train), n_eval) * seconds)
-        timed[width] = max(0, int(left // seconds))
-        if timed[width] >= target:
-            return width, timed
-    return max(timed, key=lambda w: (timed[w], w)), timed
+        fits[width] = max(0.0, left / seconds)
+        if fits[width] >= target:
+            return width, fits
+    most = max(int(epochs) for epochs in fits.values())
+    if most:  # of those training as many whole epochs, the widest
+        return max(w for w, epochs in fits.items() if int(epochs) == most), fits
+    return max(fits, key=fits.get), fits  # not an epoch at any: the most steps
 
 
 def trained_per_epoch(space: SearchSpace, n_train: int) -> int:
