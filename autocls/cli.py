@@ -184,7 +184,7 @@ def _budget_width(cfg, runtime, data, base: Path, identity: dict, until: float) 
     width, epochs = train_width(cfg, data, until, torch.get_num_threads(), device)
     if width != cfg.width:
         def trains(n: float) -> str:
-            return f"~{int(n)} epoch{'s' * (n >= 2)}" if n >= 1 else f"~{n:.2g} of an epoch"
+            return f"~{int(n)} epoch{'s' * (n >= 2)}" if n >= 1 else f"~{n:.2g} of an epoch" if n else "nothing"
 
         widest = max(epochs)
         console.print(Text(f"budget: {cfg.model} at width {widest:g} trains {trains(epochs[widest])} in the budget "

@@ -332,6 +332,8 @@ def test_a_budgeted_run_trains_at_the_widest_width_that_fits_enough_epochs(monke
     seconds[0.25] = 5.0
     width, epochs = train_width(TrainConfig(model="resnet9", epochs=30), data, time.time() + 4, threads=1)
     assert width == 0.25 and max(epochs.values()) < 1
+    # and where no time is left at all (`--time-budget 30s`: full width again, 91 s)
+    assert train_width(TrainConfig(model="resnet9", epochs=30), data, time.time() - 1, threads=1)[0] == 0.25
 
 
 def test_near_the_deadline_only_models_that_fit_are_proposed(tmp_path):

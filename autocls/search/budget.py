@@ -358,7 +358,7 @@ def train_width(cfg, data, until: float, threads: int, device: str = "cpu",
     most = max(int(epochs) for epochs in fits.values())
     if most:  # of those training as many whole epochs, the widest
         return max(w for w, epochs in fits.items() if int(epochs) == most), fits
-    return max(fits, key=fits.get), fits  # not an epoch at any: the most steps
+    return max(fits, key=lambda w: (fits[w], -w)), fits  # not an epoch at any: the most steps (none: the narrowest)
 
 
 def trained_per_epoch(space: SearchSpace, n_train: int) -> int:
