@@ -183,14 +183,18 @@ def _budget_width(cfg, runtime, data, base: Path, identity: dict, until: float) 
             return dataclasses.replace(cfg, width=width), identity
     width, epochs = train_width(cfg, data, until, torch.get_num_threads(), device)
     if width != cfg.width:
-        def trains(n: float) -> str:
-            return f"~{int(n)} epoch{'s' * (n >= 2)}" if n >= 1 else f"~{n:.2g} of an epoch" if n else "nothing"
-
         widest = max(epochs)
-        console.print(Text(f"budget: {cfg.model} at width {widest:g} trains {trains(epochs[widest])} in the budget "
-                           f"here, at {width:g} {trains(epochs[width])}: it trains at width {width:g} (--width "
-                           f"{cfg.width:g} keeps its own)"), soft_wrap=True)
+        console.print(Text(f"budget: {cfg.model} at width {widest:g} trains {_epochs_text(epochs[widest])} in the "
+                           f"budget here, at {width:g} {_epochs_text(epochs[width])}: it trains at width {width:g} "
+                           f"(--width {cfg.width:g} keeps its own)"), soft_wrap=True)
     return dataclasses.replace(cfg, width=width), identity
+
+
+def _epochs_text(epochs: float) -> str:
+    """``~3 epochs``, ``~1 epoch``, ``~0.25 of an epoch`` or ``nothing``."""
+    if epochs >= 1:
+        return f"~{int(epochs)} epoch{'s' * (epochs >= 2)}"
+    return f"~{epochs:.2g} of an epoch" if epochs else "nothing"
 
 
 def _config_sets(path: str | None, key: str) -> bool:
