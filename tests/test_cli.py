@@ -131,6 +131,18 @@ def test_train_with_a_budget_and_no_width_trains_narrower_where_its_own_width_fi
     assert yaml.safe_load((tmp_path / "runs" / "digits-resnet9-2" / "config.yaml").read_text())["width"] == 0.25
 
 
+def test_train_whose_budget_leaves_no_time_to_train_says_so_at_once(tmp_path, monkeypatch, autocls_cli):
+    """Regression: `autocls train ./train --width 1 --time-budget 30s` (ResNet-18, 2 CPU cores) trained one step and
+    evaluated val and test at full width: 10.03%, at 86 s."""
+    from tests.test_budget import _epoch_seconds_by_width
+
+    asked = _epoch_seconds_by_width(monkeypatch, {1.0: 10_000.0})  # its evaluation alone: ~770 s
+    proc = autocls_cli("train", "digits", "--model", "resnet9", "--width", "1", "--time-budget", "30s", cwd=tmp_path)
+    assert proc.returncode == 2 and asked == [1.0], proc.stderr
+    assert "--time-budget leaves no time to train resnet9 at width 1 here" in " ".join(proc.stderr.split())
+    assert not (tmp_path / "runs").exists()
+
+
 def test_train_whose_budget_ends_inside_its_first_epoch_anneals_there_and_says_so(tmp_path, autocls_cli):
     """Regression: a budget that ended inside the first of several epochs cut it at its peak rate, at chance
     (`autocls train ./train --model resnet18 --time-budget 2m` on 2 cores: 10%), and nothing said why."""
