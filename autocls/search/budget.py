@@ -343,13 +343,13 @@ def train_width(cfg, data, until: float, threads: int, device: str = "cpu",
         1.0
     """
     target = min(WIDE_SEED_EPOCHS, cfg.epochs)
+    fixed = {"model": cfg.model, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+             "epoch_images": cfg.epoch_images, "image_size": cfg.image_size}
+    fixed = {k: v for k, v in fixed.items() if v is not None}
+    n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
     fits: dict[float, float] = {}
     for width in sorted((w for w in widths if w <= cfg.width), reverse=True) or [cfg.width]:
-        fixed = {"model": cfg.model, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
-                 "epoch_images": cfg.epoch_images, "image_size": cfg.image_size}
-        space = parse_space({"fixed": {k: v for k, v in fixed.items() if v is not None},
-                             "params": {"width": {"type": "categorical", "choices": [width]}}})
-        n_train, n_eval = len(data.train_y), len(data.val_y) + len(data.test_y)
+        space = parse_space({"fixed": fixed, "params": {"width": {"type": "categorical", "choices": [width]}}})
         seconds = seconds_per_epoch(space, data, threads, device=device)[config_key({**fixed, "width": width})]
         left = until - time.time() - closing_reserve(eval_share(trained_per_epoch(space, n_train), n_eval) * seconds)
         fits[width] = max(0.0, left / seconds)
