@@ -80,7 +80,7 @@ def cmd_train(args) -> int:
         identity["metric"] = args.metric
     if budget_s is not None:
         width_given = "width" in overrides or _config_sets(args.config, "width")
-        cfg, identity = _budget_width(cfg, runtime, data, base, identity, started + budget_s, width_given)
+        cfg, identity = _fit_to_budget(cfg, runtime, data, base, identity, started + budget_s, width_given)
     out_dir = _run_folder(base, run_identity(cfg, runtime, identity))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _budget_width(cfg, runtime, data, base: Path, identity: dict, until: float, width_given: bool) -> tuple:
+def _fit_to_budget(cfg, runtime, data, base: Path, identity: dict, until: float, width_given: bool) -> tuple:
     """``cfg`` at the width that fills the budget (to ``until``) with enough epochs, and the run's identity, which
     says so; with ``width_given``, ``cfg`` as it is, once its width is timed to leave time to train.
 
