@@ -120,14 +120,15 @@ def test_train_with_a_budget_and_no_width_trains_narrower_where_its_own_width_fi
     assert json.loads((run / "result.json").read_text())["test_acc"] > 0.5
 
     # The same command finds its run whatever the timing says now: not another one at another width
-    _epoch_seconds_by_width(monkeypatch, {w: 0.1 for w in (1.0, 0.75, 0.5, 0.375, 0.25)})
+    asked = _epoch_seconds_by_width(monkeypatch, {w: 0.1 for w in (1.0, 0.75, 0.5, 0.375, 0.25)})
     assert main(command) == 0
-    assert "runs/digits-resnet9 holds this run, finished" in " ".join(capsys.readouterr().err.split())
+    assert "runs/digits-resnet9 holds this run, finished" in " ".join(capsys.readouterr().err.split()) and not asked
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["digits-resnet9"]
 
-    asked.clear()  # a width given is the width trained, untimed; and another run than the one fitted at that width
+    # a width given is the width trained (timed once, for time to train at all), and another run than the one
+    # fitted at that width
     assert main([*command, "--width", "0.25"]) == 0
-    assert "runs/digits-resnet9 holds another run" in " ".join(capsys.readouterr().err.split()) and not asked
+    assert "runs/digits-resnet9 holds another run" in " ".join(capsys.readouterr().err.split()) and asked == [0.25]
     assert yaml.safe_load((tmp_path / "runs" / "digits-resnet9-2" / "config.yaml").read_text())["width"] == 0.25
 
 
