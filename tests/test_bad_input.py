@@ -93,6 +93,27 @@ def test_an_address_where_something_other_than_ray_answers_is_one_line_at_once(t
     assert time.time() - started < 60 and not (tmp_path / "studies").exists()
 
 
+def test_auto_address_left_by_a_killed_cluster_is_one_line_at_once(tmp_path, autocls_cli, monkeypatch):
+    """Regression: a `ray start` cluster killed without `ray stop` (as the cluster test's clean-up did) left its
+    address file behind, and `--address auto` tried that address for 5.5 minutes before its error."""
+    import socket
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    address_file = tmp_path / "raytmp" / "ray" / "ray_current_cluster"
+    address_file.parent.mkdir(parents=True)
+    address_file.write_text(f"127.0.0.1:{port}")
+    started = time.time()
+    proc = autocls_cli("search", "digits", "--address", "auto", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"no Ray cluster answers at 127.0.0.1:{port}, the address `ray start` left in {address_file}" in proc.stderr
+    assert "ended without `ray stop`" in proc.stderr
+    assert time.time() - started < 60 and not (tmp_path / "studies").exists()
+
+
 def test_one_class_folder_and_non_images(tmp_path, autocls_cli):
     write_image_folder(tmp_path / "one", classes=("cats",))
     proc = autocls_cli("search", str(tmp_path / "one"), "--space", "digits", cwd=tmp_path)

@@ -15,6 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autocls.artifacts import ArtifactStore
+from autocls.search.runner import ray_address_file
 from services import new_bucket_uri
 
 RAY = Path(sys.executable).with_name("ray")
@@ -116,3 +117,6 @@ def test_search_without_shared_files_survives_losing_a_node(tmp_path, postgres_u
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        address_file = ray_address_file()  # `ray stop` would delete it, but it stops every Ray on the machine
+        if address_file.is_file() and address_file.read_text().strip().endswith(f":{port}"):
+            address_file.unlink()

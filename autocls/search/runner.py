@@ -363,18 +363,36 @@ def _join_ray(address: str | None, num_cpus: int | None) -> None:
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
 
+def ray_address_file() -> Path:
+    """The file where `ray start --head` leaves its cluster's address for ``ray.init(address="auto")``.
+
+    ``ray.init``'s documentation names it, /tmp/ray/ray_current_cluster, under Ray's temporary folder
+    (``$RAY_TMPDIR``, else ``$TMPDIR`` on Linux, else /tmp); `ray stop` deletes it, so one left behind by a
+    cluster that ended otherwise (killed, or the machine restarted) names an address where nothing answers.
+    """
+    tmp = os.environ.get("RAY_TMPDIR") or (sys.platform.startswith("linux") and os.environ.get("TMPDIR")) or "/tmp"
+    return Path(tmp) / "ray" / "ray_current_cluster"
+
+
 def _check_cluster_answers(address: str) -> None:
     """One line at once where no Ray cluster answers at ``address``: ``ray.init`` tries again and again, logging
-    each try, over five minutes where nothing listened at 127.0.0.1:6399 (and at a dead cluster that ``auto``
-    found), 14 where an HTTP server did (a dashboard's port, say).
+    each try, over five minutes where nothing listened at 127.0.0.1:6399 (and at the dead cluster that
+    ``auto`` found in a stale :func:`ray_address_file`), 14 where an HTTP server did (a dashboard's port, say).
 
-    'auto' is checked where ``RAY_ADDRESS`` names the cluster; else Ray finds it, or says it found none.
+    'auto' is checked at ``RAY_ADDRESS``, else at the address in :func:`ray_address_file`; with neither,
+    Ray looks for a cluster itself, or says at once that it found none.
     """
-    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+    found_in = ""
+    target = address
+    if address == "auto":
+        target = os.environ.get("RAY_ADDRESS", "")
+        if not target and ray_address_file().is_file():
+            target = ray_address_file().read_text().strip()
+            found_in = f", the address `ray start` left in {ray_address_file()}"
     host, sep, port = target.split("://", 1)[-1].rpartition(":")  # host:port, or ray://host:port (Ray Client)
     if not sep or not port.isdigit():
         return
-    where = f"--address {address}: no Ray cluster answers at {host}:{port}"
+    where = f"--address {address}: no Ray cluster answers at {host}:{port}{found_in}"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as conn:
             conn.sendall(HTTP2_PREFACE)
@@ -382,7 +400,8 @@ def _check_cluster_answers(address: str) -> None:
             while len(header) < 4 and (chunk := conn.recv(9 - len(header))):  # TCP may hand it over in pieces
                 header += chunk
     except OSError as exc:
-        raise UserError(f"{where} ({exc.strerror or exc}); start one with `ray start --head`, or leave out "
+        ended = ": that cluster ended without `ray stop`" if found_in else ""
+        raise UserError(f"{where} ({exc.strerror or exc}){ended}; start one with `ray start --head`, or leave out "
                         f"--address to run on this machine") from None
     if len(header) < 4 or header[3] != 4:
         raise UserError(f"{where}: something else does (not gRPC); a cluster's address is its head's GCS port "
