@@ -102,6 +102,21 @@ def test_train_with_a_time_budget_refits_its_epochs_to_it(tmp_path):
         result["status"] == "time_budget"
 
 
+def test_train_with_a_time_budget_and_no_epochs_trains_as_many_as_fit(tmp_path, monkeypatch, capsys):
+    """Regression: `autocls train ./train --time-budget 10m` trained the recipe's default 10 epochs and ended after
+    441 s of its 600 (ResNet-18 at 1/4 width, 2 CPU cores, 81.17%).  Epochs given stay its ceiling, another run."""
+    monkeypatch.chdir(tmp_path)
+    command = ["train", "digits", "--model", "lenet", "--optimizer", "adam", "--lr", "0.003", "--time-budget", "15s"]
+    assert main(command) == 0  # LeNet on digits: well under a second an epoch
+    history = json.loads((tmp_path / "runs" / "digits-lenet" / "history.json").read_text())
+    assert len(history) > 10 and history[-1]["epochs"] == len(history), [m["epochs"] for m in history]
+    assert json.loads((tmp_path / "runs" / "digits-lenet" / "result.json").read_text())["test_acc"] > 0.9
+    capsys.readouterr()
+    assert main([*command, "--epochs", "4"]) == 0
+    assert "runs/digits-lenet holds another run" in " ".join(capsys.readouterr().err.split())
+    assert len(json.loads((tmp_path / "runs" / "digits-lenet-2" / "history.json").read_text())) == 4
+
+
 def test_train_with_a_budget_and_no_width_trains_narrower_where_its_own_width_fits_too_few_epochs(
         tmp_path, monkeypatch, capsys):
     """Regression: `autocls train ./train --time-budget 3m` trained ResNet-18 at full width for part of one epoch,

@@ -23,6 +23,9 @@ from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # what Runtime.device takes (N: a GPU's index)
+# The most epochs a run with a time budget and no `epochs` of its own trains (it trains as many as fit): the length
+# of the common CIFAR recipes (Wide ResNets, Zagoruyko & Komodakis 2016: 200).  The default `epochs` is a quick run's.
+BUDGET_MAX_EPOCHS = 200
 # The recipe's fields that take one of a few names, and the names
 CHOICES = {
     "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
