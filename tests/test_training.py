@@ -238,6 +238,23 @@ def test_a_datasets_recipe_fields_sit_under_the_settings(tmp_path):
     assert (cfg.crop_padding, cfg.flip) == (TrainConfig.crop_padding, TrainConfig.flip) == (4, True)
 
 
+def test_a_models_recipe_sits_under_the_datasets_and_the_settings(tmp_path):
+    """Regression: `autocls train ./train --model airbench` trained airbench with ResNet's defaults (SGD at 0.05,
+    cosine, batch 128, no smoothing), where its own recipe is airbench94's."""
+    from autocls.models.zoo import AIRBENCH_RECIPE
+
+    cfg, _ = from_settings({"dataset": "cifar10", "model": "airbench"})
+    assert {k: getattr(cfg, k) for k in AIRBENCH_RECIPE} == AIRBENCH_RECIPE
+    assert (cfg.scheduler, cfg.bias_lr_scale, cfg.ramped_average) == ("triangle", 64.0, True)
+    cfg, _ = from_settings({"dataset": "digits", "model": "airbench", "lr": 0.1})
+    assert (cfg.crop_padding, cfg.flip, cfg.lr, cfg.label_smoothing) == (1, False, 0.1, 0.2)  # dataset's, run's, model's
+    (tmp_path / "r.yaml").write_text("model: airbench\nscheduler: cosine\n")
+    cfg, _ = load_settings(tmp_path / "r.yaml", {"dataset": "cifar10"})
+    assert (cfg.scheduler, cfg.batch_size) == ("cosine", 512)
+    cfg, _ = from_settings({"dataset": "cifar10", "model": "resnet18"})
+    assert cfg == TrainConfig()  # a model without a recipe of its own: the defaults
+
+
 def test_config_refuses_bad_values(tmp_path):
     with pytest.raises(UserError, match="unknown config key"):
         TrainConfig.from_dict({"learning_rate": 0.1})

@@ -15,12 +15,43 @@ import torch.nn as nn
 from autocls.errors import UserError
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_RECIPES: dict[str, dict] = {}
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: register ``fn`` under its function name."""
-    _REGISTRY[fn.__name__] = fn
-    return fn
+def register_model(fn: Callable[..., nn.Module] | None = None, *, recipe: dict | None = None):
+    """Decorator: register ``fn`` under its function name.
+
+    ``recipe`` holds the :class:`~autocls.training.TrainConfig` fields that
+    the net trains with other than the defaults, which are a ResNet's
+    (SGD at 0.05, cosine, batch 128): see :func:`model_recipe`.
+
+    Example:
+        >>> @register_model(recipe={"label_smoothing": 0.1})  # doctest: +SKIP
+        ... def my_net(num_classes: int, in_chans: int = 3):
+        ...     ...
+    """
+
+    def wrap(fn):
+        _REGISTRY[fn.__name__] = fn
+        _RECIPES[fn.__name__] = dict(recipe or {})
+        return fn
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def model_recipe(name: str) -> dict:
+    """The recipe fields a registered model trains with other than the defaults; a dataset's and a run's own go on
+    top (:func:`autocls.training.config.from_settings`).
+
+    Example:
+        >>> model_recipe("airbench")["scheduler"]  # airbench94's
+        'triangle'
+        >>> model_recipe("resnet18"), model_recipe("timm/resnet18")
+        ({}, {})
+    """
+    from autocls.models import zoo  # noqa: F401  (registers the built-ins)
+
+    return dict(_RECIPES.get(name, {}))
 
 
 def list_models() -> list[str]:

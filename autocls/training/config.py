@@ -187,13 +187,16 @@ class TrainConfig(_Fields):
 def from_settings(values: dict) -> tuple[TrainConfig, Runtime]:
     """A flat mapping (a YAML file, command-line flags) as the recipe and the runtime.
 
-    The dataset's own recipe fields (:func:`autocls.data.dataset_recipe`) sit
-    under ``values``: digits' 8x8 images train with a 1-pixel crop and no flips
-    unless ``values`` say otherwise.
+    The model's own recipe fields (:func:`autocls.models.model_recipe`: airbench
+    trains with airbench94's) sit under the dataset's (:func:`autocls.data.dataset_recipe`:
+    digits' 8x8 images train with a 1-pixel crop and no flips), and both under
+    ``values``: what a run sets wins.
     """
     from autocls.data.registry import dataset_recipe
+    from autocls.models.registry import model_recipe
 
-    values = {**dataset_recipe(values.get("dataset", Runtime.dataset)), **values}
+    values = {**model_recipe(values.get("model", TrainConfig.model)),
+              **dataset_recipe(values.get("dataset", Runtime.dataset)), **values}
     runtime = {k: v for k, v in values.items() if k in RUNTIME_FIELDS}
     return TrainConfig.from_dict({k: v for k, v in values.items() if k not in RUNTIME_FIELDS}), Runtime.from_dict(runtime)
 
