@@ -250,7 +250,7 @@ def test_a_models_recipe_sits_under_the_datasets_and_the_settings(tmp_path):
     assert (cfg.crop_padding, cfg.flip, cfg.lr, cfg.label_smoothing) == (1, False, 0.1, 0.2)  # dataset's, run's, model's
     (tmp_path / "r.yaml").write_text("model: airbench\nscheduler: cosine\n")
     cfg, _ = load_settings(tmp_path / "r.yaml", {"dataset": "cifar10"})
-    assert (cfg.scheduler, cfg.batch_size) == ("cosine", 512)
+    assert (cfg.scheduler, cfg.batch_size) == ("cosine", 256)
     cfg, _ = from_settings({"dataset": "cifar10", "model": "resnet18"})
     assert cfg == TrainConfig()  # a model without a recipe of its own: the defaults
 
