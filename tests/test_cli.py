@@ -115,6 +115,9 @@ def test_train_with_a_time_budget_and_no_epochs_trains_as_many_as_fit(tmp_path, 
     assert main([*command, "--epochs", "4"]) == 0
     assert "runs/digits-lenet holds another run" in " ".join(capsys.readouterr().err.split())
     assert len(json.loads((tmp_path / "runs" / "digits-lenet-2" / "history.json").read_text())) == 4
+    (tmp_path / "three.yaml").write_text("epochs: 3\n")  # as a config's epochs
+    assert main([*command, "--config", "three.yaml", "--out", "three"]) == 0
+    assert len(json.loads((tmp_path / "three" / "history.json").read_text())) == 3
 
 
 def test_train_with_a_budget_and_no_width_trains_narrower_where_its_own_width_fits_too_few_epochs(

@@ -386,9 +386,9 @@ def _check_cluster_answers(address: str) -> None:
     target = address
     if address == "auto":
         target = os.environ.get("RAY_ADDRESS", "")
-        if not target and ray_address_file().is_file():
-            target = ray_address_file().read_text().strip()
-            found_in = f", the address `ray start` left in {ray_address_file()}"
+        if not target and (address_file := ray_address_file()).is_file():
+            target = address_file.read_text().strip()
+            found_in = f", the address `ray start` left in {address_file}"
     host, sep, port = target.split("://", 1)[-1].rpartition(":")  # host:port, or ray://host:port (Ray Client)
     if not sep or not port.isdigit():
         return
