@@ -82,7 +82,7 @@ def dataset_recipe(name: str) -> dict:
 
     Example:
         >>> dataset_recipe("digits")  # 8x8 images, and a mirrored 2 is no 2
-        {'crop_padding': 1, 'flip': False}
+        {'crop_padding': 1, 'flip': False, 'batch_size': 128}
         >>> dataset_recipe("./my_photos")
         {}
     """
