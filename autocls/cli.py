@@ -57,11 +57,12 @@ def cmd_train(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from autocls.data import prepare_data
+    from autocls.data import dataset_recipe, prepare_data
+    from autocls.data.loader import passes_per_epoch
     from autocls.models.registry import check_model_name
     from autocls.search.cli import parse_duration
     from autocls.training import train
-    from autocls.training.config import BUDGET_MAX_EPOCHS, from_settings, load_settings
+    from autocls.training.config import BUDGET_MAX_EPOCHS, batch_for_data, from_settings, load_settings
     from autocls.training.trainer import run_identity
 
     started = args.started_at or time.time()  # the budget counts the imports and loading the data too
@@ -79,8 +80,17 @@ def cmd_train(args) -> int:
     if args.metric != "accuracy":  # its best epoch is another: not the run a top-1 command left (older runs keep theirs)
         identity["metric"] = args.metric
     max_epochs = None  # the config's
+    given = overrides.keys() | _config_keys(args.config)  # what the run sets, not the defaults
+    if "batch_size" not in given | dataset_recipe(runtime.dataset).keys():
+        fitted, images = batch_for_data(cfg, len(data.train_y)), len(data.train_y)
+        if fitted is not cfg:
+            steps = images * passes_per_epoch(images, cfg.epoch_images) // min(cfg.batch_size, images)
+            console.print(Text(f"batch {cfg.batch_size} makes {steps} steps an epoch of {images:,} training images: "
+                               f"it trains at batch {fitted.batch_size}, lr "
+                               f"{fitted.lr:.3g} (scaled by the batch's square root; --batch-size {cfg.batch_size} "
+                               f"keeps its own)"), soft_wrap=True)
+            cfg = fitted
     if budget_s is not None:
-        given = overrides.keys() | _config_keys(args.config)  # what the run sets, not the defaults
         if "epochs" not in given:
             # the recipe's default length (10) left 26% of `--time-budget 10m` unused (ResNet-18 at 1/4 width, 2 cores)
             max_epochs, identity = BUDGET_MAX_EPOCHS, {**identity, "epochs": "fitted to the budget"}
