@@ -85,10 +85,10 @@ def cmd_train(args) -> int:
         fitted, images = batch_for_data(cfg, len(data.train_y)), len(data.train_y)
         if fitted is not cfg:
             steps = images * passes_per_epoch(images, cfg.epoch_images) // min(cfg.batch_size, images)
-            console.print(Text(f"batch {cfg.batch_size} makes {steps} steps an epoch of {images:,} training images: "
-                               f"it trains at batch {fitted.batch_size}, lr "
-                               f"{fitted.lr:.3g} (scaled by the batch's square root; --batch-size {cfg.batch_size} "
-                               f"keeps its own)"), soft_wrap=True)
+            console.print(Text(f"batch {cfg.batch_size} makes {steps} step{'' if steps == 1 else 's'} an epoch of "
+                               f"{images:,} training images: it trains at batch {fitted.batch_size}, lr {fitted.lr:.3g} "
+                               f"(scaled by the batch's square root; --batch-size {cfg.batch_size} keeps its own)"),
+                          soft_wrap=True)
             cfg = fitted
     if budget_s is not None:
         if "epochs" not in given:

@@ -49,13 +49,13 @@ def test_train_on_digits_with_the_defaults_learns_them_and_predict_takes_the_run
 def test_train_on_a_small_folder_halves_a_batch_it_was_not_given(tmp_path, capsys):
     """Regression: a recipe's batch, meant for 50,000 images, made 1-3 steps an epoch on a 600-photo folder (432
     training images): ResNet-18 at its batch 128 reached 25% test in 10 epochs, at 32 (lr by the batch's square
-    root) 44%; airbench at its 256 23%, at 32 49% (2026-12-04)."""
+    root) 44%; airbench at its 256 23%, at 32 46% (2026-12-04)."""
     from tests.conftest import write_image_folder
 
     folder = write_image_folder(tmp_path / "photos", classes=[f"c{i}" for i in range(10)], per_class=30)
     assert main(["train", str(folder), "--model", "lenet", "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
     line = " ".join(capsys.readouterr().err.split())
-    assert re.search(r"batch 128 makes 1 steps an epoch of 21\d training images: it trains at batch 32, lr 0\.025 "
+    assert re.search(r"batch 128 makes 1 step an epoch of 21\d training images: it trains at batch 32, lr 0\.025 "
                      r"\(scaled by the batch's square root; --batch-size 128 keeps its own\)", line), line
     assert {k: yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())[k] for k in ("batch_size", "lr")} == {
         "batch_size": 32, "lr": 0.025}

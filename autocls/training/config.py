@@ -214,7 +214,7 @@ def batch_for_data(cfg: TrainConfig, train_images: int) -> TrainConfig:
 
     The square root (Krizhevsky 2014; Hoffer et al. 2017) rather than the linear rule: on a 600-photo folder
     (432 training images), 10 epochs, ResNet-18 at batch 128 reached 25% test (4 seeds), 44% at 32 with the root's
-    lr, 47% with the linear one; airbench at its 256: 23%, at 32 with the root's lr 49%, the linear one's 39%.
+    lr, 47% with the linear one; airbench at its 256: 23%, at 32 with the root's lr 46-49%, the linear one's 39%.
 
     Example:
         >>> cfg = batch_for_data(TrainConfig(batch_size=256, lr=0.4), train_images=432)
