@@ -58,7 +58,7 @@ def cmd_train(args) -> int:
     from rich.table import Table
 
     from autocls.data import dataset_recipe, prepare_data
-    from autocls.data.loader import passes_per_epoch
+    from autocls.data.loader import steps_per_epoch
     from autocls.models.registry import check_model_name
     from autocls.search.cli import parse_duration
     from autocls.training import train
@@ -82,9 +82,10 @@ def cmd_train(args) -> int:
     max_epochs = None  # the config's
     given = overrides.keys() | _config_keys(args.config)  # what the run sets, not the defaults
     if "batch_size" not in given | dataset_recipe(runtime.dataset).keys():
-        fitted, images = batch_for_data(cfg, len(data.train_y)), len(data.train_y)
+        images = len(data.train_y)
+        fitted = batch_for_data(cfg, images)
         if fitted is not cfg:
-            steps = images * passes_per_epoch(images, cfg.epoch_images) // min(cfg.batch_size, images)
+            steps = steps_per_epoch(images, cfg.batch_size, cfg.epoch_images)
             console.print(Text(f"batch {cfg.batch_size} makes {steps} step{'' if steps == 1 else 's'} an epoch of "
                                f"{images:,} training images: it trains at batch {fitted.batch_size}, lr {fitted.lr:.3g} "
                                f"(scaled by the batch's square root; --batch-size {cfg.batch_size} keeps its own)"),

@@ -223,11 +223,10 @@ def batch_for_data(cfg: TrainConfig, train_images: int) -> TrainConfig:
         >>> batch_for_data(TrainConfig(batch_size=128), train_images=45_000).batch_size
         128
     """
-    from autocls.data.loader import passes_per_epoch
+    from autocls.data.loader import steps_per_epoch
 
-    images = train_images * passes_per_epoch(train_images, cfg.epoch_images)
     batch = cfg.batch_size
-    while batch > MIN_FITTED_BATCH and images / batch < MIN_STEPS_PER_EPOCH:
+    while batch > MIN_FITTED_BATCH and steps_per_epoch(train_images, batch, cfg.epoch_images) < MIN_STEPS_PER_EPOCH:
         batch = max(MIN_FITTED_BATCH, batch // 2)
     if batch == cfg.batch_size:
         return cfg
