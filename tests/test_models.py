@@ -77,3 +77,14 @@ def test_airbench_whitening_decorrelates_the_patches_it_was_fitted_on():
     # identity up to the eps that keeps near-zero eigenvalues from blowing up (uncentred, as fitted)
     assert torch.allclose(out @ out.T / out.shape[1], torch.eye(half), atol=0.05)
     assert not model.whiten.weight.requires_grad  # fitted, then frozen
+
+
+def test_airbench_whitening_of_grayscale_stored_as_rgb_leaves_no_channel_empty():
+    """Regression: three equal channels left 8 of 12 whitening directions without variance; their filters
+    (scaled by 1/sqrt(eps)) gave near-constant outputs that the BatchNorm after them blew up."""
+    gray = torch.randn(128, 1, 9, 9)
+    gray = (gray + torch.roll(gray, 1, dims=-1)).expand(-1, 3, -1, -1)
+    model = create_model("airbench", 10)
+    model.fit_to_data(gray)
+    spread = model.whiten(gray).std(dim=(0, 2, 3))
+    assert spread.min() > 0.5 and spread.max() < 1.5

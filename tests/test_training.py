@@ -10,6 +10,7 @@ from autocls.artifacts import TrialArtifacts
 from autocls.data import prepare_data
 from autocls.errors import UserError
 from autocls.metrics import accuracy_standard_error
+from autocls.models.zoo import AIRBENCH_RECIPE
 from autocls.training import Runtime, TrainConfig, class_balanced_weights, train
 from autocls.training.config import from_settings, load_settings
 from autocls.training.losses import SoftTargetLoss, build_loss
@@ -241,8 +242,6 @@ def test_a_datasets_recipe_fields_sit_under_the_settings(tmp_path):
 def test_a_models_recipe_sits_under_the_datasets_and_the_settings(tmp_path):
     """Regression: `autocls train ./train --model airbench` trained airbench with ResNet's defaults (SGD at 0.05,
     cosine, batch 128, no smoothing), where its own recipe is airbench94's."""
-    from autocls.models.zoo import AIRBENCH_RECIPE
-
     cfg, _ = from_settings({"dataset": "cifar10", "model": "airbench"})
     assert {k: getattr(cfg, k) for k in AIRBENCH_RECIPE} == AIRBENCH_RECIPE
     assert (cfg.scheduler, cfg.bias_lr_scale, cfg.ramped_average) == ("triangle", 64.0, True)
@@ -895,3 +894,30 @@ def test_a_run_of_one_epoch_fits_its_steps_by_their_own_time_not_the_reserve_s_t
     fit = int((end - start - timing - reserve) / 0.2)  # the steps between the passes' timing and the reserve
     assert fit < steps  # the deadline, not the epoch, ends this run
     assert run.history[0]["steps"] >= fit - 3, (run.history[0]["steps"], fit)
+
+
+def test_airbench_trains_where_a_channel_is_constant_over_a_batch(digits):
+    """Regression: digits' blank borders make whole channels of airbench's last group constant over a batch of 32
+    (its maps are 1x1 there on 8x8 images); BatchNorm's eps of 1e-12 then multiplied their gradient by 1e6, and
+    the first step sent the loss to nan (`autocls train` halves a small folder's batch to 32)."""
+    result = train(TrainConfig(model="airbench", epochs=1, batch_size=32, lr=0.133,  # at width 0.5 it trained
+                               **{k: v for k, v in AIRBENCH_RECIPE.items() if k not in ("batch_size", "lr")}), digits)
+    assert result.status == "complete", result.reason
+    assert result.best_val_acc > 0.5
+
+
+def test_airbench_learns_grayscale_images_stored_as_rgb(digits):
+    """Regression: a folder of grayscale PNGs decodes as three equal channels, leaving 8 of the 12 whitening
+    directions empty; whitened to near-constant outputs, they sent the whitening bias to 6e10 in one step (nan),
+    and with BatchNorm's eps mended alone, still kept the net near chance."""
+    import dataclasses
+
+    def rgb(x):
+        return x.expand(-1, 3, -1, -1).contiguous()
+
+    as_rgb = dataclasses.replace(digits, train_x=rgb(digits.train_x), val_x=rgb(digits.val_x), test_x=rgb(digits.test_x),
+                                 mean=digits.mean * 3, std=digits.std * 3)
+    cfg = TrainConfig(model="airbench", width=0.25, epochs=2, **{**AIRBENCH_RECIPE, "batch_size": 128})
+    gray, three = train(cfg, digits), train(cfg, as_rgb)
+    assert three.status == "complete", three.reason
+    assert three.best_val_acc > gray.best_val_acc - 0.1  # as well as the same digits in one channel
