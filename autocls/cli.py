@@ -62,7 +62,8 @@ def cmd_train(args) -> int:
     from autocls.models.registry import check_model_name
     from autocls.search.cli import parse_duration
     from autocls.training import train
-    from autocls.training.config import BUDGET_MAX_EPOCHS, batch_for_data, from_settings, load_settings
+    from autocls.training.config import (BUDGET_MAX_EPOCHS, RECIPE_IMAGE_SIDE, batch_for_data, crop_for_data,
+                                         from_settings, load_settings)
     from autocls.training.trainer import run_identity
 
     started = args.started_at or time.time()  # the budget counts the imports and loading the data too
@@ -89,6 +90,14 @@ def cmd_train(args) -> int:
             console.print(Text(f"batch {cfg.batch_size} makes {steps} step{'' if steps == 1 else 's'} an epoch of "
                                f"{images:,} training images: it trains at batch {fitted.batch_size}, lr {fitted.lr:.3g} "
                                f"(scaled by the batch's square root; --batch-size {cfg.batch_size} keeps its own)"),
+                          soft_wrap=True)
+            cfg = fitted
+    if "crop_padding" not in given | dataset_recipe(runtime.dataset).keys():
+        side = cfg.image_size or min(data.image_shape[1:])  # the trainer crops after resizing to image_size
+        fitted = crop_for_data(cfg, side)
+        if fitted is not cfg:
+            console.print(Text(f"crop padding {cfg.crop_padding} is for {RECIPE_IMAGE_SIDE}-pixel images: {side}-pixel "
+                               f"ones train at {fitted.crop_padding} (--crop-padding {cfg.crop_padding} keeps its own)"),
                           soft_wrap=True)
             cfg = fitted
     if budget_s is not None:

@@ -108,16 +108,21 @@ def write_image_folder(root: Path, classes=("a", "b"), per_class: int = 5, size:
     return root
 
 
-def write_long_tailed_digits(root: Path) -> Path:
-    """scikit-learn's digits as a folder, class ``i`` keeping ``150 * 10**(-i/9)`` images: 150 zeros to 15 nines."""
+def write_digits_folder(root: Path, per_class=None) -> Path:
+    """scikit-learn's digits as a folder of 8x8 grayscale PNGs, class ``i`` keeping ``per_class[i]`` (all where None)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     for c in range(10):
         (root / str(c)).mkdir(parents=True)
-        for j, i in enumerate(np.flatnonzero(digits.target == c)[:round(150 * 10 ** (-c / 9))]):
+        for j, i in enumerate(np.flatnonzero(digits.target == c)[:None if per_class is None else per_class[c]]):
             Image.fromarray(np.uint8(digits.images[i] * 255 / 16)).save(root / str(c) / f"{j}.png")
     return root
+
+
+def write_long_tailed_digits(root: Path) -> Path:
+    """scikit-learn's digits as a folder, class ``i`` keeping ``150 * 10**(-i/9)`` images: 150 zeros to 15 nines."""
+    return write_digits_folder(root, [round(150 * 10 ** (-c / 9)) for c in range(10)])
 
 
 def script_val_scores(monkeypatch, scores) -> None:

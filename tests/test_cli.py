@@ -67,6 +67,23 @@ def test_train_on_a_small_folder_halves_a_batch_it_was_not_given(tmp_path, capsy
         assert yaml.safe_load((tmp_path / given[-1] / "config.yaml").read_text())["batch_size"] == 128
 
 
+def test_train_on_small_images_scales_a_crop_padding_it_was_not_given(tmp_path, capsys):
+    """Regression: a recipe's 4-pixel crop padding, an eighth of a CIFAR photo, shifted 8x8 digits by half their
+    side: LeNet on the digits saved as PNGs reached 16% test in 10 epochs, 72% at a 1-pixel padding (2026-12-04)."""
+    from tests.conftest import write_digits_folder
+
+    folder = write_digits_folder(tmp_path / "digits")
+    assert main(["train", str(folder), "--model", "lenet", "--out", str(tmp_path / "a")]) == 0
+    line = " ".join(capsys.readouterr().err.split())
+    assert "crop padding 4 is for 32-pixel images: 8-pixel ones train at 1 (--crop-padding 4 keeps its own)" in line
+    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["crop_padding"] == 1
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["test_acc"] > 0.5
+    assert main(["train", str(folder), "--model", "lenet", "--epochs", "1", "--crop-padding", "4",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert "crop padding" not in capsys.readouterr().err
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["crop_padding"] == 4
+
+
 def test_train_interrupted_continues_from_its_checkpoint_with_the_same_command(tmp_path, autocls_cli):
     """Regression: Ctrl-C lost a `train` run: the same command trained again from epoch 0."""
     import signal

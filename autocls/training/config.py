@@ -32,6 +32,9 @@ BUDGET_MAX_EPOCHS = 200
 # (airbench at batch 16 on 216 digits diverged in its third epoch)
 MIN_STEPS_PER_EPOCH = 10
 MIN_FITTED_BATCH = 32
+# The image side the recipes' crop paddings are for (CIFAR's); `autocls train` scales a padding it was not given down
+# to smaller images (crop_for_data)
+RECIPE_IMAGE_SIDE = 32
 # The recipe's fields that take one of a few names, and the names
 CHOICES = {
     "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
@@ -231,6 +234,28 @@ def batch_for_data(cfg: TrainConfig, train_images: int) -> TrainConfig:
     if batch == cfg.batch_size:
         return cfg
     return dataclasses.replace(cfg, batch_size=batch, lr=cfg.lr * math.sqrt(batch / cfg.batch_size))
+
+
+def crop_for_data(cfg: TrainConfig, image_side: int) -> TrainConfig:
+    """``cfg`` with its ``crop_padding`` scaled to images of ``image_side`` pixels, where they are smaller than the
+    :data:`RECIPE_IMAGE_SIDE` its recipes are for (at least 1 pixel); ``cfg`` itself otherwise.
+
+    A padding shifts the image by up to that many pixels: 4 is an eighth of a CIFAR photo and half an 8x8 digit.
+    scikit-learn's digits saved as 8x8 PNGs, 10 epochs, 3 seeds: ResNet-18 reached 37% test at a 4-pixel padding
+    and 89% at 1, airbench 96.8% at its 2 and 97.2% at 1; 5,000 CIFAR-10 photos at 16 pixels: ResNet-18 44% at 4,
+    48% at 2.  Larger images keep their recipe's padding (not measured here).
+
+    Example:
+        >>> crop_for_data(TrainConfig(crop_padding=4), image_side=8).crop_padding
+        1
+        >>> crop_for_data(TrainConfig(crop_padding=4), image_side=16).crop_padding
+        2
+        >>> crop_for_data(TrainConfig(crop_padding=4), image_side=64).crop_padding
+        4
+    """
+    if not cfg.crop_padding or image_side >= RECIPE_IMAGE_SIDE:
+        return cfg
+    return dataclasses.replace(cfg, crop_padding=max(1, round(cfg.crop_padding * image_side / RECIPE_IMAGE_SIDE)))
 
 
 def load_settings(path: str | Path, overrides: dict | None = None) -> tuple[TrainConfig, Runtime]:
