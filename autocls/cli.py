@@ -82,7 +82,8 @@ def cmd_train(args) -> int:
         identity["metric"] = args.metric
     max_epochs = None  # the config's
     given = overrides.keys() | _config_keys(args.config)  # what the run sets, not the defaults
-    if "batch_size" not in given | dataset_recipe(runtime.dataset).keys():
+    kept = given | dataset_recipe(runtime.dataset).keys()  # fields the data does not refit: the run's, the dataset's
+    if "batch_size" not in kept:
         images = len(data.train_y)
         fitted = batch_for_data(cfg, images)
         if fitted is not cfg:
@@ -92,7 +93,7 @@ def cmd_train(args) -> int:
                                f"(scaled by the batch's square root; --batch-size {cfg.batch_size} keeps its own)"),
                           soft_wrap=True)
             cfg = fitted
-    if "crop_padding" not in given | dataset_recipe(runtime.dataset).keys():
+    if "crop_padding" not in kept:
         side = cfg.image_size or min(data.image_shape[1:])  # the trainer crops after resizing to image_size
         fitted = crop_for_data(cfg, side)
         if fitted is not cfg:
