@@ -39,7 +39,6 @@ def passes_per_epoch(n_images: int, epoch_images: int) -> int:
     return min(MAX_PASSES_PER_EPOCH, max(1, round(epoch_images / n_images)))
 
 
-
 def steps_per_epoch(n_images: int, batch_size: int, epoch_images: int = 0) -> int:
     """The training steps an epoch of ``n_images`` makes at ``batch_size``: a :class:`DeviceLoader`'s length (its
     batches are all full, and no larger than the split).
@@ -49,6 +48,7 @@ def steps_per_epoch(n_images: int, batch_size: int, epoch_images: int = 0) -> in
         (3, 1, 87)
     """
     return n_images * passes_per_epoch(n_images, epoch_images) // max(1, min(batch_size, n_images - n_images % 2))
+
 
 class DeviceLoader:
     """``for x, y in loader``: normalised, augmented float batches and int64 labels on ``device``.
