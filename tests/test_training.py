@@ -900,8 +900,8 @@ def test_airbench_trains_where_a_channel_is_constant_over_a_batch(digits):
     """Regression: digits' blank borders make whole channels of airbench's last group constant over a batch of 32
     (its maps are 1x1 there on 8x8 images); BatchNorm's eps of 1e-12 then multiplied their gradient by 1e6, and
     the first step sent the loss to nan (`autocls train` halves a small folder's batch to 32)."""
-    result = train(TrainConfig(model="airbench", epochs=1, batch_size=32, lr=0.133,  # full width: 0.5 did not go nan
-                               **{k: v for k, v in AIRBENCH_RECIPE.items() if k not in ("batch_size", "lr")}), digits)
+    # full width: at 0.5 the old eps did not go nan
+    result = train(TrainConfig(model="airbench", epochs=1, **{**AIRBENCH_RECIPE, "batch_size": 32, "lr": 0.133}), digits)
     assert result.status == "complete", result.reason
     assert result.best_val_acc > 0.5
 
