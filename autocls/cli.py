@@ -58,12 +58,12 @@ def cmd_train(args) -> int:
     from rich.table import Table
 
     from autocls.data import dataset_recipe, prepare_data
-    from autocls.data.loader import steps_per_epoch
+    from autocls.data.loader import passes_per_epoch, steps_per_epoch
     from autocls.models.registry import check_model_name
     from autocls.search.cli import parse_duration
     from autocls.training import train
     from autocls.training.config import (BUDGET_MAX_EPOCHS, RECIPE_IMAGE_SIDE, batch_for_data, crop_for_data,
-                                         from_settings, load_settings)
+                                         from_settings, load_settings, passes_for_data)
     from autocls.training.trainer import run_identity
 
     started = args.started_at or time.time()  # the budget counts the imports and loading the data too
@@ -92,6 +92,16 @@ def cmd_train(args) -> int:
                                f"{images:,} training images: it trains at batch {fitted.batch_size}, lr {fitted.lr:.3g} "
                                f"(scaled by the batch's square root; --batch-size {cfg.batch_size} keeps its own)"),
                           soft_wrap=True)
+            cfg = fitted
+    if "epoch_images" not in kept:
+        images = len(data.train_y)
+        fitted = passes_for_data(cfg, images)
+        if fitted is not cfg:
+            passes = passes_per_epoch(images, fitted.epoch_images)
+            steps = steps_per_epoch(images, cfg.batch_size)
+            console.print(Text(f"an epoch of {images:,} training images makes {steps} step{'' if steps == 1 else 's'} "
+                               f"at batch {cfg.batch_size}: each epoch passes over them {passes} times "
+                               f"(--epoch-images 0 keeps one pass)"), soft_wrap=True)
             cfg = fitted
     if "crop_padding" not in kept:
         side = cfg.image_size or min(data.image_shape[1:])  # the trainer crops after resizing to image_size
