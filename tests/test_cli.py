@@ -103,6 +103,30 @@ def test_train_on_a_few_hundred_images_passes_over_them_several_times_an_epoch(t
         assert yaml.safe_load((tmp_path / given[-1] / "config.yaml").read_text())["epoch_images"] == int(given[-1])
 
 
+def test_a_run_on_grayscale_images_predicts_colour_files_too(tmp_path, capsys):
+    """A folder of grayscale PNGs trains a one-channel net (since 2026-12-04; three equal channels before), and
+    `predict` reads what it is given, colour files included, as that net's one channel."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from tests.conftest import write_digits_folder
+
+    folder = write_digits_folder(tmp_path / "digits", per_class=[30] * 10)
+    assert main(["train", str(folder), "--model", "lenet", "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["image_shape"] == [1, 8, 8]
+    digits, unseen = load_digits(), tmp_path / "unseen"
+    unseen.mkdir()
+    for c in range(10):  # digits the folder left out, as RGB files
+        for i in np.flatnonzero(digits.target == c)[30:40]:
+            Image.fromarray(np.uint8(digits.images[i] * 255 / 16)).convert("RGB").save(unseen / f"{i}-{c}.png")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), str(unseen)]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 100
+    assert np.mean([row[0].rsplit("-", 1)[1] == f"{row[1]}.png" for row in rows]) > 0.6
+
+
 def test_train_interrupted_continues_from_its_checkpoint_with_the_same_command(tmp_path, autocls_cli):
     """Regression: Ctrl-C lost a `train` run: the same command trained again from epoch 0."""
     import signal

@@ -5,7 +5,7 @@ import torch
 from autocls.data import load_dataset, make_splits, prepare_data
 from autocls.data.augment import BatchAugment, cutout, random_crop, random_flip
 from autocls.errors import UserError
-from tests.conftest import write_cifar10, write_cifar100, write_image_folder, write_tiny_imagenet
+from tests.conftest import write_cifar10, write_cifar100, write_digits_folder, write_image_folder, write_tiny_imagenet
 
 
 def test_cifar10_reads_the_official_pickles(tmp_path):
@@ -121,6 +121,24 @@ def test_16_bit_pngs_keep_their_values(tmp_path):
     ds = load_dataset(str(tmp_path / "d"))
     pixels = ds.images[:3, 0, 0, 0].tolist()
     assert pixels == [4, 128, 255]
+
+
+def test_a_folder_of_grayscale_images_decodes_to_one_channel(tmp_path, monkeypatch):
+    """Regression: grayscale PNGs decoded as three equal channels, three times the memory (and two of a whitening
+    layer's three directions a pixel without variance)."""
+    from PIL import Image
+
+    monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
+    digits = write_digits_folder(tmp_path / "digits", per_class=[4] * 10)
+    gray = load_dataset(str(digits))
+    assert gray.images.shape[1:] == (1, 8, 8) and gray.images.float().std() > 0
+    assert torch.equal(load_dataset(str(digits)).images, gray.images)  # read back from the cache, one channel still
+    assert load_dataset(str(write_image_folder(tmp_path / "photos"))).images.shape[1] == 3
+    Image.fromarray(np.full((8, 8, 3), (255, 0, 0), dtype=np.uint8)).save(digits / "0" / "red.png")
+    colour = load_dataset(str(digits))  # one colour image makes a colour folder
+    assert colour.images.shape[1] == 3
+    others = torch.cat([colour.images[:4], colour.images[5:]])  # class 0's fifth file is the red one
+    assert all(torch.equal(others[:, c], gray.images[:, 0]) for c in range(3))
 
 
 def test_the_decoded_cache_stays_out_of_the_dataset(tmp_path, monkeypatch):

@@ -907,9 +907,10 @@ def test_airbench_trains_where_a_channel_is_constant_over_a_batch(digits):
 
 
 def test_airbench_learns_grayscale_images_stored_as_rgb(digits):
-    """Regression: a folder of grayscale PNGs decodes as three equal channels, leaving 8 of the 12 whitening
-    directions empty; whitened to near-constant outputs, they sent the whitening bias to 6e10 in one step (nan),
-    and with BatchNorm's eps mended alone, still kept the net near chance."""
+    """Regression: grayscale images in RGB files (and, until 2026-12-04, any folder of grayscale PNGs) decode as
+    three equal channels, leaving 8 of the 12 whitening directions empty; whitened to near-constant outputs, they
+    sent the whitening bias to 6e10 in one step (nan), and with BatchNorm's eps mended alone, still kept the net
+    near chance."""
     import dataclasses
 
     def rgb(x):

@@ -231,9 +231,10 @@ def skipped_files_notice(skipped: list, shown: int = 3) -> str:
     return f"skipped {len(skipped)} files that are not readable images: {names}{more}"
 
 
-def _decode_files(files: list[Path], labels: list[int], size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Decode to one uint8 RGB tensor; unreadable files are skipped and named in a warning."""
-    x, read = decode_images(files, size)
+def _decode_files(files: list[Path], labels: list[int], size: tuple[int, int] | None,
+                  channels: int = 3) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Decode to one uint8 tensor of ``channels``; unreadable files are skipped and named in a warning."""
+    x, read = decode_images(files, size, channels)
     skipped = len(files) - len(read)
     if skipped:
         kept = set(read)
@@ -241,18 +242,26 @@ def _decode_files(files: list[Path], labels: list[int], size: tuple[int, int] | 
     return x, torch.tensor([labels[i] for i in read], dtype=torch.int64), skipped
 
 
-def _common_size(files: list[Path], sample: int = 200) -> tuple[int, int]:
-    sizes = Counter()
+# Pillow's modes of images without colour: a folder of only these decodes to one channel (three equal ones would
+# hold the same pixels three times, and leave a whitening layer two directions without variance)
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _common_format(files: list[Path], sample: int = 200) -> tuple[tuple[int, int], int]:
+    """The most common size (width, height) among a sample of ``files``, capped (:func:`_capped`), and the channels
+    to decode them to: 1 where every sampled image is grayscale, else 3."""
+    sizes, gray = Counter(), True
     for path in files[:: max(1, len(files) // sample)]:
         try:
             with warnings.catch_warnings(), Image.open(path) as img:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 sizes[img.size] += 1
+                gray = gray and img.mode in GRAY_MODES
         except UNREADABLE:
             continue
     if not sizes:
         raise UserError(f"no readable image among the files under '{files[0].parents[1]}'")
-    return _capped(sizes.most_common(1)[0][0])
+    return _capped(sizes.most_common(1)[0][0]), 1 if gray else 3
 
 
 # Photos are kept with their shorter side at most this, as torchvision's ImageNet recipe resizes them before its
@@ -271,8 +280,9 @@ def _capped(size: tuple[int, int]) -> tuple[int, int]:
     return size if scale >= 1 else (round(size[0] * scale), round(size[1] * scale))
 
 
-def _folder_cache_key(files: list[Path], labels: list[int], size: tuple[int, int]) -> str:
-    """Names, sizes, mtimes and labels of the files, and the decode size: a new key whenever any changes."""
+def _folder_cache_key(files: list[Path], labels: list[int], size: tuple[int, int], channels: int) -> str:
+    """Names, sizes, mtimes and labels of the files, and the decode size and channels: a new key whenever any
+    changes."""
     # abspath, not resolve(): resolving every file's links took 3 of the 5.7 s it takes to load 50,000
     # cached CIFAR photos, at every search start, trial worker and ensemble (the same folder reached through
     # two links merely decodes twice)
@@ -280,7 +290,7 @@ def _folder_cache_key(files: list[Path], labels: list[int], size: tuple[int, int
     for f, label in zip(files, labels):
         st = f.stat()
         digest.update(f"{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
-    digest.update(f"{size}".encode())
+    digest.update(f"{size}".encode() if channels == 3 else f"{size} {channels}".encode())  # older RGB entries stay valid
     return digest.hexdigest()[:24]
 
 
@@ -295,13 +305,14 @@ def _cache_limit_bytes() -> int:
     return int(float(os.environ.get("AUTOCLS_CACHE_MAX_GB", "10")) * 2**30)
 
 
-def _cached_decode(files: list[Path], labels: list[int], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def _cached_decode(files: list[Path], labels: list[int], size: tuple[int, int],
+                   channels: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode through the user's cache folder, never the dataset's: the data folder is left as it was.
 
     The cache is bounded (``$AUTOCLS_CACHE_MAX_GB``, default 10): the least
     recently used entries go first.  When it cannot be written, decode anyway.
     """
-    path = cache_dir() / "image-folders" / f"{_folder_cache_key(files, labels, size)}.npz"
+    path = cache_dir() / "image-folders" / f"{_folder_cache_key(files, labels, size, channels)}.npz"
     if path.exists():
         try:
             with np.load(path) as z:
@@ -310,7 +321,7 @@ def _cached_decode(files: list[Path], labels: list[int], size: tuple[int, int]) 
             return x, y
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged entry: decode again
-    x, y, _ = _decode_files(files, labels, size)
+    x, y, _ = _decode_files(files, labels, size, channels)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
@@ -363,8 +374,10 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     With ``train/`` and ``test/`` (and optionally ``val/``) folders, those are
     the splits; a lone ``train/`` is looked through.  Images of other sizes
     are resized to the most common size, its shorter side at most
-    :data:`MAX_SHORT_SIDE`.  Files that are not images (or are
-    decompression bombs) are skipped with a warning that names them.  Decoded
+    :data:`MAX_SHORT_SIDE`; a folder of grayscale images (every one of
+    200 spread over it) decodes to one channel, others to RGB.  Files that are
+    not images (or are decompression bombs) are skipped with a warning that
+    names them.  Decoded
     pixels are cached under :func:`cache_dir`, never in the dataset folder.
     """
     root = Path(root)
@@ -398,8 +411,9 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
         elif not files:
             raise UserError(f"'{split_root}' has no images")
         splits[split] = (files, labels)
-    size = (image_size, image_size) if image_size else _common_size(splits["train"][0])
-    decoded = {split: _cached_decode(files, labels, size) for split, (files, labels) in splits.items()}
+    size, channels = _common_format(splits["train"][0])
+    size = (image_size, image_size) if image_size else size
+    decoded = {split: _cached_decode(files, labels, size, channels) for split, (files, labels) in splits.items()}
     x, y = decoded["train"]
     val, test = decoded.get("val", (None, None)), decoded.get("test", (None, None))
     name = (found["train"].parent if split_layout else root).name
