@@ -290,7 +290,8 @@ def _folder_cache_key(files: list[Path], labels: list[int], size: tuple[int, int
     for f, label in zip(files, labels):
         st = f.stat()
         digest.update(f"{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
-    digest.update(f"{size}".encode() if channels == 3 else f"{size} {channels}".encode())  # older RGB entries stay valid
+    # an RGB folder keeps the key it had before the channels were part of it: its cached entry stays valid
+    digest.update(f"{size}".encode() if channels == 3 else f"{size} {channels}".encode())
     return digest.hexdigest()[:24]
 
 
