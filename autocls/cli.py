@@ -83,8 +83,8 @@ def cmd_train(args) -> int:
     max_epochs = None  # the config's
     given = overrides.keys() | _config_keys(args.config)  # what the run sets, not the defaults
     kept = given | dataset_recipe(runtime.dataset).keys()  # fields the data does not refit: the run's, the dataset's
+    images = len(data.train_y)
     if "batch_size" not in kept:
-        images = len(data.train_y)
         fitted = batch_for_data(cfg, images)
         if fitted is not cfg:
             steps = steps_per_epoch(images, cfg.batch_size, cfg.epoch_images)
@@ -94,7 +94,6 @@ def cmd_train(args) -> int:
                           soft_wrap=True)
             cfg = fitted
     if "epoch_images" not in kept:
-        images = len(data.train_y)
         fitted = passes_for_data(cfg, images)
         if fitted is not cfg:
             passes = passes_per_epoch(images, fitted.epoch_images)

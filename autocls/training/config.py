@@ -35,7 +35,7 @@ MIN_STEPS_PER_EPOCH = 10
 MIN_FITTED_BATCH = 32
 # The images an epoch of `autocls train` makes, in whole passes, over a split of fewer (under 667) where the run sets
 # no `epoch_images` (passes_for_data), after fitting the batch: at batch 32, 10 one-pass epochs of 216 digit PNGs were
-# 60 steps, and LeNet reached 10-27% test
+# 60 steps, and LeNet reached 10-17% test (3 seeds)
 MIN_EPOCH_IMAGES = 1000
 # The image side the recipes' crop paddings are for (CIFAR's); `autocls train` scales a padding it was not given down
 # to smaller images (crop_for_data)
@@ -248,9 +248,9 @@ def passes_for_data(cfg: TrainConfig, train_images: int) -> TrainConfig:
 
     The default run's 10 epochs are a quick run's on thousands of images; on a few hundred they are too few steps
     to learn.  10 epochs at the batch :func:`batch_for_data` fits (32), 2026-12-04: 300 digit PNGs (216 training
-    images, 60 test; decoded to three channels then) at 5 passes an epoch, LeNet 26.67%/10.00%/13.33% → 86.67%/80.00%/90.00% test (3 seeds),
-    airbench 85.00%/46.67% → 100%/91.67%, ResNet-18 83.33%/76.67% → 91.67%/95.00%; 600 CIFAR-10 photos (432) at 2
-    passes, scored on 2,000 other photos of the shared set: airbench 46.95%/46.05% → 48.50%/47.70%, ResNet-18
+    images, 60 test; decoded to three channels then) at 5 passes an epoch, LeNet 26.67%/10.00%/13.33% →
+    86.67%/80.00%/90.00% test (3 seeds), airbench 85.00%/46.67% → 100%/91.67%, ResNet-18 83.33%/76.67% →
+    91.67%/95.00%; 600 CIFAR-10 photos (432) at 2 passes, scored on 2,000 other photos of the shared set: airbench 46.95%/46.05% → 48.50%/47.70%, ResNet-18
     36.20%/33.15% → 36.65%/39.85%, in about twice the time.  Passes rather than a larger batch: at 5 passes and the
     batch 128 those steps would allow, airbench scored 43.70%/44.85% on the same 2,000.
 
