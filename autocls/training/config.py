@@ -251,8 +251,9 @@ def passes_for_data(cfg: TrainConfig, train_images: int) -> TrainConfig:
     images, 60 test; decoded to three channels then) at 5 passes an epoch, LeNet 26.67%/10.00%/13.33% →
     86.67%/80.00%/90.00% test (3 seeds), airbench 85.00%/46.67% → 100%/91.67%, ResNet-18 83.33%/76.67% →
     91.67%/95.00%; 600 CIFAR-10 photos (432) at 2 passes, scored on 2,000 other photos of the shared set:
-    airbench 46.95%/46.05% → 48.50%/47.70%, ResNet-18 36.20%/33.15% → 36.65%/39.85%, in about twice the time.  Passes rather than a larger batch: at 5 passes and the
-    batch 128 those steps would allow, airbench scored 43.70%/44.85% on the same 2,000.
+    airbench 46.95%/46.05% → 48.50%/47.70%, ResNet-18 36.20%/33.15% → 36.65%/39.85%, in about twice the time.
+    Passes rather than a larger batch: at 5 passes and the batch 128 those steps would allow, airbench scored
+    43.70%/44.85% on the same 2,000.
 
     Example:
         >>> passes_for_data(TrainConfig(), train_images=216).epoch_images
