@@ -113,8 +113,9 @@ def load_cifar100_coarse(data_dir: Path, download: bool = True) -> RawDataset:
     return _load_cifar100(data_dir, download, coarse=True)
 
 
-# 8x8 and not mirror-symmetric; batches of 128 whatever a model's recipe says, as 1,293 training images make 5 steps an
-# epoch at airbench's 256 (`autocls train digits --model airbench --epochs 4`: 89.97% test at 256, 99.16% at 128)
+# 8x8 and not mirror-symmetric; batches of at most 128 whatever a model's recipe says, as 1,293 training images make
+# 5 steps an epoch at airbench's 256 (`autocls train digits --model airbench --epochs 4`: 89.97% test at 256, 99.16%
+# at 128)
 DIGITS_RECIPE = {"crop_padding": 1, "flip": False, "batch_size": 128}
 
 

@@ -289,7 +289,14 @@ def vgg16_bn(num_classes: int, in_chans: int = 3):
     return VGG(16, num_classes, in_chans)
 
 
-@register_model
+# LeNet has no normalization layers and learns slowly at first (its loss held at 2.30 for 3 of 10 epochs on the 1,293
+# training digits at batch 128); batches of 32 give it 4x the steps: `autocls train digits --model lenet`, 5 seeds:
+# 71.7% test at 128, 95.7% at 32 (Adam at 1e-3/3e-3, lr 0.1 and Kaiming init did worse); on CIFAR-10's 45,000
+# photos a tie (68.6% vs 68.2%, 2 seeds, 1.4x the time).
+LENET_RECIPE = {"batch_size": 32}
+
+
+@register_model(recipe=LENET_RECIPE)
 def lenet(num_classes: int, in_chans: int = 3, width: float = 1.0):
     """LeNet-5 with ReLU and max-pool; padded convs so 8x8 inputs fit. ``width`` multiplies the channels."""
     c1, c2 = _scaled(6, width), _scaled(16, width)

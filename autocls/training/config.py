@@ -204,13 +204,21 @@ def from_settings(values: dict) -> tuple[TrainConfig, Runtime]:
     The model's own recipe fields (:func:`autocls.models.model_recipe`: airbench
     trains with airbench94's) sit under the dataset's (:func:`autocls.data.dataset_recipe`:
     digits' 8x8 images train with a 1-pixel crop and no flips), and both under
-    ``values``: what a run sets wins.
+    ``values``: what a run sets wins.  A dataset's ``batch_size`` is the largest
+    its images train with: a model's smaller one stays.
+
+    Example:
+        >>> [from_settings({"dataset": "digits", "model": m})[0].batch_size for m in ("airbench", "lenet")]
+        [128, 32]
     """
     from autocls.data.registry import dataset_recipe
     from autocls.models.registry import model_recipe
 
-    values = {**model_recipe(values.get("model", TrainConfig.model)),
-              **dataset_recipe(values.get("dataset", Runtime.dataset)), **values}
+    model_fields = model_recipe(values.get("model", TrainConfig.model))
+    data_fields = dataset_recipe(values.get("dataset", Runtime.dataset))
+    if "batch_size" in data_fields and "batch_size" in model_fields:  # a dataset's batch is the largest its images take
+        data_fields["batch_size"] = min(data_fields["batch_size"], model_fields["batch_size"])
+    values = {**model_fields, **data_fields, **values}
     runtime = {k: v for k, v in values.items() if k in RUNTIME_FIELDS}
     return TrainConfig.from_dict({k: v for k, v in values.items() if k not in RUNTIME_FIELDS}), Runtime.from_dict(runtime)
 
