@@ -107,7 +107,7 @@ def test_train_on_a_few_hundred_images_passes_over_them_several_times_an_epoch(t
 
 def test_lenet_learns_the_digits_in_its_default_ten_epochs(tmp_path):
     """Regression: at digits' batch of 128 LeNet made 100 steps in 10 epochs, its loss held at 2.30 for three of
-    them, and it reached 72-77% test (5 seeds); at its own batch of 32, 94-97% (2026-12-04)."""
+    them, and it reached 67-77% test (5 seeds); at its own batch of 32, 93-96% (2026-12-04)."""
     assert main(["train", "digits", "--model", "lenet", "--out", str(tmp_path / "run")]) == 0
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["batch_size"] == 32
     assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] > 0.88
