@@ -61,6 +61,9 @@ class Bottleneck(nn.Module):
         if stride != 1 or cin != out:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), nn.BatchNorm2d(out))
 
+    def zero_init_last(self):
+        nn.init.zeros_(self.body[-1].weight)
+
     def forward(self, x):
         return F.relu(self.body(x) + self.shortcut(x))
 
@@ -86,7 +89,14 @@ class PreActBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """ResNet with a 3x3 stem; ``widths`` per stage, ``blocks`` per stage."""
+    """ResNet with a 3x3 stem; ``widths`` per stage, ``blocks`` per stage.
+
+    Bottleneck blocks start with their last BatchNorm at zero, each block as its shortcut (Goyal et al. 2017;
+    timm's and torchvision's ResNets offer the same, ``zero_init_last``/``zero_init_residual``): with it ResNet-50
+    and ResNeXt-29 32x4d reached 84-90% test on the digits in 10 epochs, where their first epoch's loss of 10-12
+    left them at 16-32%.  Basic blocks keep BatchNorm's ones: ResNet-18 so started lost 5 points on CIFAR-10
+    photos in 3 minutes (71.2% against 76.1%, 2 seeds).
+    """
 
     def __init__(self, block, blocks, num_classes: int, in_chans: int = 3, widths=(64, 128, 256, 512),
                  groups: int = 1, base_width: int = 64, preact: bool = False, width: float = 1.0):
@@ -103,6 +113,9 @@ class CifarResNet(nn.Module):
         self.final = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True)) if preact else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
+        for block in self.layers:
+            if isinstance(block, Bottleneck):
+                block.zero_init_last()
 
     def forward(self, x):
         x = self.final(self.layers(self.stem(x)))
