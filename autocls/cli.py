@@ -62,8 +62,8 @@ def cmd_train(args) -> int:
     from autocls.models.registry import check_model_name
     from autocls.search.cli import parse_duration
     from autocls.training import train
-    from autocls.training.config import (BUDGET_MAX_EPOCHS, RECIPE_IMAGE_SIDE, batch_for_data, crop_for_data,
-                                         from_settings, load_settings, passes_for_data)
+    from autocls.training.config import (BUDGET_MAX_EPOCHS, RECIPE_IMAGE_SIDE, fit_to_data, from_settings,
+                                         load_settings)
     from autocls.training.trainer import run_identity
 
     started = args.started_at or time.time()  # the budget counts the imports and loading the data too
@@ -84,32 +84,25 @@ def cmd_train(args) -> int:
     given = overrides.keys() | _config_keys(args.config)  # what the run sets, not the defaults
     kept = given | dataset_recipe(runtime.dataset).keys()  # fields the data does not refit: the run's, the dataset's
     images = len(data.train_y)
-    if "batch_size" not in kept:
-        fitted = batch_for_data(cfg, images)
-        if fitted is not cfg:
-            steps = steps_per_epoch(images, cfg.batch_size, cfg.epoch_images)
-            console.print(Text(f"batch {cfg.batch_size} makes {steps} step{'' if steps == 1 else 's'} an epoch of "
-                               f"{images:,} training images: it trains at batch {fitted.batch_size}, lr {fitted.lr:.3g} "
-                               f"(scaled by the batch's square root; --batch-size {cfg.batch_size} keeps its own)"),
-                          soft_wrap=True)
-            cfg = fitted
-    if "epoch_images" not in kept:
-        fitted = passes_for_data(cfg, images)
-        if fitted is not cfg:
-            passes = passes_per_epoch(images, fitted.epoch_images)
-            steps = steps_per_epoch(images, cfg.batch_size)
-            console.print(Text(f"an epoch of {images:,} training images makes {steps} step{'' if steps == 1 else 's'} "
-                               f"at batch {cfg.batch_size}: each epoch passes over them {passes} times "
-                               f"(--epoch-images 0 keeps one pass)"), soft_wrap=True)
-            cfg = fitted
-    if "crop_padding" not in kept:
-        side = cfg.image_size or min(data.image_shape[1:])  # the trainer crops after resizing to image_size
-        fitted = crop_for_data(cfg, side)
-        if fitted is not cfg:
-            console.print(Text(f"crop padding {cfg.crop_padding} is for {RECIPE_IMAGE_SIDE}-pixel images: {side}-pixel "
-                               f"ones train at {fitted.crop_padding} (--crop-padding {cfg.crop_padding} keeps its own)"),
-                          soft_wrap=True)
-            cfg = fitted
+    fitted = fit_to_data(cfg, images, min(data.image_shape[1:]), kept)
+    if fitted.batch_size != cfg.batch_size:
+        steps = steps_per_epoch(images, cfg.batch_size, cfg.epoch_images)
+        console.print(Text(f"batch {cfg.batch_size} makes {steps} step{'' if steps == 1 else 's'} an epoch of "
+                           f"{images:,} training images: it trains at batch {fitted.batch_size}, lr {fitted.lr:.3g} "
+                           f"(scaled by the batch's square root; --batch-size {cfg.batch_size} keeps its own)"),
+                      soft_wrap=True)
+    if fitted.epoch_images != cfg.epoch_images:
+        passes = passes_per_epoch(images, fitted.epoch_images)
+        steps = steps_per_epoch(images, fitted.batch_size)
+        console.print(Text(f"an epoch of {images:,} training images makes {steps} step{'' if steps == 1 else 's'} "
+                           f"at batch {fitted.batch_size}: each epoch passes over them {passes} times "
+                           f"(--epoch-images 0 keeps one pass)"), soft_wrap=True)
+    if fitted.crop_padding != cfg.crop_padding:
+        side = cfg.image_size or min(data.image_shape[1:])
+        console.print(Text(f"crop padding {cfg.crop_padding} is for {RECIPE_IMAGE_SIDE}-pixel images: {side}-pixel "
+                           f"ones train at {fitted.crop_padding} (--crop-padding {cfg.crop_padding} keeps its own)"),
+                      soft_wrap=True)
+    cfg = fitted
     if budget_s is not None:
         if "epochs" not in given:
             # the recipe's default length (10) left 26% of `--time-budget 10m` unused (ResNet-18 at 1/4 width, 2 cores)

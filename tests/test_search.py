@@ -229,6 +229,34 @@ def test_a_search_on_uneven_classes_says_so_and_still_runs(tiny_space, tmp_path,
     assert proc.returncode == 0 and "classes are uneven" not in proc.stderr, proc.stderr[-3000:]
 
 
+def test_a_hand_written_space_trains_a_few_hundred_small_images_as_autocls_train_would(tmp_path, autocls_cli):
+    """Regression: a space that set no batch, passes or crop trained each trial at a recipe's batch (2 steps an
+    epoch of 216 training images), one pass an epoch and a 4-pixel crop of 8x8 digits, and LeNet and airbench without
+    their own recipes: on 300 digit PNGs LeNet, airbench and ResNet-9 reached 10-18% test in 10 epochs (3 seeds);
+    fitted as `autocls train` fits them, 78-100% (2026-12-04)."""
+    from tests.conftest import write_digits_folder
+
+    folder = write_digits_folder(tmp_path / "digits", per_class=[30] * 10)
+    space = tmp_path / "hand.yaml"
+    space.write_text("fixed: {epochs: 6}\nparams:\n  model: {type: categorical, choices: [lenet, airbench]}\n"
+                     "seeds: [{model: lenet}, {model: airbench}]\n")
+    proc = autocls_cli("search", str(folder), "--space", str(space), "--trials", "2", "--no-ensemble", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ("space: its trials fit what it does not set to 216 training images of 8 pixels, as `autocls train` does "
+            "(lenet: 5 passes an epoch, crop padding 4 -> 1; airbench: batch 256 -> 32 (lr by the batch's square "
+            "root), 5 passes an epoch, crop padding 2 -> 1); a space's `fixed:` keeps its own") in proc.stderr
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path}/studies/digits.db")
+    trained = {}
+    for t in study.trials:
+        config, result = trial_artifacts(study, t).load_config(), trial_artifacts(study, t).load_result()
+        trained[config["model"]] = ({k: config[k] for k in ("batch_size", "epoch_images", "crop_padding")},
+                                    result["test_acc"])
+    assert {model: fields for model, (fields, _) in trained.items()} == {
+        "lenet": {"batch_size": 32, "epoch_images": 1000, "crop_padding": 1},
+        "airbench": {"batch_size": 32, "epoch_images": 1000, "crop_padding": 1}}
+    assert max(acc for _, acc in trained.values()) > 0.6, trained  # 10 classes: chance is 0.1
+
+
 def test_a_search_names_its_study_and_the_dashboard_command_that_opens_it(tiny_space, tmp_path, autocls_cli):
     """One line of our own where Optuna logged "[I <time>] A new study created in RDB"; its command opens the study."""
     proc = autocls_cli("search", "digits", "--space", str(tiny_space), "--trials", "1", "--no-ensemble", cwd=tmp_path)

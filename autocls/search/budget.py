@@ -362,16 +362,23 @@ def train_width(cfg, data, until: float, threads: int, device: str = "cpu",
 
 
 def trained_per_epoch(space: SearchSpace, n_train: int) -> int:
-    """Images a trial of ``space`` trains on per epoch: whole passes over ``n_train`` (TrainConfig.epoch_images).
+    """Images a trial of ``space`` trains on per epoch: whole passes over ``n_train`` (TrainConfig.epoch_images; where
+    the space sets none, what a trial fits to ``n_train``: see SearchSpace.trial_config).
 
     Example:
         >>> space = SearchSpace.from_yaml("{fixed: {epoch_images: 45000}, params: {lr: {type: float, low: 0.1, high: 1}}}")
         >>> trained_per_epoch(space, 5_000)
         45000
+        >>> trained_per_epoch(SearchSpace.from_yaml("params: {lr: {type: float, low: 0.1, high: 1}}"), 216)  # 5 passes
+        1080
     """
     from autocls.data.loader import passes_per_epoch
+    from autocls.training.config import TrainConfig, passes_for_data
 
-    return n_train * passes_per_epoch(n_train, int(space.largest("epoch_images", 0)))
+    epoch_images = space.largest("epoch_images")
+    if epoch_images is None:
+        epoch_images = passes_for_data(TrainConfig(), n_train).epoch_images
+    return n_train * passes_per_epoch(n_train, int(epoch_images))
 
 
 def eval_share(n_train: int, n_eval: int) -> float:

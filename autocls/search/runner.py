@@ -130,6 +130,32 @@ def _prepare_ray_environment(address: str | None) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
+def _fitted_to_data(space: SearchSpace, dataset: str, train_images: int, image_side: int) -> str | None:
+    """A line saying how trials fit the fields ``space`` does not set to the data (SearchSpace.trial_config); None
+    where none changes."""
+    from autocls.data.loader import passes_per_epoch
+    from autocls.search.budget import configs
+
+    fits: dict[str, list[str]] = {}
+    for model in dict.fromkeys(c["model"] for c in configs(space)):
+        values = {**space.fixed, "model": model}
+        own, fitted = space.trial_config(values, dataset), space.trial_config(values, dataset, train_images, image_side)
+        changes = []
+        if fitted.batch_size != own.batch_size:
+            changes.append(f"batch {own.batch_size} -> {fitted.batch_size} (lr by the batch's square root)")
+        if fitted.epoch_images != own.epoch_images:
+            changes.append(f"{passes_per_epoch(train_images, fitted.epoch_images)} passes an epoch")
+        if fitted.crop_padding != own.crop_padding:
+            changes.append(f"crop padding {own.crop_padding} -> {fitted.crop_padding}")
+        if changes:
+            fits.setdefault(", ".join(changes), []).append(model)
+    if not fits:
+        return None
+    how = "; ".join(f"{', '.join(models)}: {change}" for change, models in fits.items())
+    return (f"space: its trials fit what it does not set to {train_images:,} training images of {image_side} pixels, "
+            f"as `autocls train` does ({how}); a space's `fixed:` keeps its own")
+
+
 def _absolute_dataset(dataset: str) -> str:
     # Ray runs each trial in its own working directory, so folder paths must be absolute.
     return str(Path(dataset).resolve()) if Path(dataset).exists() else dataset
@@ -243,7 +269,11 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             if measured is None:
                 measured = _timed_models(study, space, data, threads, address, gpus_per_trial, show_progress)
         evaluating = eval_share(trained_per_epoch(space, len(data.train_y)), len(data.val_y) + len(data.test_y))
+        data_size = len(data.train_y), min(data.image_shape[1:])
         del data
+        fitting = _fitted_to_data(space, dataset, *data_size)
+        if fitting and show_progress:
+            print(fitting, file=sys.stderr, flush=True)
 
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state in FINISHED_STATES for t in trials)
@@ -296,7 +326,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                                   deadline=deadline, on_change=progress.refresh,
                                   budget=remaining if n_trials is not None else None,
                                   cores=CoreHandOver(paths.folder / "cores", cpus, threads) if cpus else None,
-                                  trial_deadline=trial_deadline, on_epoch=progress.epoch_done, plan=budget_plan)
+                                  trial_deadline=trial_deadline, on_epoch=progress.epoch_done, plan=budget_plan,
+                                  data_size=data_size)
         scheduler = SeedKeepingASHA(time_attr="epoch", max_t=space.max_epochs,
                                   grace_period=budget_plan.grace_period if budget_plan else space.grace_period,
                                   reduction_factor=space.reduction_factor)

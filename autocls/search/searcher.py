@@ -29,7 +29,6 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from autocls.artifacts import ArtifactStore
-from autocls.data.registry import dataset_recipe
 from autocls.search.budget import BudgetPlan, config_key
 from autocls.search.cores import CoreHandOver
 from autocls.search.scheduler import SEED_RECIPE
@@ -56,13 +55,16 @@ class OptunaSearcher(Searcher):
                  deadline: float | None = None, on_change: Callable[[], None] | None = None,
                  budget: int | None = None, cores: CoreHandOver | None = None, trial_deadline: float | None = None,
                  on_epoch: Callable[[int, int, int, float, float | None], None] | None = None,
-                 plan: BudgetPlan | None = None):
+                 plan: BudgetPlan | None = None, data_size: tuple[int, int] | None = None):
         super().__init__(metric=None, mode=None)
         self.study, self.space, self.store = study, space, store
         self.study_uid = study.user_attrs["uid"]
         # `deadline`: no trial starts after it; `trial_deadline`: running trials end by it
         self.deadline, self.trial_deadline = deadline, trial_deadline
         self.plan = plan
+        # (training images, image side): what a trial fits the fields its space does not set to
+        # (SearchSpace.trial_config)
+        self.data_size = data_size or (None, None)
         self.out_of_time = False  # the budget plan says no further trial can reach its first rung
         self.extra_config, self.runtime = extra_config, runtime or {}  # runtime: autocls.training.Runtime fields
         self.rerun = list(rerun or [])
@@ -113,8 +115,9 @@ class OptunaSearcher(Searcher):
         live.epochs, live.values = int(values.get("epochs", self.space.max_epochs)), values
         self.live[trial_id] = live
         self.started += 1
-        # the dataset's own recipe fields (digits: no flips) under what the space sets
-        train = {**dataset_recipe(runtime.get("dataset", "")), **values}
+        # the model's and the dataset's recipes (digits: no flips) under what the space sets; the rest fitted to
+        # the data
+        train = self.space.trial_config(values, runtime.get("dataset"), *self.data_size).to_dict()
         config = {"train": train, "runtime": runtime, "trial_key": key, "number": trial.number,
                   "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
                   SEED_RECIPE: bool(trial.user_attrs.get(SEED_RECIPE)), "metric": self.space.ranking_metric,

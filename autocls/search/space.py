@@ -198,6 +198,31 @@ class SearchSpace:
             return self
         return dataclasses.replace(self, params={**self.params, name: dataclasses.replace(param, choices=choices)})
 
+    def trial_config(self, values: dict, dataset: str | None = None, train_images: int | None = None,
+                     image_side: int | None = None) -> TrainConfig:
+        """What a trial of ``values`` (drawn from this space; its fixed ones under them) trains on ``dataset``: what
+        ``autocls train`` would train were it given them (:func:`~autocls.training.config.from_settings`: the values
+        over the dataset's recipe, over the model's), with the fields neither this space nor the dataset sets fitted
+        to a training split of ``train_images`` images of ``image_side`` pixels
+        (:func:`~autocls.training.config.fit_to_data`).
+
+        Example:
+            >>> space = SearchSpace.from_yaml("params: {model: {type: categorical, choices: [lenet, resnet9]}}")
+            >>> cfg = space.trial_config({"model": "lenet"}, "./my_digits", train_images=216, image_side=8)
+            >>> cfg.batch_size, cfg.lr, cfg.epoch_images, cfg.crop_padding  # LeNet's own, 5 passes
+            (32, 0.025, 1000, 1)
+            >>> space.with_fixed({"batch_size": 64}).trial_config({"model": "lenet"}).batch_size
+            64
+        """
+        from autocls.data.registry import dataset_recipe
+        from autocls.training.config import fit_to_data, from_settings
+
+        cfg = from_settings({**({"dataset": dataset} if dataset else {}), **self.fixed, **values})[0]
+        if train_images is None:
+            return cfg
+        kept = self.fixed.keys() | self.params.keys() | dataset_recipe(dataset or "").keys()
+        return fit_to_data(cfg, train_images, image_side, kept)
+
     def values_from_params(self, params: dict) -> dict:
         """The TrainConfig values of an already-sampled trial (for re-running it)."""
         return {**self.fixed, **params}

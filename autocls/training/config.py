@@ -298,6 +298,28 @@ def crop_for_data(cfg: TrainConfig, image_side: int) -> TrainConfig:
     return dataclasses.replace(cfg, crop_padding=max(1, round(cfg.crop_padding * image_side / RECIPE_IMAGE_SIDE)))
 
 
+def fit_to_data(cfg: TrainConfig, train_images: int, image_side: int, kept=frozenset()) -> TrainConfig:
+    """``cfg`` with the fields a run does not set (those not in ``kept``) fitted to a training split of
+    ``train_images`` images of ``image_side`` pixels: its batch (:func:`batch_for_data`), then its passes an epoch
+    (:func:`passes_for_data`, at that batch), then its crop padding (:func:`crop_for_data`, at ``cfg.image_size``
+    where it has one).  What ``autocls train`` trains, and each trial of a search (``kept``: what its space sets).
+
+    Example:
+        >>> cfg = fit_to_data(TrainConfig(), train_images=216, image_side=8)
+        >>> cfg.batch_size, cfg.epoch_images, cfg.crop_padding
+        (32, 1000, 1)
+        >>> fit_to_data(TrainConfig(), 216, 8, kept={"batch_size", "epoch_images", "crop_padding"}) == TrainConfig()
+        True
+    """
+    if "batch_size" not in kept:
+        cfg = batch_for_data(cfg, train_images)
+    if "epoch_images" not in kept:
+        cfg = passes_for_data(cfg, train_images)
+    if "crop_padding" not in kept:
+        cfg = crop_for_data(cfg, cfg.image_size or image_side)  # the trainer crops after resizing to image_size
+    return cfg
+
+
 def load_settings(path: str | Path, overrides: dict | None = None) -> tuple[TrainConfig, Runtime]:
     """A YAML file of recipe and runtime fields, with ``overrides`` on top."""
     path = Path(path)
