@@ -152,7 +152,8 @@ def _fitted_to_data(space: SearchSpace, dataset: str, train_images: int, image_s
     if not fits:
         return None
     how = "; ".join(f"{', '.join(models)}: {change}" for change, models in fits.items())
-    return (f"space: its trials fit what it does not set to {train_images:,} training images of {image_side} pixels, "
+    side = space.fixed.get("image_size") or image_side  # the trainer crops after resizing to image_size
+    return (f"space: its trials fit what it does not set to {train_images:,} training images of {side} pixels, "
             f"as `autocls train` does ({how}); a space's `fixed:` keeps its own")
 
 
