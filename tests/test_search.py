@@ -248,7 +248,8 @@ def test_a_hand_written_space_trains_a_few_hundred_small_images_as_autocls_train
     study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path}/studies/digits.db")
     trained = {}
     for t in study.trials:
-        config, result = trial_artifacts(study, t).load_config(), trial_artifacts(study, t).load_result()
+        files = trial_artifacts(study, t)
+        config, result = files.load_config(), files.load_result()
         trained[config["model"]] = ({k: config[k] for k in ("batch_size", "epoch_images", "crop_padding")},
                                     result["test_acc"])
     assert {model: fields for model, (fields, _) in trained.items()} == {
