@@ -57,7 +57,7 @@ def cmd_train(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from autocls.data import dataset_recipe, prepare_data
+    from autocls.data import prepare_data
     from autocls.data.loader import passes_per_epoch, steps_per_epoch
     from autocls.models.registry import check_model_name
     from autocls.search.cli import parse_duration
@@ -82,9 +82,8 @@ def cmd_train(args) -> int:
         identity["metric"] = args.metric
     max_epochs = None  # the config's
     given = overrides.keys() | _config_keys(args.config)  # what the run sets, not the defaults
-    kept = given | dataset_recipe(runtime.dataset).keys()  # fields the data does not refit: the run's, the dataset's
     images = len(data.train_y)
-    fitted = fit_to_data(cfg, images, min(data.image_shape[1:]), kept)
+    fitted = fit_to_data(cfg, images, min(data.image_shape[1:]), given, runtime.dataset)
     if fitted.batch_size != cfg.batch_size:
         steps = steps_per_epoch(images, cfg.batch_size, cfg.epoch_images)
         console.print(Text(f"batch {cfg.batch_size} makes {steps} step{'' if steps == 1 else 's'} an epoch of "

@@ -214,14 +214,12 @@ class SearchSpace:
             >>> space.with_fixed({"batch_size": 64}).trial_config({"model": "lenet"}).batch_size
             64
         """
-        from autocls.data.registry import dataset_recipe
         from autocls.training.config import fit_to_data, from_settings
 
         cfg = from_settings({**({"dataset": dataset} if dataset else {}), **self.fixed, **values})[0]
         if train_images is None:
             return cfg
-        kept = self.fixed.keys() | self.params.keys() | dataset_recipe(dataset or "").keys()
-        return fit_to_data(cfg, train_images, image_side, kept)
+        return fit_to_data(cfg, train_images, image_side, self.fixed.keys() | self.params.keys(), dataset)
 
     def values_from_params(self, params: dict) -> dict:
         """The TrainConfig values of an already-sampled trial (for re-running it)."""

@@ -298,19 +298,26 @@ def crop_for_data(cfg: TrainConfig, image_side: int) -> TrainConfig:
     return dataclasses.replace(cfg, crop_padding=max(1, round(cfg.crop_padding * image_side / RECIPE_IMAGE_SIDE)))
 
 
-def fit_to_data(cfg: TrainConfig, train_images: int, image_side: int, kept=frozenset()) -> TrainConfig:
-    """``cfg`` with the fields a run does not set (those not in ``kept``) fitted to a training split of
-    ``train_images`` images of ``image_side`` pixels: its batch (:func:`batch_for_data`), then its passes an epoch
-    (:func:`passes_for_data`, at that batch), then its crop padding (:func:`crop_for_data`, at ``cfg.image_size``
-    where it has one).  What ``autocls train`` trains, and each trial of a search (``kept``: what its space sets).
+def fit_to_data(cfg: TrainConfig, train_images: int, image_side: int, given=frozenset(),
+                dataset: str | None = None) -> TrainConfig:
+    """``cfg`` with the fields neither a run sets (``given``) nor ``dataset``'s recipe does
+    (:func:`autocls.data.dataset_recipe`) fitted to a training split of ``train_images`` images of ``image_side``
+    pixels: its batch (:func:`batch_for_data`), then its passes an epoch (:func:`passes_for_data`, at that batch),
+    then its crop padding (:func:`crop_for_data`, at ``cfg.image_size`` where it has one).  What ``autocls train``
+    trains, and each trial of a search (``given``: what its space sets).
 
     Example:
         >>> cfg = fit_to_data(TrainConfig(), train_images=216, image_side=8)
         >>> cfg.batch_size, cfg.epoch_images, cfg.crop_padding
         (32, 1000, 1)
-        >>> fit_to_data(TrainConfig(), 216, 8, kept={"batch_size", "epoch_images", "crop_padding"}) == TrainConfig()
+        >>> fit_to_data(TrainConfig(), 216, 8, given={"batch_size", "epoch_images", "crop_padding"}) == TrainConfig()
         True
+        >>> fit_to_data(TrainConfig(crop_padding=1), 216, 8, dataset="digits").batch_size  # digits' own batch
+        128
     """
+    from autocls.data.registry import dataset_recipe
+
+    kept = set(given) | (dataset_recipe(dataset).keys() if dataset else set())
     if "batch_size" not in kept:
         cfg = batch_for_data(cfg, train_images)
     if "epoch_images" not in kept:
