@@ -150,6 +150,14 @@ def cifar10_jpg_subset(tmp_path_factory) -> Path:
     return dest / "train"
 
 
+@pytest.fixture(scope="session")
+def cifar10_jpg_split(cifar10_jpg_subset):
+    """The 2,000 photos of ``cifar10_jpg_subset`` decoded and split: 1,280 train, 320 val, 400 test."""
+    from autocls.data import prepare_data
+
+    return prepare_data(str(cifar10_jpg_subset), val_fraction=0.2, seed=0)
+
+
 ENSEMBLE_SPACE = textwrap.dedent("""
     dataset: digits
     asha: {grace_period: 5, reduction_factor: 2}  # no pruning: every trial can be a member
