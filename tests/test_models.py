@@ -92,16 +92,21 @@ def test_airbench_whitening_of_grayscale_stored_as_rgb_leaves_no_channel_empty()
     assert spread.min() > 0.5 and spread.max() < 1.5
 
 
-def test_resnet34_learns_the_digits_in_ten_epochs(tmp_path):
-    """Regression: ResNet-34's 16 basic blocks, each started at BatchNorm's ones, reached 55%, 89%, 70% and 84% test
-    on the digits in 10 epochs (seeds 0-3); each block's last BatchNorm started at 1/4, 98-99% (2026-12-04)."""
+def digits_test_accuracy(tmp_path, *flags: str) -> float:
+    """The test top-1 of `autocls train digits <flags>` (its default 10 epochs), as its result.json records it."""
     import json
 
     from autocls.cli import main
 
+    assert main(["train", "digits", *flags, "--out", str(tmp_path / "run")]) == 0
+    return json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"]
+
+
+def test_resnet34_learns_the_digits_in_ten_epochs(tmp_path):
+    """Regression: ResNet-34's 16 basic blocks, each started at BatchNorm's ones, reached 55%, 89%, 70% and 84% test
+    on the digits in 10 epochs (seeds 0-3); each block's last BatchNorm started at 1/4, 98-99% (2026-12-04)."""
     assert float(create_model("resnet34", 10).layers[0].bn2.weight.detach().max()) == 0.25
-    assert main(["train", "digits", "--model", "resnet34", "--out", str(tmp_path / "run")]) == 0
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] > 0.9
+    assert digits_test_accuracy(tmp_path, "--model", "resnet34") > 0.9
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg11_bn"])
@@ -121,35 +126,19 @@ def test_vgg16_learns_the_digits_in_ten_epochs(tmp_path):
     """Regression: VGG-16's unscaled logits blew its first epoch up at the default lr (a val loss of 24); it reached
     82% test on the digits in 10 epochs (seeds 0-2) and 11% on 5,000 of the shared photos in 5; with its logits
     multiplied by 0.125, 98-99% and 53-56% (2026-12-04)."""
-    import json
-
-    from autocls.cli import main
-
-    assert main(["train", "digits", "--model", "vgg16_bn", "--out", str(tmp_path / "run")]) == 0
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] > 0.95
+    assert digits_test_accuracy(tmp_path, "--model", "vgg16_bn") > 0.95
 
 
 def test_airbench_learns_the_digits_without_label_smoothing(tmp_path):
     """Regression: airbench's whitening bias, trained at 64x the learning rate, grew to 104 on the digits without
     label smoothing, and seed 1 reached 24% test in 10 epochs; held at zero, 99% (2026-12-04)."""
-    import json
-
-    from autocls.cli import main
-
     assert not create_model("airbench", 10).whiten.bias.requires_grad
-    assert main(["train", "digits", "--model", "airbench", "--label-smoothing", "0", "--seed", "1",
-                 "--out", str(tmp_path / "run")]) == 0
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] > 0.9
+    assert digits_test_accuracy(tmp_path, "--model", "airbench", "--label-smoothing", "0", "--seed", "1") > 0.9
 
 
 def test_a_bottleneck_resnet_learns_the_digits_from_its_first_epoch(tmp_path):
     """Regression: ResNeXt-29 32x4d's bottleneck blocks, each started at BatchNorm's ones, summed to a first epoch's
     loss of 10.7 on the digits and it reached 20% and 32% test in 10 epochs (2 seeds), ResNet-50 16% and 19%; with
     each block's last BatchNorm started at zero, 89% and 90%, 88% and 84% (2026-12-04)."""
-    import json
-
-    from autocls.cli import main
-
     assert create_model("resnext29_32x4d", 10).layers[0].body[-1].weight.abs().sum() == 0
-    assert main(["train", "digits", "--model", "resnext29_32x4d", "--out", str(tmp_path / "run")]) == 0
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"] > 0.7
+    assert digits_test_accuracy(tmp_path, "--model", "resnext29_32x4d") > 0.7
