@@ -230,7 +230,23 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     """Load safetensors weights (never unpickles anything)."""
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(str(path)))
+    load_model_state(model, load_file(str(path)), path)
+
+
+def load_model_state(model: torch.nn.Module, state: dict, source, remedy: str = "train it again") -> None:
+    """``model.load_state_dict(state)``; weights of another layout are one :class:`UserError` naming ``source``
+    and the ``remedy``.
+
+    A model's code can change between versions of autocls (a one-channel LeNet gained a layer), and a run or
+    ensemble saved before then names its model but no longer fits it.
+    """
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())  # torch's message spans lines: missing and unexpected keys, shapes
+        detail = detail if len(detail) <= 200 else detail[:197] + "..."
+        raise UserError(f"{source}: its weights do not fit the model as this version of autocls builds it (saved by "
+                        f"another version?); {remedy}. {detail}") from None
 
 
 @dataclass

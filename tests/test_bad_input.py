@@ -133,6 +133,21 @@ def test_one_class_folder_and_non_images(tmp_path, autocls_cli):
     assert f"skipped 1 file that is not a readable image: {root / 'a' / 'fake.jpg'}" in proc.stderr, proc.stderr
 
 
+def test_a_run_whose_weights_no_longer_fit_its_model_is_one_line(tmp_path, autocls_cli):
+    # regression: a one-channel LeNet saved before its first layer changed loaded with a traceback of state-dict keys
+    from autocls.artifacts import weights_bytes
+    from autocls.models import create_model
+
+    trained = autocls_cli("train", "digits", "--model", "lenet", "--epochs", "1", "--out", "run", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    (tmp_path / "run" / "best.safetensors").write_bytes(weights_bytes(create_model("lenet", 10, in_chans=3)))
+    write_image_folder(tmp_path / "images", classes=("a",), per_class=2)
+    proc = autocls_cli("predict", "run", "images", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "best.safetensors: its weights do not fit the model as this version of autocls builds it" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_no_secret_and_no_huge_line(tmp_path):
     proc = cli("search", "digits", "--space", "digits", "--storage", "postgresql://u:secretpw@127.0.0.1:9/none",
                cwd=tmp_path)

