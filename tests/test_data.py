@@ -265,3 +265,67 @@ def test_large_photos_are_kept_with_a_shorter_side_of_256(tmp_path):
         for i in range(3):
             Image.fromarray(rng.integers(0, 255, (400, 600, 3), dtype=np.uint8)).save(tmp_path / "big" / c / f"{i}.jpg")
     assert load_dataset(str(tmp_path / "big")).images.shape == (6, 3, 256, 384)
+
+
+def test_splitting_photos_takes_about_twice_their_memory(tmp_path):
+    """Regression: the train mean and std were taken over all the training images in float64 at once (and a
+    reshaped copy), so splitting 5,000 photos of 256 px (1 GB of pixels) peaked at 13 GB: 10x the pixels' size
+    over the images themselves.  The split's copies are the pixels' size; the statistics add 64 MB at most."""
+    import subprocess
+    import sys
+
+    script = """
+import resource, sys, numpy as np, torch
+import sklearn.model_selection  # imported by the split: its memory is not the split's
+from autocls.data.registry import RawDataset
+from autocls.data.splits import make_splits
+images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2000, 3, 128, 128), dtype=np.uint8))
+raw = RawDataset("photos", images, torch.arange(2000) % 4, ["a", "b", "c", "d"])
+raw.fingerprint()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+splits = make_splits(raw, split_file=sys.argv[1])
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / images.nbytes
+print(grown)
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "split.npz")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(proc.stdout) < 2.5  # the split's copies (1x) and 64 MB of float64 at a time (0.65x here); it was 11x
+
+
+def test_channel_stats_are_those_of_all_the_chosen_pixels_at_once():
+    from autocls.data.splits import channel_stats
+
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3000, 3, 40, 40), dtype=np.uint8))
+    chosen = np.arange(0, 3000, 3)
+    x = images[torch.from_numpy(chosen)].double().div(255).transpose(0, 1).reshape(3, -1)
+    mean, std = channel_stats(images, chosen)
+    assert np.allclose(mean, x.mean(1).numpy(), rtol=0, atol=1e-12)
+    assert np.allclose(std, x.std(1).numpy(), rtol=0, atol=1e-12)
+
+
+def test_decoding_a_folder_holds_its_pixels_once(tmp_path):
+    """Regression: decoding kept every image in a list and then their stack, twice the pixels' size at its peak."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    script = """
+import resource, sys
+from pathlib import Path
+from PIL import Image
+from autocls.data.sources import decode_images
+files = sorted(Path(sys.argv[1]).glob("*.png"))
+Image.open(files[0]).convert("RGB").load()  # Pillow's decoders loaded before the count starts
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+images, read = decode_images(files, (256, 256))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / images.numel(), len(read))
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    grown, read = proc.stdout.split()
+    assert int(read) == 300 and float(grown) < 1.5, grown  # it was 2.0

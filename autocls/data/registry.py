@@ -42,7 +42,7 @@ class RawDataset:
         digest = hashlib.blake2b(digest_size=16)
         digest.update("\0".join(self.classes).encode())
         for t in (self.images, self.labels, self.val_images, self.val_labels, self.test_images, self.test_labels):
-            digest.update(b"|" if t is None else t.contiguous().numpy().tobytes())
+            digest.update(b"|" if t is None else t.contiguous().numpy())  # its buffer: tobytes() would copy it
         return digest.hexdigest()
 
     def __post_init__(self) -> None:

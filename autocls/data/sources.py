@@ -196,7 +196,7 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
     Returns the tensor and the indices of the files that were read; files that
     are not readable images are left out.
     """
-    arrays, read = [], []
+    pixels, read = None, []
     for i, path in enumerate(files):
         try:
             with warnings.catch_warnings(), Image.open(path) as img:
@@ -208,14 +208,17 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
                 if size is not None and img.size != size:
                     img = img.resize(size, Image.BILINEAR)
                 a = np.asarray(img, dtype=np.uint8)
-                arrays.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
-                read.append(i)
         except UNREADABLE:
             continue
-    if not arrays:
+        a = a[None] if channels == 1 else a.transpose(2, 0, 1)
+        if pixels is None:  # filled in place: a list of the images and its stack held the pixels twice
+            pixels = np.empty((len(files) - i, *a.shape), dtype=np.uint8)
+        pixels[len(read)] = a
+        read.append(i)
+    if pixels is None:
         width, height = size or (1, 1)
         return torch.empty(0, channels, height, width, dtype=torch.uint8), read
-    return torch.from_numpy(np.stack(arrays)), read
+    return torch.from_numpy(pixels[:len(read)]), read
 
 
 def skipped_files_notice(skipped: list, shown: int = 3) -> str:

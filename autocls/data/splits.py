@@ -53,10 +53,29 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(keep), np.sort(held)
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images, in the 0..1 range."""
-    x = images.double().div_(255.0).transpose(0, 1).reshape(images.shape[1], -1)
-    return tuple(x.mean(1).tolist()), tuple(x.std(1).clamp_min(1e-3).tolist())
+def channel_stats(images: torch.Tensor,
+                  indices: np.ndarray | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (those at ``indices``, else all), in the 0..1 range.
+
+    Summed over 64 MB of float64 at a time: all the images in float64 at once were 8x their own size (twice,
+    with the reshape's copy), and splitting 5,000 photos of 256x256 pixels took 13 GB.
+
+    Example:
+        >>> images = torch.tensor([[[[0]], [[255]]], [[[255]], [[255]]]], dtype=torch.uint8)  # 2 images, 2 channels
+        >>> channel_stats(images)
+        ((0.5, 1.0), (0.7071067811865476, 0.001))
+    """
+    indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+    channels, chunk = images.shape[1], max(1, 2**23 // images[0].numel())
+    total, squares = torch.zeros(channels, dtype=torch.float64), torch.zeros(channels, dtype=torch.float64)
+    for start in range(0, len(indices), chunk):
+        x = images[torch.from_numpy(indices[start:start + chunk])].double().div_(255.0)
+        total += x.sum((0, 2, 3))
+        squares += x.square_().sum((0, 2, 3))
+    n = len(indices) * images[0, 0].numel()
+    mean = total / n
+    variance = (squares - n * mean.square()) / max(n - 1, 1)  # unbiased, as torch.std
+    return tuple(mean.tolist()), tuple(variance.clamp_min(0).sqrt().clamp_min(1e-3).tolist())
 
 
 def check_splittable(raw: RawDataset) -> None:
@@ -149,7 +168,7 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
         else:
             tr, va = stratified_split(labels[pool], val_fraction, seed)
             train_idx, val_idx = pool[tr], pool[va]
-        mean, std = channel_stats(raw.images[torch.from_numpy(train_idx)])
+        mean, std = channel_stats(raw.images, train_idx)
         stats = {"mean": mean, "std": std}
         if split_file:
             split_file.parent.mkdir(parents=True, exist_ok=True)

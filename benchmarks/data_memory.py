@@ -1,0 +1,70 @@
+"""How much memory loading and splitting a folder of photos takes, over the size of its pixels.
+
+The shared CIFAR-10 photos, ``--per-class`` of each class, enlarged to ``--size`` pixels (as a user's own photos
+are larger than 32 px), are decoded (no cache), decoded again (from the cache) and split as a search splits them
+(train mean and std, a split file), each in a process of its own.  Printed per step: the process's peak resident
+memory over the pixels' size in memory.  A run of the search holds its data in its main process and again in each
+trial's worker, so each x here is paid once per process.
+
+    python benchmarks/data_memory.py                      # 500 photos a class at 256 px: 983 MB of pixels
+
+Why: a 2-minute search on 5,000 such photos peaked at 8.5 GB in its main process, and splitting them alone at 13 GB
+(the statistics were taken over all the training pixels in float64 at once); 20,000 photos would not have fitted in
+this machine's 24 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _shared_data import cifar10_jpg_folder  # noqa: E402
+
+STEP = """
+import resource, sys, time
+from autocls.data import load_dataset
+from autocls.data.splits import make_splits
+start = time.perf_counter()
+raw = load_dataset(sys.argv[1])
+if sys.argv[2] == "split":
+    make_splits(raw, split_file=sys.argv[3])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(peak / raw.images.nbytes, peak / 2**20, raw.images.nbytes / 2**20, time.perf_counter() - start)
+"""
+
+
+def enlarged(folder: Path, size: int, out: Path) -> Path:
+    from PIL import Image
+
+    for path in sorted(folder.rglob("*.jpg")):
+        target = out / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC).save(target, quality=90)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=500)
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="autocls-memory-") as work:
+        work = Path(work)
+        (work / "jpg").mkdir()
+        photos = enlarged(cifar10_jpg_folder(args.per_class, work / "jpg"), args.size, work / "photos")
+        env = {**os.environ, "AUTOCLS_CACHE": str(work / "cache"),
+               "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+        for step, what in (("decode", "load"), ("cached", "load"), ("split", "split")):
+            out = subprocess.run([sys.executable, "-c", STEP, str(photos), what, str(work / "split.npz")], env=env,
+                                 capture_output=True, text=True, check=True).stdout.split()
+            ratio, peak, pixels, seconds = map(float, out)
+            print(f"{step:7s} peak {peak:7.0f} MB = {ratio:5.2f}x the pixels ({pixels:.0f} MB), {seconds:5.1f} s",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
