@@ -269,7 +269,7 @@ def test_large_photos_are_kept_with_a_shorter_side_of_256(tmp_path):
 
 def test_splitting_photos_takes_about_twice_their_memory(tmp_path):
     """Regression: the train mean and std were taken over all the training images in float64 at once (and a
-    reshaped copy), so splitting 5,000 photos of 256 px (1 GB of pixels) peaked at 13 GB: 10x the pixels' size
+    reshaped copy), so splitting 5,000 photos of 256 px (1 GB of pixels) peaked at 13 GB: 11x the pixels' size
     over the images themselves.  The split's copies are the pixels' size; the statistics add 64 MB at most."""
     import subprocess
     import sys

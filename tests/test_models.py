@@ -24,9 +24,8 @@ def test_zoo_handles_8px_grayscale():
 
 def test_a_one_channel_lenet_trains_as_its_three_channel_self_on_gray_images():
     # Gray images in three equal channels train three copies of each first-layer weight, whose sum is all the net
-    # sees, so that sum steps three times as far as one channel's weight would: LeNet, with no normalization, lost
-    # 1.4-3.3 points on gray digits when a gray folder became one channel (RESULTS.md).  Its one-channel layer takes
-    # the three-channel step.
+    # sees, so that sum steps three times as far as one channel's weight would: LeNet, with no normalization, scored
+    # 1.0 and 4.4 points lower on two sets of gray digits without the three-channel step (RESULTS.md).
     from sklearn.datasets import load_digits
 
     from autocls.models.zoo import Scale

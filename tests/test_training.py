@@ -312,6 +312,21 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path, device):
     assert resumed.history[-1]["val_acc"] == pytest.approx(full.history[-1]["val_acc"], abs=0.03)
 
 
+def test_a_checkpoint_that_no_longer_fits_its_model_is_one_error_saying_what_to_do(digits, tmp_path):
+    """Regression: a run cut short before a model's code changed (a one-channel LeNet gained a layer) failed to
+    continue with a traceback of state-dict keys."""
+    from autocls.artifacts import CHECKPOINT_FILE
+    from autocls.models import create_model
+
+    cfg = TrainConfig(model="lenet", epochs=4, batch_size=128)
+    with pytest.raises(Killed):
+        train(cfg, digits, reporter=_die_after_two, out_dir=tmp_path, runtime=Runtime(checkpoint_share=1))
+    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    torch.save({**state, "model": create_model("lenet", 10, in_chans=3).state_dict()}, tmp_path / CHECKPOINT_FILE)
+    with pytest.raises(UserError, match="weights do not fit the model .* remove that folder, or train into another"):
+        train(cfg, digits, out_dir=tmp_path, resume=True, runtime=Runtime(checkpoint_share=1))
+
+
 def test_slow_checkpoints_are_written_less_often(digits, tmp_path, monkeypatch):
     written = []
 

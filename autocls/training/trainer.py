@@ -266,7 +266,7 @@ def _save_checkpoint(artifacts: TrialArtifacts, run: _Run, progress: _Progress, 
 
 def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts, device: torch.device) -> _Progress:
     load_model_state(run.model, state["model"], artifacts.location,
-                     remedy="remove the folder (or give another --out) to train afresh")
+                     remedy="remove that folder, or train into another, to start afresh")
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     length = _Length(state.get("epochs", cfg.epochs), state.get("last_epoch_steps", 0))
