@@ -56,8 +56,9 @@ def main() -> None:
         work = Path(work)
         (work / "jpg").mkdir()
         photos = enlarged(cifar10_jpg_folder(args.per_class, work / "jpg"), args.size, work / "photos")
+        repo = str(Path(__file__).resolve().parents[1])  # this checkout's autocls, not an installed one
         env = {**os.environ, "AUTOCLS_CACHE": str(work / "cache"),
-               "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+               "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
         for step, what in (("decode", "load"), ("cached", "load"), ("split", "split")):
             out = subprocess.run([sys.executable, "-c", STEP, str(photos), what, str(work / "split.npz")], env=env,
                                  capture_output=True, text=True, check=True).stdout.split()
