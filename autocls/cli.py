@@ -75,7 +75,8 @@ def cmd_train(args) -> int:
     check_model_name(cfg.model)
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a file; give a folder for the run")
-    data = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction)  # bad names fail here, before the progress bar
+    # bad names fail here, before the progress bar; images larger than the run's image_size are kept at that size
+    data = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, image_size=cfg.image_size)
     base = Path(args.out) if args.out else Path("runs") / f"{Path(runtime.dataset).name}-{cfg.model.replace('/', '_')}"
     identity = {"dataset": runtime.dataset}
     if args.metric != "accuracy":  # its best epoch is another: not the run a top-1 command left (older runs keep theirs)

@@ -1,10 +1,11 @@
 """How much memory loading and splitting a folder of photos takes, over the size of its pixels.
 
 The shared CIFAR-10 photos, ``--per-class`` of each class, enlarged to ``--size`` pixels (as a user's own photos
-are larger than 32 px), are decoded (no cache), decoded again (from the cache) and split as a search splits them
-(train mean and std, a split file), each in a process of its own.  Printed per step: the process's peak resident
-memory over the pixels' size in memory.  A run of the search holds its data in its main process and again in each
-trial's worker, so each x here is paid once per process.
+are larger than 32 px), are decoded (no cache), decoded again (from the cache), split as a search splits them
+(train mean and std, a split file), and read as a trial's worker reads that split: at the folder's size, and at the
+CPU preset's 32 px (``image_size``), each in a process of its own.  Printed per step: the process's peak resident
+memory, and what it still holds once the step is done, over the pixels' size in memory.  A run of the search holds
+its data in its main process and again in each trial's worker, so each x here is paid once per process.
 
     python benchmarks/data_memory.py                      # 500 photos a class at 256 px: 983 MB of pixels
 
@@ -26,14 +27,24 @@ from _shared_data import cifar10_jpg_folder  # noqa: E402
 
 STEP = """
 import resource, sys, time
+import sklearn.model_selection  # imported by the split, before the baseline
 from autocls.data import load_dataset
 from autocls.data.splits import make_splits
-start = time.perf_counter()
+
+
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+
+
+start, base = time.perf_counter(), resident()
 raw = load_dataset(sys.argv[1])
-if sys.argv[2] == "split":
-    make_splits(raw, split_file=sys.argv[3])
+pixels = raw.images.nbytes
+if sys.argv[2] != "load":
+    size = {"split": None, "trial": None, "trial@32": 32}[sys.argv[2]]
+    data = make_splits(raw, split_file=sys.argv[3], image_size=size)
+    del raw
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(peak / raw.images.nbytes, peak / 2**20, raw.images.nbytes / 2**20, time.perf_counter() - start)
+print(peak / pixels, peak / 2**20, pixels / 2**20, time.perf_counter() - start, (resident() - base) / pixels)
 """
 
 
@@ -59,12 +70,16 @@ def main() -> None:
         repo = str(Path(__file__).resolve().parents[1])  # this checkout's autocls, not an installed one
         env = {**os.environ, "AUTOCLS_CACHE": str(work / "cache"),
                "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
-        for step, what in (("decode", "load"), ("cached", "load"), ("split", "split")):
+        held = {}
+        for step, what in (("decode", "load"), ("cached", "load"), ("split", "split"), ("trial", "trial"),
+                           ("trial@32", "trial@32")):
             out = subprocess.run([sys.executable, "-c", STEP, str(photos), what, str(work / "split.npz")], env=env,
                                  capture_output=True, text=True, check=True).stdout.split()
-            ratio, peak, pixels, seconds = map(float, out)
-            print(f"{step:7s} peak {peak:7.0f} MB = {ratio:5.2f}x the pixels ({pixels:.0f} MB), {seconds:5.1f} s",
-                  flush=True)
+            ratio, peak, pixels, seconds, held[step] = map(float, out)
+            print(f"{step:8s} peak {peak:7.0f} MB = {ratio:5.2f}x the pixels ({pixels:.0f} MB), {seconds:5.1f} s; "
+                  f"then holds {held[step]:5.2f}x", flush=True)
+        print(f"a trial worker at 32 px holds {held['trial'] / max(held['trial@32'], 1e-3):.1f}x less than at the "
+              f"folder's size")
 
 
 if __name__ == "__main__":

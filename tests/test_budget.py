@@ -502,6 +502,8 @@ def test_the_cpu_preset_trains_large_photos_at_32_pixels_on_time(cifar10_jpg_sub
     assert "space: images of 341x256 train at 32x32, its image_size" in capsys.readouterr().err
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert done and all(trial_artifacts(study, t).load_config()["image_size"] == 32 for t in done)
+    # each trial's worker held them at 32 px; a trial's folder, predicted from, decodes files at the folder's size
+    assert all(trial_artifacts(study, t).load_result()["image_shape"] == [3, 256, 341] for t in done)
     data = study_data(study)
     assert data.image_shape == (3, 256, 341)
     result = build_ensemble(study, top=1, name="check")

@@ -137,6 +137,22 @@ def test_a_run_on_grayscale_images_predicts_colour_files_too(tmp_path, capsys):
     assert np.mean([row[0].rsplit("-", 1)[1] == f"{row[1]}.png" for row in rows]) > 0.6
 
 
+def test_a_run_at_a_smaller_image_size_records_the_folders_and_predicts_its_files(tmp_path, capsys):
+    """`train --image-size` keeps the split at that size from the start (not the folder's size beside it); the
+    run still records the folder's shape, to which `predict` decodes new files before shrinking them as it trained."""
+    from tests.conftest import write_image_folder
+
+    folder = write_image_folder(tmp_path / "photos", classes=["a", "b", "c"], per_class=10, size=16)
+    tiny = ["--model", "resnet9", "--width", "0.25", "--epochs", "1", "--image-size", "8"]
+    assert main(["train", str(folder), *tiny, "--out", str(tmp_path / "run")]) == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["image_shape"] == [3, 16, 16] and yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())[
+        "image_size"] == 8
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), str(folder / "a")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 10
+
+
 def test_train_interrupted_continues_from_its_checkpoint_with_the_same_command(tmp_path, autocls_cli):
     """Regression: Ctrl-C lost a `train` run: the same command trained again from epoch 0."""
     import signal

@@ -329,3 +329,33 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / ima
     assert proc.returncode == 0, proc.stderr[-2000:]
     grown, read = proc.stdout.split()
     assert int(read) == 300 and float(grown) < 1.5, grown  # it was 2.0
+
+
+def test_a_split_at_a_runs_image_size_holds_the_same_images_shrunk(tmp_path):
+    """A trial of the CPU preset trains at 32 px: its worker held 256-px photos whole (64x the pixels it trains
+    on) and shrank a copy each trial.  The split at ``image_size`` is the full one's, shrunk once."""
+    from autocls.data.augment import shrunk
+    from autocls.data.registry import RawDataset
+
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (120, 3, 48, 40), dtype=np.uint8))
+    raw = RawDataset("photos", images, torch.arange(120) % 3, ["a", "b", "c"])
+    full = make_splits(raw, split_file=tmp_path / "split.npz")
+    small = make_splits(raw, split_file=tmp_path / "split.npz", image_size=16)  # the split file made at full size
+    assert small.image_shape == (3, 16, 16) and small.source_shape == full.source_shape == (3, 48, 40)
+    assert (small.mean, small.std) == (full.mean, full.std)  # the statistics of the images as loaded
+    for part in ("train", "val", "test"):
+        assert torch.equal(getattr(small, f"{part}_y"), getattr(full, f"{part}_y"))
+        assert torch.equal(getattr(small, f"{part}_x"), shrunk(getattr(full, f"{part}_x"), 16))
+    assert make_splits(raw, image_size=64).image_shape == (3, 48, 40)  # never enlarged: the batches are
+
+
+def test_a_trial_worker_holds_its_data_at_the_trials_image_size(tmp_path):
+    from autocls.artifacts import ArtifactStore
+    from autocls.search.trainable import _cached_data
+    from autocls.training import Runtime, TrainConfig
+
+    prepare_data("digits", split_file=tmp_path / "split.npz")
+    store = ArtifactStore(tmp_path)
+    data = _cached_data(TrainConfig(image_size=4), Runtime(dataset="digits"), store, "split.npz")
+    assert data.image_shape == (1, 4, 4) and data.source_shape == (1, 8, 8)
+    assert _cached_data(TrainConfig(), Runtime(dataset="digits"), store, "split.npz").image_shape == (1, 8, 8)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from autocls.data.augment import shrunk
 from autocls.data.registry import RawDataset, load_dataset
 from autocls.errors import UserError
 from autocls.files import atomic_write_bytes
@@ -28,6 +29,7 @@ class DataSplits:
     test_y: torch.Tensor
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    decoded_shape: tuple[int, int, int] | None = None  # as loaded, where ``image_size`` shrank the tensors here
 
     @property
     def num_classes(self) -> int:
@@ -35,7 +37,13 @@ class DataSplits:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """The tensors' (channels, height, width)."""
         return tuple(self.train_x.shape[1:])
+
+    @property
+    def source_shape(self) -> tuple[int, int, int]:
+        """The images' shape as the dataset decodes them: what new files are decoded to for predicting."""
+        return self.decoded_shape or self.image_shape
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +135,7 @@ def class_imbalance(raw: RawDataset) -> str | None:
 
 
 def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-                split_file: str | Path | None = None) -> DataSplits:
+                split_file: str | Path | None = None, image_size: int | None = None) -> DataSplits:
     """Split ``raw`` and compute its train mean/std.
 
     The official test set is the test split where one exists; otherwise
@@ -138,11 +146,17 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
     all trials of a study share them even if the data loader's order or
     scikit-learn's RNG were to change; data whose content changed is refused.
 
+    With ``image_size`` (a run's), the splits hold their images shrunk to that side where that shrinks them,
+    and ``decoded_shape`` the shape they were loaded at.  The indices, statistics and fingerprint are those of
+    the images as loaded.  A trial of the CPU preset trains at 32 px, and its worker held photos of 256 px whole.
+
     Example:
         >>> from autocls.data import load_dataset
         >>> s = make_splits(load_dataset("digits"), seed=0)
         >>> len(s.train_y) + len(s.val_y) + len(s.test_y)
         1797
+        >>> make_splits(load_dataset("digits"), seed=0, image_size=4).train_x.shape[1:]
+        torch.Size([1, 4, 4])
     """
     if not 0 < val_fraction < 1:
         raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -177,23 +191,27 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
                      stats=json.dumps(stats), fingerprint=fingerprint)
             atomic_write_bytes(split_file, buffer.getvalue())  # a crash never leaves half a split file
     t = torch.from_numpy
+    images = shrunk(raw.images, image_size)  # before the split's copies, which are then of the small images
     if raw.test_images is not None:
-        test_x, test_y = raw.test_images, raw.test_labels
+        test_x, test_y = shrunk(raw.test_images, image_size), raw.test_labels
     else:
-        test_x, test_y = raw.images[t(test_idx)], raw.labels[t(test_idx)]
+        test_x, test_y = images[t(test_idx)], raw.labels[t(test_idx)]
     if raw.val_images is not None:
-        val_x, val_y = raw.val_images, raw.val_labels
+        val_x, val_y = shrunk(raw.val_images, image_size), raw.val_labels
     else:
-        val_x, val_y = raw.images[t(val_idx)], raw.labels[t(val_idx)]
+        val_x, val_y = images[t(val_idx)], raw.labels[t(val_idx)]
+    decoded_shape = tuple(raw.images.shape[1:])
     return DataSplits(
         name=raw.name, classes=raw.classes,
-        train_x=raw.images[t(train_idx)], train_y=raw.labels[t(train_idx)],
+        train_x=images[t(train_idx)], train_y=raw.labels[t(train_idx)],
         val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y,
         mean=tuple(stats["mean"]), std=tuple(stats["std"]),
+        decoded_shape=decoded_shape if decoded_shape != tuple(images.shape[1:]) else None,
     )
 
 
 def prepare_data(dataset: str, data_dir: str | Path | None = None, val_fraction: float = 0.1, seed: int = 0,
-                 split_file: str | Path | None = None) -> DataSplits:
+                 split_file: str | Path | None = None, image_size: int | None = None) -> DataSplits:
     """Load a dataset by name or folder and split it (see :func:`make_splits`)."""
-    return make_splits(load_dataset(dataset, data_dir), val_fraction=val_fraction, seed=seed, split_file=split_file)
+    return make_splits(load_dataset(dataset, data_dir), val_fraction=val_fraction, seed=seed, split_file=split_file,
+                       image_size=image_size)

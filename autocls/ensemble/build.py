@@ -344,7 +344,7 @@ def _save(result: EnsembleResult, folder: Path, data, overwrite: bool) -> Path:
     manifest = {
         "format": FORMAT_VERSION, "autocls_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "method": result.method, "tta": result.extra["tta"], "classes": data.classes, "mean": list(data.mean),
-        "std": list(data.std), "image_shape": list(data.image_shape), "members": members,
+        "std": list(data.std), "image_shape": list(data.source_shape), "members": members,
         "scores": {"val": result.val, "test": result.test, "best_member_val": result.best_member_val,
                    "best_member_test": result.best_member_test, "best_member": result.best_member},
     }

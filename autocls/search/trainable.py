@@ -12,13 +12,15 @@ _DATA: dict[tuple, object] = {}  # one dataset per worker process: Ray reuses wo
 def _cached_data(cfg, runtime, store, split_key: str):
     from autocls.data import prepare_data
 
-    key = (runtime.dataset, runtime.data_dir, cfg.val_fraction, store.uri, split_key)
+    key = (runtime.dataset, runtime.data_dir, cfg.val_fraction, store.uri, split_key, cfg.image_size)
     if key not in _DATA:
         _DATA.clear()  # hold one dataset at a time
         with store.fetched(split_key) as split_file:  # written by the driver before any trial starts
             if split_file is None:
                 raise FileNotFoundError(f"the study's split file '{split_key}' is not in {store.uri}")
-            _DATA[key] = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, split_file=split_file)
+            # at the trials' image_size: 32-px trials of 256-px photos held 64x the pixels they train on
+            _DATA[key] = prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, split_file=split_file,
+                                      image_size=cfg.image_size)
     return _DATA[key]
 
 

@@ -450,7 +450,7 @@ def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialAr
     if artifacts:
         summary = {k: v for k, v in result.__dict__.items() if k != "history"}
         summary.update(classes=data.classes, mean=list(data.mean), std=list(data.std),
-                       image_shape=list(data.image_shape))
+                       image_shape=list(data.source_shape))  # what predicting decodes new files to
         artifacts.save_result(summary, progress.history)
     return result
 
@@ -526,7 +526,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     device = resolve_device(runtime.device)
     torch.manual_seed(runtime.seed)
     np.random.seed(runtime.seed)
-    data = data or prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, seed=0)
+    data = data or prepare_data(runtime.dataset, runtime.data_dir, cfg.val_fraction, seed=0, image_size=cfg.image_size)
     artifacts = None
     if out_dir:
         artifacts = TrialArtifacts(out_dir, run_identity(cfg, runtime, identity), store=store)
