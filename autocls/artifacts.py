@@ -60,6 +60,7 @@ from autocls.files import atomic_write_bytes
 IDENTITY_FILE = "identity.json"
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "best.safetensors"
+REVISION_KEY = "weights_revision"  # in a weights file's metadata and a checkpoint: see weights_revision()
 RESULT_FILE = "result.json"
 HISTORY_FILE = "history.json"
 CHECKPOINT_FILE = "last.pt"
@@ -217,29 +218,50 @@ def _download_folder() -> Path:
     return folder
 
 
+def weights_revision(model: torch.nn.Module) -> int:
+    """What the model's weights mean: 1, or the ``weights_revision`` its class declares since a change of its code
+    made weights saved before still load but compute something else (VGG's logits gained a factor of 0.125).
+
+    Example:
+        >>> from autocls.models import create_model
+        >>> weights_revision(create_model("resnet9", 10)), weights_revision(create_model("vgg11_bn", 10))
+        (1, 2)
+    """
+    return int(getattr(model, "weights_revision", 1))
+
+
 def weights_bytes(model: torch.nn.Module, metadata: dict[str, str] | None = None) -> bytes:
-    """The model's state dict as safetensors."""
+    """The model's state dict as safetensors, its :func:`weights_revision` in the metadata."""
     from safetensors.torch import save
 
     # contiguous(): channels_last conv weights are strided views, which safetensors refuses
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    return save(state, metadata=metadata)
+    return save(state, metadata={**(metadata or {}), REVISION_KEY: str(weights_revision(model))})
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
     """Load safetensors weights (never unpickles anything)."""
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
-    load_model_state(model, load_file(str(path)), path)
+    with safe_open(str(path), "pt") as f:
+        state = {key: f.get_tensor(key) for key in f.keys()}
+        saved_revision = int((f.metadata() or {}).get(REVISION_KEY, 1))
+    load_model_state(model, state, path, saved_revision=saved_revision)
 
 
-def load_model_state(model: torch.nn.Module, state: dict, source, remedy: str = "train it again") -> None:
-    """``model.load_state_dict(state)``; weights of another layout are one :class:`UserError` naming ``source``
-    and the ``remedy``.
+def load_model_state(model: torch.nn.Module, state: dict, source, remedy: str = "train it again",
+                     saved_revision: int = 1) -> None:
+    """``model.load_state_dict(state)``; weights of another layout, or of another :func:`weights_revision`
+    (``saved_revision``: theirs, 1 in files that do not say), are one :class:`UserError` naming ``source`` and
+    the ``remedy``.
 
     A model's code can change between versions of autocls (a one-channel LeNet gained a layer), and a run or
-    ensemble saved before then names its model but no longer fits it.
+    ensemble saved before then names its model but no longer fits it, or fits it and means something else.
     """
+    if saved_revision != weights_revision(model):
+        raise UserError(f"{source}: saved by another version of autocls, whose {type(model).__name__} computed "
+                        f"other outputs from the same weights (weights revision {saved_revision}, this version's "
+                        f"{weights_revision(model)}); {remedy}")
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

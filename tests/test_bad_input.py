@@ -148,6 +148,27 @@ def test_a_run_whose_weights_no_longer_fit_its_model_is_one_line(tmp_path, autoc
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_vgg_run_saved_before_its_logits_were_scaled_is_refused_in_one_line(tmp_path, autocls_cli):
+    """Regression: VGG's logits gained a factor of 0.125 (2c3c181), which has no weights: a run or ensemble saved
+    before loaded without a word and voted with probabilities its training never made.  Weights files now carry
+    their model's weights revision; files without one (older autocls) are revision 1, which still fits every model
+    whose code has not changed since."""
+    from safetensors.torch import load_file, save
+
+    for model in ("vgg11_bn", "lenet"):
+        trained = autocls_cli("train", "digits", "--model", model, "--epochs", "1", "--out", model, cwd=tmp_path)
+        assert trained.returncode == 0, trained.stderr[-2000:]
+        weights = tmp_path / model / "best.safetensors"
+        weights.write_bytes(save(load_file(weights), metadata={"epoch": "1"}))  # as an older autocls wrote it
+    write_image_folder(tmp_path / "images", classes=("a",), per_class=2)
+    proc = autocls_cli("predict", "vgg11_bn", "images", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert ("best.safetensors: saved by another version of autocls, whose VGG computed other outputs from the same "
+            "weights (weights revision 1, this version's 2); train it again") in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert autocls_cli("predict", "lenet", "images", cwd=tmp_path).returncode == 0
+
+
 def test_no_secret_and_no_huge_line(tmp_path):
     proc = cli("search", "digits", "--space", "digits", "--storage", "postgresql://u:secretpw@127.0.0.1:9/none",
                cwd=tmp_path)

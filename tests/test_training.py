@@ -327,6 +327,22 @@ def test_a_checkpoint_that_no_longer_fits_its_model_is_one_error_saying_what_to_
         train(cfg, digits, out_dir=tmp_path, resume=True, runtime=Runtime(checkpoint_share=1))
 
 
+def test_a_vgg_checkpoint_from_before_its_logits_were_scaled_is_not_continued(digits, tmp_path):
+    """A VGG run cut short before its logits gained a factor of 0.125 (weights revision 2) fits the model but
+    would continue training another function: it is refused as one that no longer fits is."""
+    from autocls.artifacts import CHECKPOINT_FILE
+
+    cfg = TrainConfig(model="vgg11_bn", epochs=4, batch_size=128, epoch_images=256)
+    with pytest.raises(Killed):
+        train(cfg, digits, reporter=_die_after_two, out_dir=tmp_path, runtime=Runtime(checkpoint_share=1))
+    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    assert state["weights_revision"] == 2
+    del state["weights_revision"]  # as an older autocls wrote it
+    torch.save(state, tmp_path / CHECKPOINT_FILE)
+    with pytest.raises(UserError, match="weights revision 1, this version's 2.*remove that folder, or train into"):
+        train(cfg, digits, out_dir=tmp_path, resume=True, runtime=Runtime(checkpoint_share=1))
+
+
 def test_slow_checkpoints_are_written_less_often(digits, tmp_path, monkeypatch):
     written = []
 

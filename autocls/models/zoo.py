@@ -307,6 +307,8 @@ class VGG(nn.Module):
     scaled 98-99% (3 seeds; 2026-12-04).
     """
 
+    weights_revision = 2  # weights saved before the 0.125 (revision 1) load, but their logits would be 8x smaller
+
     def __init__(self, depth: int, num_classes: int, in_chans: int = 3):
         super().__init__()
         layers, cin = [], in_chans

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autocls.artifacts import ArtifactStore, TrialArtifacts, config_hash, load_model_state, load_weights
+from autocls.artifacts import (ArtifactStore, TrialArtifacts, config_hash, load_model_state, load_weights,
+                               weights_revision)
 from autocls.data.augment import BatchAugment, shrunk
 from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
@@ -256,6 +257,7 @@ def _checkpoint_due(share: float, progress: _Progress) -> bool:
 def _save_checkpoint(artifacts: TrialArtifacts, run: _Run, progress: _Progress, device: torch.device) -> None:
     written = time.perf_counter()
     artifacts.save_checkpoint(epoch=progress.epoch, model=run.model.state_dict(),
+                              weights_revision=weights_revision(run.model),
                               optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
                               rng=torch.get_rng_state(), best_acc=progress.best_acc, best_epoch=progress.best_epoch,
                               history=progress.history, epochs=progress.length.epochs,
@@ -266,7 +268,8 @@ def _save_checkpoint(artifacts: TrialArtifacts, run: _Run, progress: _Progress, 
 
 def _restore(state: dict, run: _Run, cfg: TrainConfig, artifacts: TrialArtifacts, device: torch.device) -> _Progress:
     load_model_state(run.model, state["model"], artifacts.location,
-                     remedy="remove that folder, or train into another, to start afresh")
+                     remedy="remove that folder, or train into another, to start afresh",
+                     saved_revision=state.get("weights_revision", 1))
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     length = _Length(state.get("epochs", cfg.epochs), state.get("last_epoch_steps", 0))
