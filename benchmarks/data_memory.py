@@ -2,8 +2,8 @@
 
 The shared CIFAR-10 photos, ``--per-class`` of each class, enlarged to ``--size`` pixels (as a user's own photos
 are larger than 32 px), are decoded (no cache), decoded again (from the cache), split as a search splits them
-(train mean and std, a split file), and read as a trial's worker reads that split: at the folder's size, and at the
-CPU preset's 32 px (``image_size``), each in a process of its own.  Printed per step: the process's peak resident
+(train mean and std, a split file), and read as a trial's worker reads that split; the last two at the folder's
+size and at the CPU preset's 32 px (``image_size``, ``@32``), each in a process of its own.  Printed per step: the process's peak resident
 memory, and what it still holds once the step is done, over the pixels' size in memory.  A run of the search holds
 its data in its main process and again in each trial's worker, so each x here is paid once per process.
 
@@ -40,7 +40,7 @@ start, base = time.perf_counter(), resident()
 raw = load_dataset(sys.argv[1])
 pixels = raw.images.nbytes
 if sys.argv[2] != "load":
-    size = {"split": None, "trial": None, "trial@32": 32}[sys.argv[2]]
+    size = 32 if sys.argv[2].endswith("@32") else None
     data = make_splits(raw, split_file=sys.argv[3], image_size=size)
     del raw
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -70,16 +70,17 @@ def main() -> None:
         repo = str(Path(__file__).resolve().parents[1])  # this checkout's autocls, not an installed one
         env = {**os.environ, "AUTOCLS_CACHE": str(work / "cache"),
                "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
-        held = {}
-        for step, what in (("decode", "load"), ("cached", "load"), ("split", "split"), ("trial", "trial"),
-                           ("trial@32", "trial@32")):
-            out = subprocess.run([sys.executable, "-c", STEP, str(photos), what, str(work / "split.npz")], env=env,
+        held, peaks = {}, {}
+        steps = (("decode", "load", "a"), ("cached", "load", "a"), ("split", "split", "a"), ("split@32", "split@32", "b"),
+                 ("trial", "trial", "a"), ("trial@32", "trial@32", "a"))  # a trial reads the split file written
+        for step, what, split in steps:
+            out = subprocess.run([sys.executable, "-c", STEP, str(photos), what, str(work / f"{split}.npz")], env=env,
                                  capture_output=True, text=True, check=True).stdout.split()
-            ratio, peak, pixels, seconds, held[step] = map(float, out)
-            print(f"{step:8s} peak {peak:7.0f} MB = {ratio:5.2f}x the pixels ({pixels:.0f} MB), {seconds:5.1f} s; "
+            ratio, peaks[step], pixels, seconds, held[step] = map(float, out)
+            print(f"{step:8s} peak {peaks[step]:7.0f} MB = {ratio:5.2f}x the pixels ({pixels:.0f} MB), {seconds:5.1f} s; "
                   f"then holds {held[step]:5.2f}x", flush=True)
-        print(f"a trial worker at 32 px holds {held['trial'] / max(held['trial@32'], 1e-3):.1f}x less than at the "
-              f"folder's size")
+        print(f"at 32 px: a search's split peaks {peaks['split'] / peaks['split@32']:.2f}x lower, and a trial worker "
+              f"holds {held['trial'] / max(held['trial@32'], 1e-3):.1f}x less, than at the folder's size")
 
 
 if __name__ == "__main__":

@@ -506,6 +506,7 @@ def test_the_cpu_preset_trains_large_photos_at_32_pixels_on_time(cifar10_jpg_sub
     assert all(trial_artifacts(study, t).load_result()["image_shape"] == [3, 256, 341] for t in done)
     data = study_data(study)
     assert data.image_shape == (3, 256, 341)
+    assert study_data(study, at_trials_image_size=True).image_shape == (3, 32, 32)  # as the ensemble reads it
     result = build_ensemble(study, top=1, name="check")
     # four classes, 48 test images: chance is 25%; 73% on a quiet machine, 40% beside a busy core (the trial re-fits
     # its steps to its time)

@@ -143,7 +143,7 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
         raise UserError(f"--top must be >= 1, got {top}")
     metric = metric or ranking_metric(study)
     ranking_metric_named(metric)  # a bad name fails before the data is read
-    data = study_data(study)
+    data = study_data(study, at_trials_image_size=True)  # the trials' test probabilities are of those images
     val_y, test_y = data.val_y.numpy(), data.test_y.numpy()
     members, problems = candidates(study, val_y, metric)
     for line in problems:
@@ -251,8 +251,10 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
     return chosen
 
 
-def study_data(study: optuna.Study):
-    """The study's data, split as its trials saw it (the split file in the study folder)."""
+def study_data(study: optuna.Study, at_trials_image_size: bool = False):
+    """The study's data, split as its trials saw it (the split file in the study folder); with
+    ``at_trials_image_size``, its images at the space's fixed ``image_size`` where it has one, as every trial held
+    them (256-px photos at the CPU preset's 32 px: 1/64 of the memory)."""
     from autocls.data import prepare_data
 
     space = SearchSpace.of_study(study)
@@ -261,8 +263,9 @@ def study_data(study: optuna.Study):
     with store.fetched(SPLIT_FILE) as split_file:
         if split_file is None:
             raise UserError(f"study '{study.study_name}': its split file '{SPLIT_FILE}' is missing from {store.uri}")
+        image_size = space.fixed.get("image_size") if space and at_trials_image_size else None
         return prepare_data(study.user_attrs["dataset"], study.user_attrs.get("data_dir"), val_fraction,
-                            split_file=split_file)
+                            split_file=split_file, image_size=image_size)
 
 
 def _recompute_with_tta(members: list[Member], data, tta: str, deadline: float | None = None,

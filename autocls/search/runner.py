@@ -270,7 +270,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             if measured is None:
                 measured = _timed_models(study, space, data, threads, address, gpus_per_trial, show_progress)
         evaluating = eval_share(trained_per_epoch(space, len(data.train_y)), len(data.val_y) + len(data.test_y))
-        data_size = len(data.train_y), min(data.image_shape[1:])
+        data_size = len(data.train_y), min(data.source_shape[1:])
         del data
         fitting = _fitted_to_data(space, dataset, *data_size)
         if fitting and show_progress:
@@ -560,7 +560,10 @@ def _study_split(raw: RawDataset, space: SearchSpace, seed: int, paths: StudyPat
     split_file = paths.folder / SPLIT_FILE
     if not split_file.exists() and not artifact_store.is_local and (kept := artifact_store.read(SPLIT_FILE)):
         atomic_write_bytes(split_file, kept)
-    data = make_splits(raw, val_fraction=space.fixed.get("val_fraction", 0.1), seed=seed, split_file=split_file)
+    # at the trials' image_size (the CPU preset's 32 px), as they hold it: 256-px photos split in 1.7x their size,
+    # not 2.7x (benchmarks/data_memory.py)
+    data = make_splits(raw, val_fraction=space.fixed.get("val_fraction", 0.1), seed=seed, split_file=split_file,
+                       image_size=space.fixed.get("image_size"))
     if not artifact_store.exists(SPLIT_FILE):
         artifact_store.write(SPLIT_FILE, split_file.read_bytes())
     return data
