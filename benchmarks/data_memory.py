@@ -3,9 +3,10 @@
 The shared CIFAR-10 photos, ``--per-class`` of each class, enlarged to ``--size`` pixels (as a user's own photos
 are larger than 32 px), are decoded (no cache), decoded again (from the cache), split as a search splits them
 (train mean and std, a split file), and read as a trial's worker reads that split; the last two at the folder's
-size and at the CPU preset's 32 px (``image_size``, ``@32``), each in a process of its own.  Printed per step: the process's peak resident
-memory, and what it still holds once the step is done, over the pixels' size in memory.  A run of the search holds
-its data in its main process and again in each trial's worker, so each x here is paid once per process.
+size and at the CPU preset's 32 px (``image_size``, ``@32``), each in a process of its own.  Printed per step: the
+process's peak resident memory, and what it still holds once the step is done, over the pixels' size in memory.
+A run of the search holds its data in its main process and again in each trial's worker, so each x here is paid
+once per process.
 
     python benchmarks/data_memory.py                      # 500 photos a class at 256 px: 983 MB of pixels
 
@@ -71,14 +72,15 @@ def main() -> None:
         env = {**os.environ, "AUTOCLS_CACHE": str(work / "cache"),
                "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
         held, peaks = {}, {}
-        steps = (("decode", "load", "a"), ("cached", "load", "a"), ("split", "split", "a"), ("split@32", "split@32", "b"),
-                 ("trial", "trial", "a"), ("trial@32", "trial@32", "a"))  # a trial reads the split file written
+        # (name, what the process does, its split file): the trials read the one "split" wrote
+        steps = (("decode", "load", "a"), ("cached", "load", "a"), ("split", "split", "a"),
+                 ("split@32", "split@32", "b"), ("trial", "trial", "a"), ("trial@32", "trial@32", "a"))
         for step, what, split in steps:
             out = subprocess.run([sys.executable, "-c", STEP, str(photos), what, str(work / f"{split}.npz")], env=env,
                                  capture_output=True, text=True, check=True).stdout.split()
             ratio, peaks[step], pixels, seconds, held[step] = map(float, out)
-            print(f"{step:8s} peak {peaks[step]:7.0f} MB = {ratio:5.2f}x the pixels ({pixels:.0f} MB), {seconds:5.1f} s; "
-                  f"then holds {held[step]:5.2f}x", flush=True)
+            print(f"{step:8s} peak {peaks[step]:7.0f} MB = {ratio:5.2f}x the pixels ({pixels:.0f} MB), "
+                  f"{seconds:5.1f} s; then holds {held[step]:5.2f}x", flush=True)
         print(f"at 32 px: a search's split peaks {peaks['split'] / peaks['split@32']:.2f}x lower, and a trial worker "
               f"holds {held['trial'] / max(held['trial@32'], 1e-3):.1f}x less, than at the folder's size")
 
