@@ -404,6 +404,32 @@ def test_a_run_folder_without_its_weights_is_refused_in_one_line(tmp_path):
         load_ensemble(tmp_path)
 
 
+def test_a_trial_whose_weights_this_version_cannot_load_is_left_out_of_the_ensemble(tmp_path):
+    """A study continued after an upgrade can hold trials an older autocls saved for a model changed since (here a
+    one-channel LeNet saved before its first layer changed): the ensemble leaves them out and says why, rather than
+    saving one that `predict` refuses (tta none), or failing after the search (tta auto loads the members)."""
+    from autocls.artifacts import weights_bytes
+    from autocls.models import create_model
+    from autocls.search import run_search
+    from tests.conftest import ENSEMBLE_SPACE
+
+    space = ENSEMBLE_SPACE.replace("epochs: 5", "epochs: 1").replace("grace_period: 5", "grace_period: 1")
+    (tmp_path / "space.yaml").write_text(space)
+    study = run_search("digits", space=tmp_path / "space.yaml", n_trials=3, studies_dir=tmp_path / "studies",
+                       show_progress=False, ensemble_top=None)
+    old, files = study.best_trial.number, trial_artifacts(study, study.best_trial)
+    files.weights_file.write_bytes(weights_bytes(create_model("lenet", 10, 3), {"epoch": str(files.best_epoch())}))
+    for tta in ("none", "auto"):
+        with pytest.warns(UserWarning) as caught:
+            result = build_ensemble(study, top=5, tta=tta, name=tta)
+        said = [str(w.message) for w in caught]
+        assert any(line.startswith(f"left out of the ensemble: trial {old}: ") and "do not fit the model" in line
+                   for line in said), said
+        assert old not in [m.number for m in result.members] and len(result.members) == 2
+        assert any("2 trial(s) with saved probabilities, fewer than --top 5" in line for line in said), said
+        assert load_ensemble(result.folder).models
+
+
 def test_members_greedy_selection_never_picked_get_no_share_of_the_vote(capsys, tmp_path):
     """Regression: after the README's digits search the line read 'vote shares #6: 100%, #11: 0%, #0: 0%',
     as if the saved ensemble had three members; it has one (members of weight 0 are not saved)."""

@@ -98,6 +98,25 @@ def candidates(study: optuna.Study, val_y: np.ndarray,
     return members, problems
 
 
+def loadable(members: list[Member], top: int, num_classes: int, in_chans: int) -> tuple[list[Member], list[str]]:
+    """The first ``top`` of ``members`` whose weights this autocls loads, and a line for each passed over: a trial
+    that an older autocls saved for a model whose code has changed since (a study continued after an upgrade), which
+    would otherwise stop the ensemble, or its ``predict``, with an error after the search."""
+    from autocls.inference import load_trained_model
+
+    kept, problems = [], []
+    for m in members:
+        if len(kept) == top:
+            break
+        try:
+            load_trained_model(m.config, m.weights_file, num_classes, in_chans, torch.device("cpu"))
+        except UserError as error:
+            problems.append(f"trial {m.number}: {error}")
+        else:
+            kept.append(m)
+    return kept, problems
+
+
 def ensemble_name(method: str, top: int, temperature: bool = False, tta: str | None = None) -> str:
     """The default folder name: every option that changes the ensemble is in it.
 
@@ -146,14 +165,14 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     data = study_data(study, at_trials_image_size=True)  # the trials' test probabilities are of those images
     val_y, test_y = data.val_y.numpy(), data.test_y.numpy()
     members, problems = candidates(study, val_y, metric)
-    for line in problems:
+    members, unloadable = loadable(members, top, data.num_classes, data.image_shape[0])
+    for line in problems + unloadable:
         warnings.warn(f"left out of the ensemble: {line}", stacklevel=2)
     if not members:
         raise UserError(f"study '{study.study_name}' has no trial with saved weights and val/test probabilities yet")
     if len(members) < top:
         warnings.warn(f"study '{study.study_name}' has {len(members)} trial(s) with saved probabilities, fewer than "
                       f"--top {top}: the ensemble uses those {len(members)}", stacklevel=2)
-    members = members[:top]
     folder = Path(study.user_attrs.get("folder", ""))
     if tta in TTA_MODES and tta != "none":
         _recompute_with_tta(members, data, tta)
