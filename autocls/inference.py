@@ -47,7 +47,9 @@ def load_trained_model(config: dict, weights_file, num_classes: int, in_chans: i
     from autocls.artifacts import load_weights
     from autocls.models.registry import model_from_config
 
-    model = model_from_config(config, num_classes, in_chans=in_chans)
+    # built without its pretrained weights, which the saved ones replace: fetching them took the Hugging Face hub
+    # (and failed on a machine offline without them in its cache) for nothing
+    model = model_from_config({**config, "pretrained": False}, num_classes, in_chans=in_chans)
     load_weights(model, weights_file)
     layout = torch.channels_last if trained_precision(config, device)["channels_last"] else torch.contiguous_format
     return model.to(device, memory_format=layout).eval()

@@ -71,6 +71,23 @@ def test_pretrained_offline_is_a_clear_error(monkeypatch):
         create_model("timm/resnet10t", 10, pretrained=True)
 
 
+def test_a_fine_tuned_model_loads_for_predicting_offline_without_its_pretrained_weights(monkeypatch, tmp_path):
+    """Regression: predicting with a fine-tuned run or ensemble built its model with ``pretrained=True`` first,
+    fetching ImageNet weights that its own then replaced, and failed on a machine offline without them cached."""
+    import autocls.models.registry as registry
+    from autocls.artifacts import weights_bytes
+    from autocls.inference import load_trained_model
+
+    tuned = create_model("timm/resnet10t", 7)
+    (tmp_path / "best.safetensors").write_bytes(weights_bytes(tuned))
+    monkeypatch.setattr(registry, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-cache")
+    config = {"model": "timm/resnet10t", "pretrained": True}
+    model = load_trained_model(config, tmp_path / "best.safetensors", 7, 3, torch.device("cpu"))
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(model(x), tuned.eval()(x), atol=1e-5)  # the tuned weights (in channels_last)
+
+
 @pytest.mark.parametrize("name", ["resnet9", "resnet18", "preact_resnet18", "wrn16_4", "wrn28_2", "lenet", "airbench"])
 def test_width_multiplier_builds_trains_and_shrinks(name):
     from autocls.models.registry import accepts_width
