@@ -29,7 +29,7 @@ class DataSplits:
     test_y: torch.Tensor
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    decoded_shape: tuple[int, int, int] | None = None  # as loaded, where ``image_size`` shrank the tensors here
+    decoded_shape: tuple[int, int, int] | None = None  # as loaded (``image_size`` may have shrunk the tensors)
 
     @property
     def num_classes(self) -> int:
@@ -200,13 +200,12 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
         val_x, val_y = shrunk(raw.val_images, image_size), raw.val_labels
     else:
         val_x, val_y = images[t(val_idx)], raw.labels[t(val_idx)]
-    decoded_shape = tuple(raw.images.shape[1:])
     return DataSplits(
         name=raw.name, classes=raw.classes,
         train_x=images[t(train_idx)], train_y=raw.labels[t(train_idx)],
         val_x=val_x, val_y=val_y, test_x=test_x, test_y=test_y,
         mean=tuple(stats["mean"]), std=tuple(stats["std"]),
-        decoded_shape=decoded_shape if decoded_shape != tuple(images.shape[1:]) else None,
+        decoded_shape=tuple(raw.images.shape[1:]),
     )
 
 
