@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import shutil
+import tempfile
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -166,8 +169,8 @@ def load_tiny_imagenet(data_dir: Path, download: bool = True) -> RawDataset:
                 raise UserError(f"{annotations}: class '{parts[1]}' is not in wnids.txt")
             val_files.append(root / "val" / "images" / parts[0])
             val_labels.append(index[parts[1]])
-    x, y, _ = _decode_files(train_files, train_labels, (64, 64))
-    tx, ty, _ = _decode_files(val_files, val_labels, (64, 64))
+    x, y = _cached_decode(train_files, train_labels, (64, 64))  # 100,000 JPEGs: decoded once, not in every trial
+    tx, ty = _cached_decode(val_files, val_labels, (64, 64))
     words = {}
     if (root / "words.txt").exists():
         for line in (root / "words.txt").read_text().splitlines():
@@ -235,15 +238,18 @@ def skipped_files_notice(skipped: list, shown: int = 3) -> str:
     return f"skipped {len(skipped)} files that are not readable images: {names}{more}"
 
 
+def _warn_skipped(files: list[Path], read: list[int]) -> None:
+    if len(read) < len(files):
+        kept = set(read)
+        warnings.warn(skipped_files_notice([f for i, f in enumerate(files) if i not in kept]), stacklevel=3)
+
+
 def _decode_files(files: list[Path], labels: list[int], size: tuple[int, int] | None,
-                  channels: int = 3) -> tuple[torch.Tensor, torch.Tensor, int]:
+                  channels: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode to one uint8 tensor of ``channels``; unreadable files are skipped and named in a warning."""
     x, read = decode_images(files, size, channels)
-    skipped = len(files) - len(read)
-    if skipped:
-        kept = set(read)
-        warnings.warn(skipped_files_notice([f for i, f in enumerate(files) if i not in kept]), stacklevel=2)
-    return x, torch.tensor([labels[i] for i in read], dtype=torch.int64), skipped
+    _warn_skipped(files, read)
+    return x, torch.tensor([labels[i] for i in read], dtype=torch.int64)
 
 
 # Pillow's modes of images without colour: a folder of only these decodes to one channel (three equal ones would
@@ -314,38 +320,104 @@ def _cached_decode(files: list[Path], labels: list[int], size: tuple[int, int],
                    channels: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode through the user's cache folder, never the dataset's: the data folder is left as it was.
 
-    The cache is bounded (``$AUTOCLS_CACHE_MAX_GB``, default 10): the least
-    recently used entries go first.  When it cannot be written, decode anyway.
+    An entry is a folder of ``images.npy`` and ``labels.npy``, written a chunk of images at a time and read back
+    memory-mapped (copy-on-write): a process that shrinks the images to its ``image_size`` or copies its split out
+    of them never holds the folder's pixels in its own memory, only in the OS's page cache, which lets them go
+    under pressure.  A search on 5,000 photos of 256 px held them whole in its main process and in each trial's
+    worker, which train at 32 px.  The cache is bounded (``$AUTOCLS_CACHE_MAX_GB``, default 10): the least
+    recently used entries go first.  When it cannot be written, decode into memory.
     """
-    path = cache_dir() / "image-folders" / f"{_folder_cache_key(files, labels, size, channels)}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                x, y = torch.from_numpy(z["images"]), torch.from_numpy(z["labels"])
-            os.utime(path)  # recently used
-            return x, y
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)  # a damaged entry: decode again
-    x, y, _ = _decode_files(files, labels, size, channels)
+    entry = cache_dir() / "image-folders" / _folder_cache_key(files, labels, size, channels)
+    cached = _read_entry(entry)
+    if cached is not None:
+        return cached
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=x.numpy(), labels=y.numpy())
-        tmp.replace(path)
-        _evict(path.parent, _cache_limit_bytes(), keep=path)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     except OSError:
-        pass
-    return x, y
+        return _decode_files(files, labels, size, channels)
+    try:
+        read = _decode_to_file(files, size, channels, tmp / "images.npy")
+        _warn_skipped(files, read)
+        np.save(tmp / "labels.npy", np.array([labels[i] for i in read], dtype=np.int64))
+        os.rename(tmp, entry)  # atomic: a reader sees a whole entry or none
+    except OSError:  # a full disk, or another process cached the same folder first
+        shutil.rmtree(tmp, ignore_errors=True)
+        cached = _read_entry(entry)
+        return cached if cached is not None else _decode_files(files, labels, size, channels)
+    except BaseException:  # Ctrl-C while decoding: no half-written entry left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _evict(entry.parent, _cache_limit_bytes(), keep=entry)
+    cached = _read_entry(entry)  # evicted by another process's bound in the meantime: decode into memory
+    return cached if cached is not None else _decode_files(files, labels, size, channels)
+
+
+def _decode_to_file(files: list[Path], size: tuple[int, int], channels: int, path: Path) -> list[int]:
+    """Decode ``files`` into the ``.npy`` file ``path`` 64 MB of pixels at a time; returns the indices of those read.
+
+    The file has a row for every file, those read first in order: a reader takes the rows its labels count.
+    Written by ``write()``, not through a memory map, so that a full disk is an ``OSError``, not a crash.  Chunks
+    over glibc's 32 MB threshold go back to the OS when freed (see :func:`~autocls.data.augment.shrunk`).
+    """
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(files), channels, size[1], size[0]))
+    offset = rows.offset
+    del rows
+    chunk, read = max(1, 2**26 // (channels * size[0] * size[1])), []
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        for start in range(0, len(files), chunk):
+            x, got = decode_images(files[start:start + chunk], size, channels)
+            f.write(x.numpy().data)
+            read += [start + i for i in got]
+    return read
+
+
+def _read_entry(entry: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A cache entry's images (memory-mapped) and labels, or None where there is none whole; a damaged one is
+    deleted."""
+    try:
+        y = np.load(entry / "labels.npy")
+        x = np.load(entry / "images.npy", mmap_mode="c")  # copy-on-write: a tensor over it may still be written
+        if x.dtype != np.uint8 or x.ndim != 4 or len(x) < len(y) or y.dtype != np.int64:
+            raise ValueError(f"a damaged cache entry: {entry}")
+        os.utime(entry)  # recently used
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    return torch.from_numpy(x[:len(y)]), torch.from_numpy(y)
+
+
+def _entry_bytes(entry: Path) -> int:
+    return sum(p.stat().st_size for p in entry.iterdir()) if entry.is_dir() else entry.stat().st_size
 
 
 def _evict(folder: Path, limit: int, keep: Path) -> None:
-    entries = sorted((p.stat().st_mtime, p) for p in folder.glob("*.npz") if p != keep)
-    total = sum(p.stat().st_size for _, p in entries) + keep.stat().st_size
-    for _, p in entries:
+    """The least recently used entries deleted until ``folder`` holds at most ``limit`` bytes (``keep`` stays).
+
+    Entries in use elsewhere stay readable where they are mapped (POSIX): their files go when unmapped.  An entry
+    being written is a dot folder; one a day old was left by a killed process, and goes.
+    """
+    entries = []
+    for p in folder.iterdir():
+        try:  # one deleted meanwhile by another process is not counted
+            if p.name.startswith(".") and p.stat().st_mtime < time.time() - 86400:
+                shutil.rmtree(p, ignore_errors=True)
+            elif not p.name.startswith(".") and p != keep:
+                entries.append((p.stat().st_mtime, _entry_bytes(p), p))
+        except OSError:
+            continue
+    total = sum(size for _, size, _ in entries) + _entry_bytes(keep)
+    for _, size, p in sorted(entries):
         if total <= limit:
             break
-        total -= p.stat().st_size
-        p.unlink(missing_ok=True)
+        total -= size
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:  # an entry of an earlier version: one .npz
+            p.unlink(missing_ok=True)
 
 
 def _class_folders(root: Path) -> list[Path]:
