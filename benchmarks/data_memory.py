@@ -4,7 +4,9 @@ The shared CIFAR-10 photos, ``--per-class`` of each class, enlarged to ``--size`
 are larger than 32 px), are decoded (no cache), decoded again (from the cache), split as a search splits them
 (train mean and std, a split file), and read as a trial's worker reads that split; the last two at the folder's
 size and at the CPU preset's 32 px (``image_size``, ``@32``), each in a process of its own.  Printed per step: the
-process's peak resident memory, and what it still holds once the step is done, over the pixels' size in memory.
+process's peak resident memory, and what it still holds once the step is done, over the pixels' size in memory;
+in brackets the process's own (anonymous) part of each: a cache entry is read memory-mapped, and its pixels are
+then pages of the OS's file cache, which it drops under pressure and reads again.
 A run of the search holds its data in its main process and again in each trial's worker, so each x here is paid
 once per process.
 
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _shared_data import cifar10_jpg_folder  # noqa: E402
 
 STEP = """
-import resource, sys, time
+import resource, sys, threading, time
 import sklearn.model_selection  # imported by the split, before the baseline
 from autocls.data import load_dataset
 from autocls.data.splits import make_splits
@@ -37,15 +39,32 @@ def resident():
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
 
 
-start, base = time.perf_counter(), resident()
+def anonymous():  # resident memory that is the process's own, not pages of a file the OS can drop and read again
+    line = next(l for l in open("/proc/self/status") if l.startswith("RssAnon:"))
+    return int(line.split()[1]) * 1024
+
+
+top, done = [anonymous()], threading.Event()
+
+
+def poll():  # no counter keeps the peak of the anonymous part alone
+    while not done.wait(0.002):
+        top[0] = max(top[0], anonymous())
+
+
+threading.Thread(target=poll, daemon=True).start()
+start, base, base_anon = time.perf_counter(), resident(), anonymous()
 raw = load_dataset(sys.argv[1])
 pixels = raw.images.nbytes
 if sys.argv[2] != "load":
     size = 32 if sys.argv[2].endswith("@32") else None
     data = make_splits(raw, split_file=sys.argv[3], image_size=size)
     del raw
+seconds = time.perf_counter() - start
+done.set()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(peak / pixels, peak / 2**20, pixels / 2**20, time.perf_counter() - start, (resident() - base) / pixels)
+print(peak / 2**20, max(top[0], anonymous()) / 2**20, pixels / 2**20, seconds, (resident() - base) / pixels,
+      (anonymous() - base_anon) / pixels, base_anon / 2**20)
 """
 
 
@@ -78,11 +97,13 @@ def main() -> None:
         for step, what, split in steps:
             out = subprocess.run([sys.executable, "-c", STEP, str(photos), what, str(work / f"{split}.npz")], env=env,
                                  capture_output=True, text=True, check=True).stdout.split()
-            ratio, peaks[step], pixels, seconds, held[step] = map(float, out)
-            print(f"{step:8s} peak {peaks[step]:7.0f} MB = {ratio:5.2f}x the pixels ({pixels:.0f} MB), "
-                  f"{seconds:5.1f} s; then holds {held[step]:5.2f}x", flush=True)
+            peaks[step], anon, pixels, seconds, held[step], held_anon, imports = map(float, out)
+            print(f"{step:8s} peak {peaks[step]:5.0f} MB ({anon:5.0f} MB its own) = {peaks[step] / pixels:4.2f}x "
+                  f"({anon / pixels:4.2f}x) the pixels ({pixels:.0f} MB), {seconds:4.1f} s; then holds "
+                  f"{held[step]:4.2f}x ({held_anon:4.2f}x its own)", flush=True)
         print(f"at 32 px: a search's split peaks {peaks['split'] / peaks['split@32']:.2f}x lower, and a trial worker "
-              f"holds {held['trial'] / max(held['trial@32'], 1e-3):.1f}x less, than at the folder's size")
+              f"holds {held['trial'] / max(held['trial@32'], 1e-3):.1f}x less, than at the folder's size; its own "
+              f"memory is {imports:.0f} MB before the data (Python, torch and autocls imported)")
 
 
 if __name__ == "__main__":
