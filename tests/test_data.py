@@ -209,6 +209,8 @@ print(loaded / pixels, (anonymous() - before) / pixels)  # raw still alive
 
 
 def test_a_cache_entry_holds_what_decoding_gives_and_its_damage_is_decoded_again(tmp_path, monkeypatch):
+    import os
+
     from autocls.data import sources
 
     monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
@@ -231,6 +233,14 @@ def test_a_cache_entry_holds_what_decoding_gives_and_its_damage_is_decoded_again
     with pytest.warns(UserWarning, match="skipped 1 file"):
         assert torch.equal(load_dataset(str(root)).images, first.images)
     assert len(np.load(entry / "images.npy")) == 16  # decoded and written again
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as m:  # a cache this user may only read: used as it is
+        m.setattr(os, "utime", denied)
+        m.setattr(sources, "decode_images", denied)
+        assert torch.equal(load_dataset(str(root)).images, first.images)
 
     real = sources._read_entry
     calls = []
@@ -256,7 +266,6 @@ def test_an_unwritable_cache_decodes_into_memory_and_no_entry_is_left_half_writt
     assert load_dataset(str(root)).images.shape == (8, 3, 16, 16)
 
     monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("AUTOCLS_CACHE_MAX_GB", str(20000 / 2**30))
     folder = tmp_path / "cache" / "image-folders"
     folder.mkdir(parents=True)
     with monkeypatch.context() as m:
@@ -264,15 +273,17 @@ def test_an_unwritable_cache_decodes_into_memory_and_no_entry_is_left_half_writt
         with pytest.raises(KeyboardInterrupt):  # Ctrl-C while decoding
             load_dataset(str(root))
     assert not list(folder.iterdir())
-    old = folder / "0123456789abcdef01234567.npz"  # an entry of an earlier version
-    old.write_bytes(b"\0" * 30000)
+    old = folder / "0123456789abcdef01234567.npz"  # an entry of an earlier version, well inside the bound
+    old.write_bytes(b"\0" * 100)
     killed = folder / ".0123456789abcdef01234567.x1y2"  # the entry a killed process was writing, a day ago
     killed.mkdir()
     (killed / "images.npy").write_bytes(b"\0" * 100)
-    for path in (old, killed):
-        os.utime(path, (0, 0))
+    os.utime(killed, (0, 0))
+    writing = folder / ".fedcba9876543210fedcba98.a1b2"  # one being written now
+    writing.mkdir()
     load_dataset(str(root))
-    assert len(list(folder.iterdir())) == 1 and not old.exists() and not killed.exists()
+    assert sorted(p.name.startswith(".") for p in folder.iterdir()) == [False, True]
+    assert not old.exists() and not killed.exists() and writing.exists()
 
 
 def test_split_file_refuses_changed_contents(tmp_path):

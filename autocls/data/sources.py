@@ -7,6 +7,7 @@ Downloads still go through torchvision's own URL, checksum and extractor.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -381,12 +382,13 @@ def _read_entry(entry: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
         x = np.load(entry / "images.npy", mmap_mode="c")  # copy-on-write: a tensor over it may still be written
         if x.dtype != np.uint8 or x.ndim != 4 or len(x) < len(y) or y.dtype != np.int64:
             raise ValueError(f"a damaged cache entry: {entry}")
-        os.utime(entry)  # recently used
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
         shutil.rmtree(entry, ignore_errors=True)
         return None
+    with contextlib.suppress(OSError):  # a cache the user may only read (a cluster's shared one) is still read
+        os.utime(entry)  # recently used
     return torch.from_numpy(x[:len(y)]), torch.from_numpy(y)
 
 
@@ -398,26 +400,28 @@ def _evict(folder: Path, limit: int, keep: Path) -> None:
     """The least recently used entries deleted until ``folder`` holds at most ``limit`` bytes (``keep`` stays).
 
     Entries in use elsewhere stay readable where they are mapped (POSIX): their files go when unmapped.  An entry
-    being written is a dot folder; one a day old was left by a killed process, and goes.
+    being written is a dot folder; one a day old was left by a killed process, and goes.  So does every entry an
+    earlier autocls wrote as one ``.npz``: this one never reads them.
     """
-    entries = []
+    entries, total = [], 0
     for p in folder.iterdir():
         try:  # one deleted meanwhile by another process is not counted
-            if p.name.startswith(".") and p.stat().st_mtime < time.time() - 86400:
+            if p.suffix == ".npz":
+                p.unlink(missing_ok=True)
+            elif p.name.startswith(".") and p.stat().st_mtime < time.time() - 86400:
                 shutil.rmtree(p, ignore_errors=True)
-            elif not p.name.startswith(".") and p != keep:
-                entries.append((p.stat().st_mtime, _entry_bytes(p), p))
+            elif not p.name.startswith("."):
+                size = _entry_bytes(p)
+                total += size
+                if p != keep:
+                    entries.append((p.stat().st_mtime, size, p))
         except OSError:
             continue
-    total = sum(size for _, size, _ in entries) + _entry_bytes(keep)
     for _, size, p in sorted(entries):
         if total <= limit:
             break
         total -= size
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:  # an entry of an earlier version: one .npz
-            p.unlink(missing_ok=True)
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _class_folders(root: Path) -> list[Path]:
