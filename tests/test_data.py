@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -161,6 +163,7 @@ def test_the_decoded_cache_stays_out_of_the_dataset(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache" / "image-folders").iterdir())) < 4
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's own memory from Linux's /proc")
 def test_a_cached_folder_is_read_memory_mapped_not_held_in_the_processs_own_memory(tmp_path):
     """A search on 5,000 photos of 256 px held them whole in its main process and in each trial's worker, which
     train at 32 px: the cache entry (one .npz) was read whole.  Now the first decode writes the entry a chunk at a
@@ -175,7 +178,8 @@ def test_a_cached_folder_is_read_memory_mapped_not_held_in_the_processs_own_memo
     for c in "ab":
         (tmp_path / "photos" / c).mkdir(parents=True)
         for i in range(100):  # 157 MB of pixels: far more than what the split's code itself takes
-            Image.fromarray(rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)).save(tmp_path / "photos" / c / f"{i}.png")
+            photo = rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)
+            Image.fromarray(photo).save(tmp_path / "photos" / c / f"{i}.png")
     script = """
 import sys
 import sklearn.model_selection  # imported by the split: its memory is not the data's
@@ -268,8 +272,11 @@ def test_an_unwritable_cache_decodes_into_memory_and_no_entry_is_left_half_writt
     monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "cache" / "image-folders"
     folder.mkdir(parents=True)
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
     with monkeypatch.context() as m:
-        m.setattr(sources, "decode_images", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        m.setattr(sources, "decode_images", interrupted)
         with pytest.raises(KeyboardInterrupt):  # Ctrl-C while decoding
             load_dataset(str(root))
     assert not list(folder.iterdir())

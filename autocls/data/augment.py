@@ -84,7 +84,7 @@ def shrunk(images: torch.Tensor, size: int | None) -> torch.Tensor:
         return images
     # 64 MB of pixels a chunk: the resize copies its input (1,024 photos of 256 px were 200 MB), while images mapped
     # from the cache are not in the process's own memory at all.  Not less: buffers over glibc's 32 MB threshold go
-    # back to the OS when freed, smaller ones stayed in its heap (a 32 MB chunk left 1.4x the pixels held)
+    # back to the OS when freed, smaller ones stayed in its heap (in a test, 32 MB chunks left 1.4x its pixels held)
     return torch.cat([resize(chunk, size) for chunk in images.split(max(1, 2**26 // images[0].numel()))])
 
 
