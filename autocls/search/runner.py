@@ -560,8 +560,8 @@ def _study_split(raw: RawDataset, space: SearchSpace, seed: int, paths: StudyPat
     split_file = paths.folder / SPLIT_FILE
     if not split_file.exists() and not artifact_store.is_local and (kept := artifact_store.read(SPLIT_FILE)):
         atomic_write_bytes(split_file, kept)
-    # at the trials' image_size (the CPU preset's 32 px), as they hold it: 256-px photos split in 1.7x their size,
-    # not 2.7x (benchmarks/data_memory.py)
+    # at the trials' image_size (the CPU preset's 32 px), as they hold it: 256-px photos split in 0.55x their size
+    # of the process's own memory, not 1.48x (benchmarks/data_memory.py, the cache mapped)
     data = make_splits(raw, val_fraction=space.fixed.get("val_fraction", 0.1), seed=seed, split_file=split_file,
                        image_size=space.fixed.get("image_size"))
     if not artifact_store.exists(SPLIT_FILE):
