@@ -68,13 +68,6 @@ WIDE_SEED_EPOCHS = 10
 # seed at 33.8% against the first seed's 35.2%, 2026-12-01).  So a budgeted search puts its first rung no
 # earlier than this part of its shortest full-length trial.
 FIRST_RUNG_PART = 1 / 8
-# Where a trial's share of its slot holds this part of the space's epochs, each slot runs trials of a share (two
-# ensembled beat one of twice the length), each re-fitting its epochs to its share up to the space's; below it, a
-# trial may take the slot's whole budget.  The space's epochs alone drew that line before, so that a longer
-# cap made a fast machine's search one long trial: cpu-small's 24 left the 20-minute search's two seed trials
-# ending after 414 s of their 600 s shares at 17 s an epoch (their leftover went to two short trials the ensemble
-# did not use), while the seed trained for 58 epochs gained 1.2 points with TTA (2026-12-05).
-FULL_TRIAL_PART = 2 / 3
 # A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built):
 # about 6 s for a one-epoch trial in a 20-minute CPU search on 5,000 CIFAR-10 images (2026-11-28).
 TRIAL_START_S = 8.0
@@ -404,9 +397,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
          share_evaluating: float = 0.0) -> BudgetPlan:
     """Epochs per ``model@width`` so that each slot fits :data:`TRIALS_PER_SLOT` full-length trials.
 
-    A trial is full-length from :data:`FULL_TRIAL_PART` of the space's epochs
-    on, and gets as many as fit its share, up to the space's.  Where even that
-    part does not fit, a trial gets up to the slot's whole budget instead of a
+    Where it cannot, a trial gets up to the slot's whole budget instead of a
     share: fewer, longer trials (the first is the space's seed recipe).
 
     A model is left out when even its fastest width cannot finish its first
@@ -428,7 +419,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
         for key, seconds in measured.items():
             if grace * seconds <= share:
                 fitted, allotted[key] = int(share / seconds), share
-                if fitted < FULL_TRIAL_PART * space.max_epochs:
+                if fitted < space.max_epochs:
                     # Not even TRIALS_PER_SLOT full-length trials fit: an under-trained model gains
                     # more from epochs than an ensemble gains from a second one (on CIFAR-10 in 20
                     # minutes on 2 cores, 7 trials ensembled: 82.2%; the seed recipe alone: 84.0%; the
