@@ -59,6 +59,7 @@ from _shared_data import split_cifar10  # noqa: E402
 
 from autocls.inference import TTA_MODES  # noqa: E402
 from autocls.search.cli import parse_duration  # noqa: E402
+from autocls.search.runner import leaderboard  # noqa: E402
 from autocls.search.scheduler import SEED_RECIPE  # noqa: E402
 
 AUTOCLS = [sys.executable, "-m", "autocls"]
@@ -96,9 +97,19 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
             "seed_width": seeds[0].params.get("width") if seeds else None,  # as the budget fitted the first seed
             "trials": len(finished), "tta": choice, "tta_used": manifest["tta"],
+            # what each trial trained, and which the ensemble kept ("four trials ensembled" was two of them)
+            "trials_run": trials_run(s), "members": [m["trial"] for m in manifest["members"]],
             "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
             # the calibration's seconds per epoch of every model@width, measured side by side in this run
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
+
+
+def trials_run(study) -> list[str]:
+    """One line per trial that trained: its number, state, model and width, epochs, seconds and best val top-1."""
+    board = leaderboard(study)
+    board = board[board["epochs"].notna() & (board["epochs"] > 0)]
+    return [f"#{r['number']} {r['state']} {r.get('model')}@{r.get('width', 1.0):g} {r['epochs']:.0f} epochs "
+            f"{r['duration_s']:.0f} s val {r['best_val_acc']:.2%}" for r in board.to_dict("records")]
 
 
 def filling_epochs(space, data, budget_s: float, width: float | None = None) -> int:
@@ -233,6 +244,10 @@ def main() -> None:
     for name, a in arms.items():
         ens = f"{a['ensemble']:.2%}" if a["ensemble"] is not None else "-"
         print(f"{name:24s} {a['wall_s']:8.0f} {a['wall_s'] / budget_s:8.3f} {a['trials']:7d} {a['single']:8.2%} {ens:>9s}")
+    for name, a in arms.items():
+        if "members" in a:
+            print(f"{name.split()[0]} trials {'; '.join(a['trials_run'])}; ensembled "
+                  + ", ".join(f"#{number}" for number in a["members"]))
     if {"(b) best seed alone", "(d) two seeds, half each"} <= set(arms):
         b, d = arms["(b) best seed alone"], arms["(d) two seeds, half each"]
         print(f"\n(d) seeds with flip TTA: {', '.join(f'{flip:.2%}' for _, flip in d['halves'])}, their average "

@@ -31,3 +31,27 @@ def test_every_benchmark_script_loads():
     ])
     proc = subprocess.run([sys.executable, "-c", loader], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+
+
+def test_the_budget_benchmark_names_each_trial_that_trained():
+    """Regression: the README said a search's "four trials ensembled" where the ensemble kept two of them; the
+    benchmark printed the count of trials only."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    sys.path.insert(0, str(BENCHMARKS))
+    from budget import trials_run
+
+    study = optuna.create_study(direction="maximize")
+    widths = CategoricalDistribution([0.375, 0.5])
+    for number, (width, epochs, state) in enumerate([(0.5, 24, "COMPLETE"), (0.375, 3, "PRUNED")]):
+        study.enqueue_trial({"width": width})
+        trial = study.ask({"width": widths})
+        trial.report(0.5, epochs)
+        trial.set_user_attr("epochs_run", epochs)
+        trial.set_user_attr("best_val_acc", 0.8874 - number / 10)
+        study.tell(trial, 0.88 if state == "COMPLETE" else None, state=optuna.trial.TrialState[state])
+    study.enqueue_trial({"width": 0.5})  # proposed, never ran: not a line
+    lines = trials_run(study)
+    assert len(lines) == 2 and lines[0].startswith("#0 COMPLETE") and "@0.5 24 epochs" in lines[0]
+    assert "val 88.74%" in lines[0] and lines[1].startswith("#1 PRUNED") and "@0.375 3 epochs" in lines[1]
