@@ -272,6 +272,7 @@ def test_an_unwritable_cache_decodes_into_memory_and_no_entry_is_left_half_writt
     monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "cache" / "image-folders"
     folder.mkdir(parents=True)
+
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
