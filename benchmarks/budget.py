@@ -90,15 +90,15 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     s = optuna.load_study(study_name=study, storage=f"sqlite:///{work / 'studies' / study}.db")
     manifest = json.loads((Path(s.user_attrs["ensemble"]) / "ensemble.json").read_text())
     scores = manifest["scores"]
-    # trials that trained (proposals PRUNED before starting, for want of time, are not counted)
-    finished = [t for t in s.trials if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("epochs_run")]
+    # trials that trained, whatever their state (proposals PRUNED before starting, for want of time, are not)
+    trained = trials_run(s)
     choice = next((ln for ln in proc.stdout.splitlines() if ln.startswith("TTA by val top-1")), "")
     seeds = [t for t in s.trials if t.user_attrs.get(SEED_RECIPE)]
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
             "seed_width": seeds[0].params.get("width") if seeds else None,  # as the budget fitted the first seed
-            "trials": len(finished), "tta": choice, "tta_used": manifest["tta"],
+            "trials": len(trained), "tta": choice, "tta_used": manifest["tta"],
             # what each trial trained, and which the ensemble kept ("four trials ensembled" was two of them)
-            "trials_run": trials_run(s), "members": [m["trial"] for m in manifest["members"]],
+            "trials_run": trained, "members": [m["trial"] for m in manifest["members"]],
             "preset": next((ln for ln in proc.stderr.splitlines() if "preset" in ln), ""),
             # the calibration's seconds per epoch of every model@width, measured side by side in this run
             "sized": [ln for ln in proc.stderr.splitlines() if ln.startswith("budget:")]}
@@ -107,6 +107,8 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
 def trials_run(study) -> list[str]:
     """One line per trial that trained: its number, state, model and width, epochs, seconds and best val top-1."""
     board = leaderboard(study)
+    if board.empty:
+        return []
     board = board[board["epochs"].notna() & (board["epochs"] > 0)]
     return [f"#{r['number']} {r['state']} {r.get('model')}@{r.get('width', 1.0):g} {r['epochs']:.0f} epochs "
             f"{r['duration_s']:.0f} s val {r['best_val_acc']:.2%}" for r in board.to_dict("records")]

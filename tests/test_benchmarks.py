@@ -43,8 +43,10 @@ def test_the_budget_benchmark_names_each_trial_that_trained(monkeypatch):
     from budget import trials_run
 
     study = optuna.create_study(direction="maximize")
+    assert trials_run(study) == []
     widths = CategoricalDistribution([0.375, 0.5])
-    for number, (width, epochs, state) in enumerate([(0.5, 24, "COMPLETE"), (0.375, 3, "PRUNED")]):
+    trained = [(0.5, 24, "COMPLETE"), (0.375, 3, "PRUNED"), (0.5, 2, "FAIL")]
+    for number, (width, epochs, state) in enumerate(trained):
         study.enqueue_trial({"width": width})
         trial = study.ask({"width": widths})
         trial.report(0.5, epochs)
@@ -52,6 +54,9 @@ def test_the_budget_benchmark_names_each_trial_that_trained(monkeypatch):
         trial.set_user_attr("best_val_acc", 0.8874 - number / 10)
         study.tell(trial, 0.88 if state == "COMPLETE" else None, state=optuna.trial.TrialState[state])
     study.enqueue_trial({"width": 0.5})  # proposed, never ran: not a line
+    study.tell(study.ask({"width": widths}), state=optuna.trial.TrialState.PRUNED)  # pruned before it started
     lines = trials_run(study)
-    assert len(lines) == 2 and lines[0].startswith("#0 COMPLETE") and "@0.5 24 epochs" in lines[0]
+    # the arm's count of trials is these lines', so a trial that trained and then failed is counted and named
+    assert len(lines) == 3 and lines[0].startswith("#0 COMPLETE") and "@0.5 24 epochs" in lines[0]
     assert "val 88.74%" in lines[0] and lines[1].startswith("#1 PRUNED") and "@0.375 3 epochs" in lines[1]
+    assert lines[2].startswith("#2 FAIL") and "2 epochs" in lines[2]
