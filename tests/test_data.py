@@ -294,6 +294,41 @@ def test_an_unwritable_cache_decodes_into_memory_and_no_entry_is_left_half_writt
     assert not old.exists() and not killed.exists() and writing.exists()
 
 
+def test_a_decode_whose_cache_entry_cannot_be_saved_is_kept_not_decoded_and_warned_again(tmp_path, monkeypatch):
+    """Regression: a folder decoded into the cache whose labels then failed to save (a full disk) was decoded a
+    second time into memory, and its skipped files were warned of twice."""
+    import errno
+    import warnings
+
+    from autocls.data import sources
+
+    root = write_image_folder(tmp_path / "ds", classes=("a", "b"), per_class=4)
+    (root / "a" / "broken.jpg").write_bytes(b"this is not a jpeg")
+    monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
+    decodes, save, decode_images = [], np.save, sources.decode_images
+
+    def full_disk(path, *args, **kwargs):
+        if Path(path).name == "labels.npy":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(path, *args, **kwargs)
+
+    def counted(files, *args, **kwargs):
+        decodes.append(len(files))
+        return decode_images(files, *args, **kwargs)
+
+    with monkeypatch.context() as m, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.setattr(np, "save", full_disk)
+        m.setattr(sources, "decode_images", counted)
+        ds = load_dataset(str(root))
+    assert decodes == [9] and [str(w.message) for w in caught].count(
+        "skipped 1 file that is not a readable image: " + str(root / "a" / "broken.jpg")) == 1
+    assert not list((tmp_path / "cache" / "image-folders").iterdir())  # nothing half-written left
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        again = load_dataset(str(root))  # now cached
+    assert torch.equal(ds.images, again.images) and torch.equal(ds.labels, again.labels) and len(ds.labels) == 8
+
+
 def test_split_file_refuses_changed_contents(tmp_path):
     """Regression: an edited folder of the same size gave misaligned labels silently."""
     root = write_image_folder(tmp_path / "ds", classes=("a", "b"), per_class=6)
