@@ -23,12 +23,12 @@ SPACE = textwrap.dedent("""
 def test_plan_fits_epochs_to_a_trials_share_and_skips_what_cannot_reach_its_rung():
     space = SearchSpace.from_yaml(SPACE)
     p = plan(space, {"lenet@1": 0.5, "resnext29_8x64d@1": 200.0}, budget_s=100, slots=2)
-    assert p.epochs == {"lenet@1": 40}  # 50 s share / 0.5 s = 100 epochs, capped at the space's 40
+    assert p.epochs == {"lenet@1": 40}  # a 33 s share (three trials a slot) / 0.5 s = 66 epochs, capped at 40
     # its first rung: an eighth of LeNet's 40 epochs, later than the space's 3 (see the test below)
-    assert "first rung (5 epochs) does not fit a trial's share (50 s)" in p.skipped["resnext29_8x64d"]
+    assert "first rung (5 epochs) does not fit a trial's share (33 s)" in p.skipped["resnext29_8x64d"]
     assert p.models == ["lenet"]
     p = plan(space, {"lenet@1": 5.0}, budget_s=100, slots=1)
-    # two full-length (40-epoch) trials do not fit: one trial may take the whole budget, 20 epochs
+    # three full-length (40-epoch) trials do not fit: one trial may take the whole budget, 20 epochs
     assert p.epochs == {"lenet@1": 20}
     # near the deadline a trial gets what still fits after its start and end (9 s here); none when its
     # first rung does not
@@ -112,9 +112,11 @@ def test_a_seed_that_would_train_one_epoch_runs_narrower_for_more():
 
 
 def test_a_seed_that_fills_the_budget_alone_runs_wider_for_fewer_epochs():
-    """Where two of the seed's full-length trials do not fit, a wider net for the budget beat it: a 20-minute
-    search whose width-0.5 seed ran 24 epochs and a second 6 scored 89.78%, the seed at 0.75 for 18 epochs alone
-    90.00% (2 cores, 2026-12-01); 0.75 for 16 epochs 90.22%, 0.5 for 24 89.00% (2026-12-02)."""
+    """Where three of the seed's full-length trials do not fit a slot, a wider net for the budget beat it: a
+    20-minute search whose width-0.5 seed ran 24 epochs and a second 6 scored 89.78%, the seed at 0.75 for 18 epochs
+    alone 90.00% (2 cores, 2026-12-01); 0.75 for 16 epochs 90.22%, 0.5 for 24 89.00% (2026-12-02). Where two fitted
+    (an epoch at 0.5 ~22 s by the calibration), two 24-epoch trials at 0.5 side by side ensembled to 90.34%, the
+    seed at 0.75 for 24 epochs and then for 12-15 to 90.88-90.92% (2026-12-05)."""
     space = SearchSpace.from_yaml(textwrap.dedent("""
         dataset: cifar10
         asha: {grace_period: 1, reduction_factor: 3}
@@ -129,8 +131,11 @@ def test_a_seed_that_fills_the_budget_alone_runs_wider_for_fewer_epochs():
     slow = plan(space, {"airbench@0.375": 45.0, "airbench@0.5": 60.0, "airbench@0.75": 130.0}, 1150, slots=1)
     assert slow.fitted_seed(seed, fixed={}) == seed  # 0.75 for 8 epochs: 88.88%, 0.5 in that time 89.60%
     fast = plan(space, {"airbench@0.375": 18.0, "airbench@0.5": 22.0, "airbench@0.75": 40.0}, 1150, slots=1)
-    assert fast.allotted["airbench@0.5"] == 575  # two full-length trials fit: ensembled, they beat one
-    assert fast.fitted_seed(seed, fixed={}) == seed
+    assert fast.allotted["airbench@0.5"] == 1150  # two full-length trials fit a slot, three do not
+    assert fast.fitted_seed(seed, fixed={}) == {**seed, "width": 0.75}  # 24 epochs (the space's) at 0.75
+    faster = plan(space, {"airbench@0.375": 9.0, "airbench@0.5": 11.0, "airbench@0.75": 20.0}, 1150, slots=1)
+    assert faster.allotted["airbench@0.5"] == pytest.approx(1150 / 3)  # three full-length trials fit: ensembled
+    assert faster.fitted_seed(seed, fixed={}) == seed
     narrowest = {**seed, "width": 0.375}  # any width may widen, to the widest that trains enough
     assert middling.fitted_seed(narrowest, fixed={}) == {**seed, "width": 0.75}
     # a plan made without shares (allotted unknown) widens nothing
@@ -145,8 +150,8 @@ def test_a_trial_is_given_time_to_refit_its_epochs_to():
     space = SearchSpace.from_yaml(SPACE)
     now = time.time()
     shared = plan(space, {"lenet@1": 0.5}, budget_s=100, slots=2)
-    assert shared.allotted == {"lenet@1": 50}  # two trials per slot: half the budget each
-    assert now + 50 <= shared.fit_until({"model": "lenet"}, deadline=None) <= time.time() + 50
+    assert shared.allotted == {"lenet@1": pytest.approx(100 / 3)}  # three trials per slot: a third of the budget each
+    assert now + 100 / 3 <= shared.fit_until({"model": "lenet"}, deadline=None) <= time.time() + 100 / 3
     whole = plan(space, {"lenet@1": 5.0}, budget_s=100, slots=1)
     assert whole.allotted == {"lenet@1": 100}  # one trial may take the whole budget
     assert whole.fit_until({"model": "lenet"}, deadline=now + 30) == now + 30
@@ -156,7 +161,7 @@ def test_a_trial_is_given_time_to_refit_its_epochs_to():
     short_rung = plan(space, {"lenet@1": 40.0}, budget_s=100, slots=1)  # 3 epochs do not fit 100 s
     assert short_rung.epochs == {"lenet@1": 3} and short_rung.allotted == {"lenet@1": 120}
     one_epoch = plan(SearchSpace.from_yaml(SPACE.replace("grace_period: 3", "grace_period: 1")),
-                     {"lenet@1": 62.0}, budget_s=92, slots=1)  # more than a trial's share (46 s)
+                     {"lenet@1": 62.0}, budget_s=92, slots=1)  # more than a trial's share (31 s)
     assert one_epoch.epochs == {"lenet@1": 1} and one_epoch.allotted == {"lenet@1": 92}  # the whole budget, to re-fit to
 
 
@@ -164,7 +169,7 @@ def test_a_search_skips_a_model_it_measured_too_slow_and_says_so(tmp_path, capsy
     from autocls.search import run_search
 
     # ResNet-18 with a first rung of 30 epochs: an epoch of it takes ~6.6 s on a slow 2-core CPU (~2.5 s on a
-    # faster one), so its rung never fits a trial's share (under 30 s); LeNet's 30 epochs (0.09 s each) fit
+    # faster one), so its rung never fits a trial's share (under 20 s); LeNet's 30 epochs (0.09 s each) fit
     # anywhere.  (ResNeXt-29 with a 12-epoch rung made the same point, but timing its 34M parameters took 21 s
     # of this test's 42.)
     (tmp_path / "space.yaml").write_text(SPACE.replace("grace_period: 3", "grace_period: 30")

@@ -34,9 +34,13 @@ import torch
 from autocls.search.space import SearchSpace, parse_space
 from autocls.training.trainer import closing_reserve
 
-# Each slot should finish at least this many full trials in the budget: fewer
-# leaves nothing to compare or ensemble; more makes every trial too short.
-TRIALS_PER_SLOT = 2
+# Each slot should finish at least this many full-length trials in the budget, else its trials may take the whole
+# budget (fewer, longer ones, the seed's at a wider width: see WIDE_SEED_EPOCHS).  Fewer leaves nothing to compare
+# or ensemble; more makes every trial too short.  At 2, a 20-minute CPU search on CIFAR-10 (2 cores, ~220 GFLOP/s,
+# an epoch at width 0.5 ~22 s) ran two 24-epoch trials at 0.5 side by side, ensembled to 90.34% in four runs; at 3
+# the seed ran at 0.75 for 24 epochs on both cores and again for 12-15: 90.88% and 90.92%, against the seed at 0.75
+# alone for the whole budget (38 epochs) 90.28% (benchmarks/RESULTS.md, 2026-12-05).
+TRIALS_PER_SLOT = 3
 EPOCH_MARGIN = 1.15  # an epoch over the few timed steps: a trial cut before its schedule ends loses its best epochs
 # On a CPU an image costs about the same in a batch of 128 as of 512, and the calibration is
 # time the search does not train: timing cpu-small's six configs at 128 took 17 s on 2 cores
@@ -51,10 +55,10 @@ CPU_TIMING_BATCH = 128
 # enough either: in 240 s on 2 cores, width 0.5 for 2 epochs reached 58.4%, width 0.375 for 4 74.3%
 # (benchmarks/seed_recipes.py --widths, side by side, 2026-11-30).
 MIN_SEED_EPOCHS = 3
-# Where one trial of a seed fills the budget (two of its full-length trials do not fit), a wider net for fewer
-# epochs beats the seed's own width: at 0.5 the airbench seed stops gaining by ~25 epochs, at 0.75 it gains on.
-# With flip TTA on 2 cores: 10 minutes, 0.75 for 15 epochs 89.82% vs 0.5 for 26 89.54%; 20 minutes, 0.75 for
-# 31 90.30% vs 0.5 89.50% (2026-12-01), and 0.75 for 16 90.22% vs 0.5 for 24 89.00% (2026-12-02).  So such a
+# Where one trial of a seed fills the budget (TRIALS_PER_SLOT of its full-length trials do not fit), a wider net
+# for fewer epochs beats the seed's own width: at 0.5 the airbench seed stops gaining by ~25 epochs, at 0.75 it
+# gains on.  With flip TTA on 2 cores: 10 minutes, 0.75 for 15 epochs 89.82% vs 0.5 for 26 89.54%; 20 minutes,
+# 0.75 for 31 90.30% vs 0.5 89.50% (2026-12-01), and 0.75 for 16 90.22% vs 0.5 for 24 89.00% (2026-12-02).  So such a
 # seed runs at the widest width that still trains this many epochs in the budget, by the plan.  The plan's
 # epochs err short: the calibration's snapshot of a machine whose speed drifts from minute to minute put
 # epochs at 1.0-2.2x their real time in every run recorded (benchmarks/RESULTS.md), so ten planned are ten
@@ -410,7 +414,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
         >>> models = "{type: categorical, choices: [resnet9, resnet18]}"
         >>> space = SearchSpace.from_yaml("{fixed: {epochs: 8}, params: {model: %s}}" % models)
         >>> plan(space, {"resnet9@1": 30.0, "resnet18@1": 400.0}, budget_s=600, slots=2).skipped
-        {'resnet18': "an epoch takes ~400 s here; its first rung (1 epoch) does not fit a trial's share (300 s)"}
+        {'resnet18': "an epoch takes ~400 s here; its first rung (1 epoch) does not fit a trial's share (200 s)"}
     """
     share = budget_s / TRIALS_PER_SLOT  # each slot runs its trials one after the other
 
