@@ -337,18 +337,19 @@ def _cached_decode(files: list[Path], labels: list[int], size: tuple[int, int],
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     except OSError:
         return _decode_files(files, labels, size, channels)
-    read = None
+    kept = None  # the labels of the files read, once they are all decoded
     try:
         read = _decode_to_file(files, size, channels, tmp / "images.npy")
         _warn_skipped(files, read)
-        np.save(tmp / "labels.npy", np.array([labels[i] for i in read], dtype=np.int64))
+        kept = np.array([labels[i] for i in read], dtype=np.int64)
+        np.save(tmp / "labels.npy", kept)
         os.rename(tmp, entry)  # atomic: a reader sees a whole entry or none
     except OSError:  # a full disk, or another process cached the same folder first
         cached = _read_entry(entry)
-        if cached is None and read is not None:  # decoded whole and warned: kept, not decoded (and warned) again
+        if cached is None and kept is not None:  # decoded whole and warned: kept, not decoded (and warned) again
             with contextlib.suppress(OSError, ValueError):
-                x = torch.from_numpy(np.array(np.load(tmp / "images.npy", mmap_mode="r")[:len(read)]))
-                cached = x, torch.tensor([labels[i] for i in read], dtype=torch.int64)
+                x = torch.from_numpy(np.array(np.load(tmp / "images.npy", mmap_mode="r")[:len(kept)]))
+                cached = x, torch.from_numpy(kept)
         shutil.rmtree(tmp, ignore_errors=True)
         return cached if cached is not None else _decode_files(files, labels, size, channels)
     except BaseException:  # Ctrl-C while decoding: no half-written entry left behind
