@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from autocls.training import TrainConfig
+from autocls.training.config import CHOICES
 from autocls.training.optim import RampedAverage, build_optimizer, build_scheduler
 
 
@@ -63,3 +64,31 @@ def test_the_ramped_average_barely_holds_back_early_steps_and_sync_drops_the_ste
         weight.fill_(99.0)
         average.sync()
     assert weight.item() == pytest.approx(10.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", CHOICES["optimizer"])
+def test_every_optimizer_the_recipe_accepts_is_the_one_it_names_and_steps(name):
+    model = torch.nn.Linear(3, 1)
+    opt = build_optimizer(TrainConfig(optimizer=name, lr=0.01), model.parameters())
+    assert type(opt).__name__.lower() == name
+    before = model.weight.detach().clone()
+    model(torch.ones(4, 3)).sum().backward()
+    opt.step()
+    assert not torch.equal(model.weight, before)
+
+
+@pytest.mark.parametrize("name", [s for s in CHOICES["scheduler"] if s != "plateau"])
+def test_every_schedule_the_recipe_accepts_warms_up_to_its_peak_and_runs_its_length(name):
+    lrs = [w for w, _ in _lrs(TrainConfig(epochs=4, lr=0.1, scheduler=name, warmup_epochs=1), steps_per_epoch=10)]
+    assert len(lrs) == 40 and all(0 < lr <= 0.1 + 1e-9 for lr in lrs)
+    assert lrs[0] < 0.05 and max(lrs) == pytest.approx(0.1, rel=0.05)
+
+
+def test_the_plateau_schedule_is_stepped_by_its_evaluations():
+    model = torch.nn.Linear(3, 1)
+    cfg = TrainConfig(scheduler="plateau", lr=0.1, gamma=0.5)
+    opt = build_optimizer(cfg, model.parameters())
+    sched = build_scheduler(cfg, opt, steps_per_epoch=10)
+    for _ in range(4):  # no gain for more than its patience (2): the rate falls by gamma
+        sched.step(0.5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)

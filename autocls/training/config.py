@@ -22,6 +22,7 @@ from pathlib import Path
 from autocls.data.augment import AUTO_AUGMENT_POLICIES
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
+from autocls.training.optim import OPTIMIZERS, SCHEDULERS
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # what Runtime.device takes (N: a GPU's index)
 # The most epochs a run with a time budget and no `epochs` of its own trains (it trains as many as fit): the length
@@ -42,8 +43,8 @@ MIN_EPOCH_IMAGES = 1000
 RECIPE_IMAGE_SIDE = 32
 # The recipe's fields that take one of a few names, and the names
 CHOICES = {
-    "optimizer": ("sgd", "adam", "adamw", "rmsprop"),
-    "scheduler": ("cosine", "multistep", "step", "onecycle", "triangle", "cyclic", "plateau", "constant"),
+    "optimizer": tuple(OPTIMIZERS),
+    "scheduler": tuple(SCHEDULERS),
     "loss": ("ce", "focal"),
     "class_weighting": ("none", "inverse", "class_balanced"),
     "auto_augment": AUTO_AUGMENT_POLICIES,

@@ -8,13 +8,32 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any, Callable
 
 import torch
 from torch.optim import lr_scheduler
 
 
+# Each optimizer and schedule is declared once, in OPTIMIZERS and SCHEDULERS below: the factories build from these
+# tables and the recipe's check (config.CHOICES) reads its names from them, as timm's optimizer registry serves its
+# factory and its checks from one table.  A name added in one place only cannot be accepted and then fail mid-run.
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": lambda cfg, groups: torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                                               nesterov=cfg.nesterov and cfg.momentum > 0),
+    "adam": lambda cfg, groups: torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)),
+    "adamw": lambda cfg, groups: torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)),
+    "rmsprop": lambda cfg, groups: torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, alpha=0.9, eps=1e-3),
+}
+
+
 def build_optimizer(cfg, params) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``params``; norms and biases learn at ``lr * bias_lr_scale``."""
+    """The recipe's optimizer (of :data:`OPTIMIZERS`) over ``params``; norms and biases learn at ``lr * bias_lr_scale``.
+
+    Example:
+        >>> from autocls.training import TrainConfig
+        >>> build_optimizer(TrainConfig(optimizer="adamw", lr=3e-3), torch.nn.Linear(4, 2).parameters()).defaults["lr"]
+        0.003
+    """
     # No weight decay on norms and biases: standard for every recipe in the zoo.
     decay, no_decay = [], []
     for p in params:
@@ -22,17 +41,7 @@ def build_optimizer(cfg, params) -> torch.optim.Optimizer:
             (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr * cfg.bias_lr_scale}]
-    if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                                    nesterov=cfg.nesterov and cfg.momentum > 0)
-    elif cfg.optimizer == "adam":
-        optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    elif cfg.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    elif cfg.optimizer == "rmsprop":
-        optimizer = torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, alpha=0.9, eps=1e-3)
-    else:
-        raise ValueError(cfg.optimizer)
+    optimizer = OPTIMIZERS[cfg.optimizer](cfg, groups)
     if cfg.lookahead:
         from timm.optim import Lookahead
 
@@ -42,35 +51,87 @@ def build_optimizer(cfg, params) -> torch.optim.Optimizer:
 
 
 def build_scheduler(cfg, optimizer, steps_per_epoch: int, total_steps: int | None = None):
-    """A per-batch schedule over ``total_steps`` (default: the epochs'), or a ReduceLROnPlateau that the
-    trainer steps per evaluation."""
+    """A per-batch schedule (of :data:`SCHEDULERS`) over ``total_steps`` (default: the epochs'), or a
+    ReduceLROnPlateau that the trainer steps per evaluation."""
     total = max(1, total_steps or cfg.epochs * steps_per_epoch)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    if cfg.scheduler == "plateau":
-        return lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.gamma, patience=2)
-    # cycle_momentum=False: torch's default would overwrite the momentum (or Adam's
-    # beta1) that the search sampled, and the study would record one that never ran.
-    if cfg.scheduler == "onecycle":  # has its own warm-up
-        pct_start = min(0.9, max(warmup / total, 0.3, 2.5 / total))  # torch divides by zero below 2 warm-up steps
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                       total_steps=total, pct_start=pct_start,
-                                       cycle_momentum=False)
-    if cfg.scheduler == "triangle":  # airbench94's: 0.2x the peak, linearly up to it at 23%, down to 0.07x
-        pct_start = min(0.9, max(warmup / total, 0.23, 2.5 / total))
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                       total_steps=total, pct_start=pct_start, anneal_strategy="linear",
-                                       div_factor=1 / 0.2, final_div_factor=0.2 / 0.07, cycle_momentum=False)
-    if cfg.scheduler == "cyclic":
-        half = max(1, (total - warmup) // 8)  # triangular2 over 4 cycles
-        peaks = [g["lr"] for g in optimizer.param_groups]  # per group: norms and biases may have their own
-        main = lr_scheduler.CyclicLR(optimizer, base_lr=[lr / 25 for lr in peaks], max_lr=peaks, step_size_up=half,
-                                     mode="triangular2", cycle_momentum=False)
-    else:
-        main = lr_scheduler.LambdaLR(optimizer, _decay_fn(cfg, total - warmup, steps_per_epoch))
+    return SCHEDULERS[cfg.scheduler](cfg, optimizer, total, warmup, steps_per_epoch)
+
+
+def _after_warmup(optimizer, main, warmup: int):
+    """``main`` after a linear ramp over ``warmup`` steps (none at 0)."""
     if warmup <= 0:
         return main
     ramp = lr_scheduler.LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
     return lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def _peaks(optimizer) -> list[float]:
+    # per group: norms and biases may have their own (one float would set every group's peak to it)
+    return [g["lr"] for g in optimizer.param_groups]
+
+
+# cycle_momentum=False in the cyclic schedules: torch's default would overwrite the momentum (or Adam's
+# beta1) that the search sampled, and the study would record one that never ran.
+def _one_cycle(cfg, optimizer, total: int, warmup: int, steps_per_epoch: int):
+    pct_start = min(0.9, max(warmup / total, 0.3, 2.5 / total))  # torch divides by zero below 2 warm-up steps
+    return lr_scheduler.OneCycleLR(optimizer, max_lr=_peaks(optimizer), total_steps=total, pct_start=pct_start,
+                                   cycle_momentum=False)  # its own warm-up
+
+
+def _triangle(cfg, optimizer, total: int, warmup: int, steps_per_epoch: int):
+    """airbench94's: 0.2x the peak, linearly up to it at 23%, down to 0.07x."""
+    pct_start = min(0.9, max(warmup / total, 0.23, 2.5 / total))
+    return lr_scheduler.OneCycleLR(optimizer, max_lr=_peaks(optimizer), total_steps=total, pct_start=pct_start,
+                                   anneal_strategy="linear", div_factor=1 / 0.2, final_div_factor=0.2 / 0.07,
+                                   cycle_momentum=False)
+
+
+def _cyclic(cfg, optimizer, total: int, warmup: int, steps_per_epoch: int):
+    half = max(1, (total - warmup) // 8)  # triangular2 over 4 cycles
+    peaks = _peaks(optimizer)
+    return _after_warmup(optimizer, lr_scheduler.CyclicLR(optimizer, base_lr=[lr / 25 for lr in peaks], max_lr=peaks,
+                                                          step_size_up=half, mode="triangular2", cycle_momentum=False),
+                         warmup)
+
+
+def _plateau(cfg, optimizer, total: int, warmup: int, steps_per_epoch: int):
+    return lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.gamma, patience=2)
+
+
+def _decaying(factor: Callable[[Any, int, int], Callable[[int], float]]):
+    """A schedule of the peak times ``factor(cfg, steps, steps_per_epoch)(step)`` after the warm-up's steps."""
+
+    def build(cfg, optimizer, total: int, warmup: int, steps_per_epoch: int):
+        main = lr_scheduler.LambdaLR(optimizer, factor(cfg, max(1, total - warmup), steps_per_epoch))
+        return _after_warmup(optimizer, main, warmup)
+
+    return build
+
+
+def _cosine(cfg, steps: int, steps_per_epoch: int):
+    return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+
+
+def _multistep(cfg, steps: int, steps_per_epoch: int):
+    marks = [m * cfg.epochs * steps_per_epoch for m in cfg.milestones]
+    return lambda s: cfg.gamma ** sum(s >= m for m in marks)
+
+
+def _step(cfg, steps: int, steps_per_epoch: int):
+    return lambda s: cfg.gamma ** (s // max(1, cfg.step_size * steps_per_epoch))
+
+
+SCHEDULERS: dict[str, Callable] = {
+    "cosine": _decaying(_cosine),
+    "multistep": _decaying(_multistep),
+    "step": _decaying(_step),
+    "onecycle": _one_cycle,
+    "triangle": _triangle,
+    "cyclic": _cyclic,
+    "plateau": _plateau,
+    "constant": _decaying(lambda cfg, steps, steps_per_epoch: lambda s: 1.0),
+}
 
 
 def continued_scheduler(cfg, optimizer, steps_per_epoch: int, peak_lrs: list[float], steps_done: int,
@@ -94,18 +155,6 @@ def continued_scheduler(cfg, optimizer, steps_per_epoch: int, peak_lrs: list[flo
         for _ in range(steps_done):
             scheduler.step()
     return scheduler
-
-
-def _decay_fn(cfg, steps: int, steps_per_epoch: int):
-    steps = max(1, steps)
-    if cfg.scheduler == "cosine":
-        return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-    if cfg.scheduler == "multistep":
-        marks = [m * cfg.epochs * steps_per_epoch for m in cfg.milestones]
-        return lambda s: cfg.gamma ** sum(s >= m for m in marks)
-    if cfg.scheduler == "step":
-        return lambda s: cfg.gamma ** (s // max(1, cfg.step_size * steps_per_epoch))
-    return lambda s: 1.0  # constant
 
 
 class RampedAverage:
