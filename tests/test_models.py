@@ -88,6 +88,42 @@ def test_a_fine_tuned_model_loads_for_predicting_offline_without_its_pretrained_
     assert torch.allclose(model(x), tuned.eval()(x), atol=1e-5)  # the tuned weights (in channels_last)
 
 
+def test_a_model_registered_under_a_built_ins_name_replaces_it_with_a_warning(monkeypatch):
+    from autocls.models import model_recipe, register_model, registry
+
+    for table in (registry._REGISTRY, registry._RECIPES):  # the built-in back after the test
+        monkeypatch.setitem(table, "resnet18", table["resnet18"])
+    with pytest.warns(UserWarning, match=r"model 'resnet18' is registered already \(by autocls.models.zoo\)"):
+        @register_model(recipe={"lr": 0.01})
+        def resnet18(num_classes: int, in_chans: int = 3):
+            return torch.nn.Linear(in_chans, num_classes)
+
+    assert isinstance(create_model("resnet18", 10), torch.nn.Linear)
+    assert model_recipe("resnet18") == {"lr": 0.01}
+
+
+def test_a_model_registered_before_the_zoo_was_used_is_not_replaced_by_it():
+    """Regression: the built-ins were registered when a name was first looked up, over a user's own of the same
+    name registered before, silently."""
+    import subprocess
+    import sys
+
+    code = """
+import warnings
+import torch
+from autocls.models.registry import register_model
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    @register_model
+    def resnet18(num_classes, in_chans=3):
+        return torch.nn.Linear(in_chans, num_classes)
+from autocls.models import create_model
+print(type(create_model("resnet18", 10)).__name__, len(caught))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["Linear", "1"], out.stderr[-2000:]
+
+
 @pytest.mark.parametrize("name", ["resnet9", "resnet18", "preact_resnet18", "wrn16_4", "wrn28_2", "lenet", "airbench"])
 def test_width_multiplier_builds_trains_and_shrinks(name):
     from autocls.models.registry import accepts_width

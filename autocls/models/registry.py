@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from typing import Callable
 from urllib.parse import urlparse
 
@@ -19,7 +20,8 @@ _RECIPES: dict[str, dict] = {}
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, recipe: dict | None = None):
-    """Decorator: register ``fn`` under its function name.
+    """Decorator: register ``fn`` under its function name; a name taken already (a built-in's) is replaced, with a
+    warning.
 
     ``recipe`` holds the :class:`~autocls.training.TrainConfig` fields that
     the net trains with other than the defaults, which are a ResNet's
@@ -31,12 +33,17 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, recipe: dict |
         ...     ...
     """
 
-    def wrap(fn):
+    def wrap(fn, stacklevel: int = 2):
+        taken = _REGISTRY.get(fn.__name__)
+        if taken is not None:
+            # as timm's registry: replacing a built-in may be meant, but never silently
+            warnings.warn(f"model '{fn.__name__}' is registered already (by {taken.__module__}); "
+                          f"{fn.__module__}'s replaces it", stacklevel=stacklevel)
         _REGISTRY[fn.__name__] = fn
         _RECIPES[fn.__name__] = dict(recipe or {})
         return fn
 
-    return wrap(fn) if fn is not None else wrap
+    return wrap(fn, stacklevel=3) if fn is not None else wrap
 
 
 def model_recipe(name: str) -> dict:
@@ -49,15 +56,11 @@ def model_recipe(name: str) -> dict:
         >>> model_recipe("resnet18"), model_recipe("timm/resnet18")
         ({}, {})
     """
-    from autocls.models import zoo  # noqa: F401  (registers the built-ins)
-
     return dict(_RECIPES.get(name, {}))
 
 
 def list_models() -> list[str]:
     """The registered CIFAR-adapted models (``timm/<name>`` adds all of timm's)."""
-    from autocls.models import zoo  # noqa: F401  (registers the built-ins)
-
     return sorted(_REGISTRY)
 
 
@@ -94,16 +97,12 @@ def accepts_width(name: str) -> bool:
     """Whether the registered model ``name`` takes a ``width`` multiplier."""
     import inspect
 
-    from autocls.models import zoo  # noqa: F401
-
     fn = _REGISTRY.get(name)
     return fn is not None and "width" in inspect.signature(fn).parameters
 
 
 def check_model_name(name: str) -> None:
     """Raise :class:`UserError` unless ``name`` is a registered model or ``timm/<a timm model>``."""
-    from autocls.models import zoo  # noqa: F401
-
     if name.startswith("timm/"):
         import timm
 
