@@ -90,9 +90,9 @@ def _triangle(cfg, optimizer, total: int, warmup: int, steps_per_epoch: int):
 def _cyclic(cfg, optimizer, total: int, warmup: int, steps_per_epoch: int):
     half = max(1, (total - warmup) // 8)  # triangular2 over 4 cycles
     peaks = _peaks(optimizer)
-    return _after_warmup(optimizer, lr_scheduler.CyclicLR(optimizer, base_lr=[lr / 25 for lr in peaks], max_lr=peaks,
-                                                          step_size_up=half, mode="triangular2", cycle_momentum=False),
-                         warmup)
+    main = lr_scheduler.CyclicLR(optimizer, base_lr=[lr / 25 for lr in peaks], max_lr=peaks, step_size_up=half,
+                                 mode="triangular2", cycle_momentum=False)
+    return _after_warmup(optimizer, main, warmup)
 
 
 def _plateau(cfg, optimizer, total: int, warmup: int, steps_per_epoch: int):
