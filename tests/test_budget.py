@@ -181,10 +181,8 @@ def test_a_search_skips_a_model_it_measured_too_slow_and_says_so(tmp_path, capsy
     assert "budget: skipped resnet18" in err and "does not fit a trial's share" in err
     assert ("trials: one at a time on all" in err) == ((os.cpu_count() or 1) <= 4)  # a small CPU machine
     measured = study.user_attrs["seconds_per_epoch"]
-    # measured, not assumed: 2.56 s against LeNet's 0.26 s in a busy CI run (9.7x; 10x was asked there and failed),
-    # 8.2 s against 3.7 s with another search running beside the tests (3x was asked there and failed): a few timed
-    # steps take what the machine gives them, so only the order is asked
-    assert measured["resnet18@1"] > measured["lenet@1"]
+    # measured, not assumed: 2.56 s against LeNet's 0.26 s in a busy CI run (9.7x; 10x was asked there and failed)
+    assert measured["resnet18@1"] > 3 * measured["lenet@1"]
     trials = study.get_trials()  # the seed that names the skipped model is not run; the lenet seed is first
     ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert ran and all(t.params["model"] == "lenet" for t in ran) and trials[0].params == {"model": "lenet"}
