@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -337,26 +340,74 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
 
 
+# `docker stop` and most batch schedulers send SIGKILL 10 s after SIGTERM
+SIGTERM_GRACE_S = 8.0
+
+
+@contextmanager
+def _terminate_as_ctrl_c():
+    """SIGTERM taken as Ctrl-C is, for the time of a command, and the process ended ``SIGTERM_GRACE_S`` after it
+    whatever it is doing; yields the list of the SIGTERMs that came.
+
+    `kill`, `timeout`, `docker stop` and a batch scheduler's end of job send SIGTERM: a search then ended at once
+    with exit code 134 and a page of Ray's C++ stack, without the line that says how to continue it. The current
+    Ctrl-C handler gets it, so that during Ray Tune's run it is Tune's, which stops the run cleanly. Sent to the
+    whole process group (`timeout`, a scheduler) it also ends Ray's own processes, and Ray Tune's clean stop then
+    waited 60 s for them before Ray aborted the process: a search keeps its trials in the study as they go, RUNNING
+    until they end, so ending the process outright loses nothing the same command needs to continue.
+    """
+    came = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield came
+        return
+
+    def end_now():
+        console.print(Text(f"terminated: still stopping {SIGTERM_GRACE_S:g} s after SIGTERM, so ended now; what was "
+                           f"saved is kept: run the same command again to continue", style="yellow"), soft_wrap=True)
+        sys.stdout.flush()
+        os._exit(128 + signal.SIGTERM)
+
+    def as_ctrl_c(signum, frame):
+        if not came:
+            timer = threading.Timer(SIGTERM_GRACE_S, end_now)
+            timer.daemon = True  # a clean stop within the grace ends the process without waiting for it
+            timer.start()
+        came.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):  # Ctrl-C ignored, as in a job a script started with `&`: still a clean stop
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    before = signal.signal(signal.SIGTERM, as_ctrl_c)
+    try:
+        yield came
+    finally:
+        if before is not None:  # None: a handler set outside Python, which Python cannot set back
+            signal.signal(signal.SIGTERM, before)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # a --time-budget counts the command as its user times it: from the process's start when this is the program
     # (the console script reads sys.argv), from this call when a caller passes its own arguments (a script, a test)
     args.started_at = process_started() if argv is None else None
+    terminated = []
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _terminate_as_ctrl_c() as terminated:
             warnings.simplefilter("always", UserWarning)
             # printed as they come: kept until the command returned, those that explain an error were lost with it
             # ("left out of the ensemble: ..." before "no trial with saved ... probabilities")
             warnings.showwarning = _show_warning
-            return args.func(args)
+            code = args.func(args)
+            return 128 + signal.SIGTERM if terminated and code == 130 else code  # a command that took it as Ctrl-C
     except UserError as exc:
         # Text, not markup: user input in the message ("[/x]") must print as it is
         console.print(Text.assemble(("error:", "red"), " ", str(exc)[:2000]), highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
-        return 130
+        return 128 + signal.SIGTERM if terminated else 130  # as a shell reports either signal
     except BrokenPipeError:  # `autocls ... | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -1,5 +1,6 @@
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -153,9 +154,10 @@ def test_a_run_at_a_smaller_image_size_records_the_folders_and_predicts_its_file
     assert len(capsys.readouterr().out.splitlines()) == 10
 
 
-def test_train_interrupted_continues_from_its_checkpoint_with_the_same_command(tmp_path, autocls_cli):
-    """Regression: Ctrl-C lost a `train` run: the same command trained again from epoch 0."""
-    import signal
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_train_interrupted_continues_from_its_checkpoint_with_the_same_command(tmp_path, autocls_cli, signum):
+    """Regression: Ctrl-C lost a `train` run: the same command trained again from epoch 0. SIGTERM (`kill`, a
+    scheduler) ended it without a word; it stops it as Ctrl-C does, with a shell's code for it."""
     import time
 
     args = ["train", "digits", "--model", "lenet", "--epochs", "8", "--epoch-images", "20000", "--optimizer", "adam",
@@ -166,9 +168,9 @@ def test_train_interrupted_continues_from_its_checkpoint_with_the_same_command(t
     while not checkpoint.exists() and driver.poll() is None and time.time() - waited < 240:
         time.sleep(0.2)
     assert driver.poll() is None, "the run ended before it could be interrupted"
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(signum)
     out, _ = driver.communicate(timeout=120)
-    assert driver.returncode == 130 and "run the same command again to continue run" in out, out[-2000:]
+    assert driver.returncode == 128 + signum and "run the same command again to continue run" in out, out[-2000:]
     proc = autocls_cli(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     resumed_from = int(re.search(r"holds this run's checkpoint of epoch (\d+): it continues", proc.stderr)[1])

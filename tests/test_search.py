@@ -162,6 +162,19 @@ FINISHED_TRIALS = "select count(*) from trials where state in ('COMPLETE','PRUNE
 REPORTED_EPOCHS = "select count(*) from trial_intermediate_values"
 
 
+def write_lr_space(folder: Path, epochs: int, batch_size: int) -> Path:
+    """A digits space of ResNet-9 trials that differ in their learning rate only, ASHA's first rung at epoch 2."""
+    space = folder / "space.yaml"
+    space.write_text(textwrap.dedent(f"""
+        dataset: digits
+        asha: {{grace_period: 2, reduction_factor: 2}}
+        fixed: {{epochs: {epochs}, batch_size: {batch_size}, crop_padding: 1, flip: false, model: resnet9, optimizer: sgd}}
+        params:
+          lr: {{type: float, low: 1.0e-3, high: 3.0e-2, log: true}}
+    """))
+    return space
+
+
 def wait_for_finished(db: Path, count: int, driver, timeout: float = 240, query: str = FINISHED_TRIALS) -> None:
     """Poll the study's database while the driver runs, until ``query`` counts ``count`` rows."""
     deadline = time.time() + timeout
@@ -361,14 +374,7 @@ def test_a_budget_too_short_to_start_a_trial_raises_and_leaves_the_study_to_cont
 
 @pytest.mark.slow  # 3 minutes: a search interrupted and run again from its checkpoints
 def test_ctrl_c_then_same_command_continues(tmp_path):
-    space = tmp_path / "space.yaml"
-    space.write_text(textwrap.dedent("""
-        dataset: digits
-        asha: {grace_period: 2, reduction_factor: 2}
-        fixed: {epochs: 5, batch_size: 64, crop_padding: 1, flip: false, model: resnet9, optimizer: sgd}
-        params:
-          lr: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}
-    """))
+    space = write_lr_space(tmp_path, epochs=5, batch_size=64)
     cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(space), "--trials", "5"]
     driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_finished(tmp_path / "studies" / "digits.db", 1, driver)
@@ -385,6 +391,38 @@ def test_ctrl_c_then_same_command_continues(tmp_path):
         assert sorted(t.intermediate_values) == list(range(1, len(t.intermediate_values) + 1))
         if t.state == TrialState.COMPLETE:
             assert len(t.intermediate_values) == 5
+
+
+@pytest.mark.slow  # 2 minutes: a search stopped by SIGTERM twice, then run to its end
+def test_sigterm_stops_a_search_as_ctrl_c_does_and_the_same_command_continues(tmp_path):
+    """Regression: SIGTERM (`kill`, `timeout`, a batch scheduler) aborted the search with exit code 134 and a page of
+    Ray's C++ stack; sent to the process group, which ends Ray's own processes too, a clean stop would wait 60 s."""
+    space = write_lr_space(tmp_path, epochs=6, batch_size=32)
+    cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(space), "--trials", "4"]
+    db = tmp_path / "studies" / "digits.db"
+    url = f"sqlite:///{db}"
+    # the whole group, as `timeout` and schedulers send it; then the driver alone, as `kill PID` does
+    for send in (lambda p: os.killpg(p.pid, signal.SIGTERM), lambda p: p.send_signal(signal.SIGTERM)):
+        reported = 0
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                reported = con.execute(REPORTED_EPOCHS).fetchone()[0]
+        driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=True)
+        wait_for_finished(db, reported + 1, driver, timeout=120, query=REPORTED_EPOCHS)  # while trials train
+        assert driver.poll() is None, "the search ended before it could be stopped"
+        send(driver)
+        _, err = driver.communicate(timeout=60)
+        assert driver.returncode == 128 + signal.SIGTERM and "run the same command again" in err, err[-2000:]
+        assert "SIGTERM received" not in err  # Ray's C++ handler, which aborted the process
+        trials = optuna.load_study(study_name="digits", storage=url).get_trials()
+        assert not [t for t in trials if t.state == TrialState.FAIL]
+        assert [t for t in trials if t.state == TrialState.RUNNING]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = optuna.load_study(study_name="digits", storage=url).get_trials()
+    assert [t.number for t in trials] == list(range(4))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
 
 
 def test_a_new_study_of_the_same_name_never_meets_the_old_ones_files(tiny_space, tmp_path):
@@ -455,14 +493,7 @@ def test_a_time_budget_bounds_the_whole_search_and_keeps_the_cut_trials(tmp_path
 @pytest.mark.slow  # 2 minutes: a budgeted search interrupted after its deadline and run again
 def test_ctrl_c_in_a_budgeted_search_leaves_it_resumable(tmp_path):
     """Regression: Ctrl-C of a --time-budget search turned its RUNNING trials into FAIL and exited 0."""
-    space = tmp_path / "space.yaml"
-    space.write_text(textwrap.dedent("""
-        dataset: digits
-        asha: {grace_period: 2, reduction_factor: 2}
-        fixed: {epochs: 60, batch_size: 32, crop_padding: 1, flip: false, model: resnet9, optimizer: sgd}
-        params:
-          lr: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}
-    """))
+    space = write_lr_space(tmp_path, epochs=60, batch_size=32)
     cmd = [sys.executable, "-m", "autocls", "search", "digits", "--space", str(space), "--time-budget", "50s",
            "--keep-epochs", "--ensemble-top", "2"]
     driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

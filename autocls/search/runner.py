@@ -382,12 +382,18 @@ def _join_ray(address: str | None, num_cpus: int | None) -> None:
 
     if ray.is_initialized():
         return
+    # SIGTERM's handler is the program's: ray.init leaves one of Ray's C++ core that aborts the process with a
+    # stack trace (exit code 134), over the command's own, which stops the search as Ctrl-C does
+    sigterm = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     try:
         # "local": a Ray of our own, even when a `ray start` cluster runs on this machine
         ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=False, configure_logging=True, logging_level="ERROR")
     except ConnectionError as exc:  # something answers at the address, but not a Ray cluster this Ray can join
         raise UserError(f"--address {address}: {exc}") from None
+    finally:
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 # HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113, 3.4): a gRPC server, as Ray's GCS and
