@@ -125,6 +125,9 @@ def test_bad_ensemble_inputs_are_clear(searched, tmp_path):
         load_existing_study("missing", f"sqlite:///{root}/studies/missing.db")
     assert not (root / "studies" / "missing.db").exists()  # asking wrote nothing
     result = build_ensemble(study, top=2, name="to-break")
+    # the study's folder given for its ensemble: the error names the ensembles in it
+    with pytest.raises(UserError, match=f"its ensembles: .*{re.escape(str(result.folder))}"):
+        load_ensemble(result.folder.parent.parent)
     broken = tmp_path / "broken"
     shutil.copytree(result.folder, broken)
     member = next((broken / "members").iterdir())

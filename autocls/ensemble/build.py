@@ -25,6 +25,7 @@ METHODS = ("soft", "hard", "greedy")
 TTA_CHOICES = (*TTA_MODES, "auto")  # auto: chosen on val (tta_by_val)
 FORMAT_VERSION = 1
 MANIFEST_FILE = "ensemble.json"  # the ensemble folder's manifest: members, voting, classes, normalisation
+ENSEMBLES_FOLDER = "ensembles"  # in a study's folder, one folder per saved ensemble
 
 
 @dataclass
@@ -117,6 +118,17 @@ def loadable(members: list[Member], top: int, num_classes: int, in_chans: int) -
     return kept, problems
 
 
+def saved_ensembles(study_folder: Path) -> list[Path]:
+    """The ensembles saved in a study's folder, the latest last.
+
+    Example:
+        >>> saved_ensembles(Path("studies/no-such-study"))
+        []
+    """
+    manifests = Path(study_folder).glob(f"{ENSEMBLES_FOLDER}/*/{MANIFEST_FILE}")
+    return [p.parent for p in sorted(manifests, key=lambda p: p.stat().st_mtime)]
+
+
 def ensemble_name(method: str, top: int, temperature: bool = False, tta: str | None = None) -> str:
     """The default folder name: every option that changes the ensemble is in it.
 
@@ -187,7 +199,7 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     result.extra["per_class_test"] = weakest_classes(result.test_probs, test_y, data.classes,
                                                      k=min(3, data.num_classes - 1))
     if save:
-        result.folder = _save(result, folder / "ensembles" / (name or ensemble_name(method, top, temperature, tta)), data,
+        result.folder = _save(result, folder / ENSEMBLES_FOLDER / (name or ensemble_name(method, top, temperature, tta)), data,
                               overwrite)
     return result
 

@@ -12,7 +12,7 @@ import torch
 from autocls.data.augment import BatchAugment
 from autocls.data.sources import IMAGE_EXTENSIONS, decode_images
 from autocls.artifacts import sha256_file
-from autocls.ensemble.build import FORMAT_VERSION, MANIFEST_FILE, manifest_digest
+from autocls.ensemble.build import FORMAT_VERSION, MANIFEST_FILE, manifest_digest, saved_ensembles
 from autocls.ensemble.voting import apply_temperature, hard_vote, soft_vote
 from autocls.errors import UserError
 
@@ -58,7 +58,9 @@ def read_manifest(folder: Path) -> dict:
     if not folder.is_dir():
         raise UserError(f"no ensemble or training run at '{folder}': it does not exist")
     if not path.is_file():
-        raise UserError(f"'{folder}' is not an autocls ensemble (no ensemble.json) nor a training run (no result.json)")
+        saved = saved_ensembles(folder)  # a study's folder given for one of its ensembles
+        raise UserError(f"'{folder}' is not an autocls ensemble (no ensemble.json) nor a training run (no result.json)"
+                        + (f"; its ensembles: {', '.join(map(str, reversed(saved)))}" if saved else ""))
     try:
         manifest = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

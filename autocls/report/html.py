@@ -11,7 +11,7 @@ import plotly.io as pio
 from optuna.trial import TrialState
 
 from autocls.artifacts import trial_artifacts
-from autocls.ensemble.build import MANIFEST_FILE, ranking_metric
+from autocls.ensemble.build import MANIFEST_FILE, ranking_metric, saved_ensembles
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
 from autocls.metrics import RANKING_METRICS, per_class_accuracy, per_class_auc, summary
@@ -115,9 +115,8 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 
 
 def _latest_ensemble(study: optuna.Study) -> Path | None:
-    folder = Path(study.user_attrs.get("folder", "")) / "ensembles"
-    found = sorted((p for p in folder.glob(f"*/{MANIFEST_FILE}")), key=lambda p: p.stat().st_mtime)
-    return found[-1].parent if found else None
+    found = saved_ensembles(Path(study.user_attrs.get("folder", "")))
+    return found[-1] if found else None
 
 
 def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, out: str | Path | None = None,
