@@ -216,6 +216,30 @@ def test_a_trial_sized_from_a_slow_calibration_refits_and_completes(tmp_path, ca
     assert re.search(r"epochs #0:1/\d+ \d+s left", err), err  # the trial's epochs timed its time left
 
 
+def test_a_study_continued_with_a_new_model_choice_times_it_and_proposes_it(tmp_path, capsys):
+    """Regression: a budgeted study continued with a space that added ResNet-9 to LeNet ran LeNet alone, without a
+    word: the timings kept in the study knew LeNet only, and the plan kept what it knew."""
+    import optuna
+
+    from autocls.search import run_search
+
+    (tmp_path / "space.yaml").write_text(textwrap.dedent("""
+        dataset: digits
+        fixed: {epochs: 2, batch_size: 128, crop_padding: 1, flip: false, optimizer: adam}
+        params:
+          model: {type: categorical, choices: [lenet, resnet9]}
+          lr: {type: float, low: 1.0e-3, high: 3.0e-3, log: true}
+    """))
+    study = optuna.create_study(study_name="c", storage=f"sqlite:///{tmp_path}/c.db", direction="maximize")
+    study.set_user_attr("seconds_per_epoch", {"lenet@1": 0.5})  # as a first session with a LeNet-only space left it
+    study = run_search("digits", space=tmp_path / "space.yaml", n_trials=1, time_budget_s=60, study_name="c",
+                       studies_dir=tmp_path, ensemble_top=None)
+    assert "budget: timing an epoch of the model new to the study (resnet9@1)" in capsys.readouterr().err
+    measured = study.user_attrs["seconds_per_epoch"]
+    assert measured["lenet@1"] == 0.5 and measured["resnet9@1"] > 0  # the known one kept as it was timed
+    assert set(study.trials[0].distributions["model"].choices) == {"lenet", "resnet9"}
+
+
 def test_when_only_the_fastest_width_fits_no_other_width_is_proposed(tmp_path, capsys):
     """Regression: a 5-minute CIFAR-10 search left 18 proposals of other widths (the seed's too) PRUNED unstarted."""
     import optuna

@@ -21,12 +21,14 @@ the threads a trial gets.  With those:
   the trainer's ``fit_until``).
 
 The measurements are cached in the study (user attr ``seconds_per_epoch``),
-so a resumed search sizes its trials the same way.
+so a resumed search sizes its trials the same way; a model choice new to the
+study (a session with another space) is timed when it first comes.
 """
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -270,8 +272,9 @@ def configs(space: SearchSpace) -> list[dict]:
 
 
 def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
-                      device: str = "cpu", batch: int | None = None) -> dict[str, float]:
-    """Measured seconds of one epoch (training plus evaluation of val and test) per ``model@width``.
+                      device: str = "cpu", batch: int | None = None, skip: Collection[str] = ()) -> dict[str, float]:
+    """Measured seconds of one epoch (training plus evaluation of val and test) per ``model@width``, but those
+    in ``skip``.
 
     Each trains ``steps`` steps (after one warm-up step) on a batch of the real
     images, channels-last as the trainer runs, on ``device`` (bf16 autocast
@@ -300,6 +303,8 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
         measured = {}
         bf16 = fast_bf16(torch.device(device))
         for config in configs(space):
+            if config_key(config) in skip:
+                continue
             model = model_from_config(config, data.num_classes, in_chans=data.image_shape[0])
             model = model.to(device, memory_format=torch.channels_last)
             optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

@@ -266,9 +266,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         del raw
         measured = None
         if time_budget_s and size_trials:  # measured once per study: a resumed search sizes its trials the same way
-            measured = study.user_attrs.get("seconds_per_epoch")
-            if measured is None:
-                measured = _timed_models(study, space, data, threads, address, gpus_per_trial, show_progress)
+            measured = _timed_models(study, space, data, threads, address, gpus_per_trial, show_progress)
         evaluating = eval_share(trained_per_epoch(space, len(data.train_y)), len(data.val_y) + len(data.test_y))
         data_size = len(data.train_y), min(data.source_shape[1:])
         del data
@@ -577,18 +575,30 @@ def _study_split(raw: RawDataset, space: SearchSpace, seed: int, paths: StudyPat
 
 def _timed_models(study: optuna.Study, space: SearchSpace, data, threads: int, address: str | None,
                   gpus_per_trial: float | None, show_progress: bool) -> dict:
-    """Seconds an epoch of each model choice on this machine (the calibration), kept in the study."""
-    from autocls.search.budget import seconds_per_epoch
+    """Seconds an epoch of each model choice on this machine (the calibration), kept in the study.
 
+    Each is timed once per study, so that a continued search sizes its trials as the first session did; a choice
+    of a space that is new to the study is timed when it comes (a study continued with a space that added
+    ResNet-9 to LeNet ran LeNet alone, without a word: its plan knew LeNet's time only).
+    """
+    from autocls.search.budget import config_key, configs, seconds_per_epoch
+
+    known = study.user_attrs.get("seconds_per_epoch") or {}
+    new = [config_key(c) for c in configs(space) if config_key(c) not in known]
+    if not new:
+        return known
     if show_progress:
-        print("budget: timing an epoch of each model on this machine", file=sys.stderr, flush=True)
+        which = "each model" if not known else f"the model{'s' * (len(new) > 1)} new to the study ({', '.join(new)})"
+        print(f"budget: timing an epoch of {which} on this machine", file=sys.stderr, flush=True)
     # timed where the trials will run: this machine's GPU when trials get one
     on_gpu = address is None and gpus_per_trial != 0 and _local_gpus() > 0
     try:
-        measured = seconds_per_epoch(space, data, threads=threads, device="cuda" if on_gpu else "cpu")
+        measured = {**known, **seconds_per_epoch(space, data, threads=threads, device="cuda" if on_gpu else "cpu",
+                                                 skip=known)}
     except KeyboardInterrupt:
-        print("search interrupted while timing the models: no trial had started; the same command starts over",
-              file=sys.stderr)
+        print("search interrupted while timing the models: no trial had started; the same command starts over"
+              if not known else "search interrupted while timing the models new to the study; the same command "
+              "times them again", file=sys.stderr)
         raise
     study.set_user_attr("seconds_per_epoch", measured)
     return measured
