@@ -48,6 +48,20 @@ def study(tiny_space, tmp_path_factory):
     return s, folder
 
 
+def test_a_study_refuses_a_space_that_holds_its_images_otherwise(study, tmp_path):
+    """Regression: a study continued with a space of another image_size trained trials at that size, whose ensemble
+    then fed them images at the first space's size (kept in the study)."""
+    s, folder = study
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY_SPACE.replace("fixed: {", "fixed: {image_size: 16, ", 1))
+    assert "image_size: 16" in other.read_text()
+    before = len(s.get_trials())
+    with pytest.raises(UserError, match="study 'tiny' was started with image_size unset .*this space has 16: use "
+                                        "another --study name"):
+        run_search("digits", space=other, n_trials=20, study_name="tiny", studies_dir=folder, show_progress=False)
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder}/tiny.db").get_trials()) == before
+
+
 def test_asha_leaves_pruned_trials_with_shorter_curves(study):
     s, folder = study
     trials = s.get_trials()

@@ -534,6 +534,13 @@ def _open_study(paths: StudyPaths, storage: optuna.storages.BaseStorage, space: 
         raise UserError(f"study '{paths.name}' ranks its trials by {kept_space.ranking_metric}, not "
                         f"{space.ranking_metric}; continue it with --metric {kept_space.ranking_metric}, or use "
                         f"another --study name")
+    # the split and the ensemble's images follow the first space (the study keeps it): another space of the same
+    # study that holds the images otherwise would train trials that its ensemble then fed images of another size
+    for key, default in (("image_size", None), ("val_fraction", 0.1)):
+        if kept_space and (kept := kept_space.fixed.get(key, default)) != (asked := space.fixed.get(key, default)):
+            kept, asked = ("unset (the data's own size)" if v is None else v for v in (kept, asked))
+            raise UserError(f"study '{paths.name}' was started with {key} {kept}, which its split and its ensemble "
+                            f"follow; this space has {asked}: use another --study name")
     stored = study.user_attrs.get("dataset")
     if stored and stored != dataset:
         raise UserError(f"study '{paths.name}' searches '{stored}', not '{dataset}'; use another --study name")
