@@ -13,7 +13,7 @@ from autocls.metrics import accuracy_standard_error
 from autocls.models.zoo import AIRBENCH_RECIPE
 from autocls.training import Runtime, TrainConfig, class_balanced_weights, train
 from autocls.training.config import from_settings, load_settings
-from autocls.training.losses import SoftTargetLoss, build_loss
+from autocls.training.losses import CLASS_WEIGHTINGS, SoftTargetLoss, build_loss, inverse_frequency_weights
 from tests.conftest import script_val_scores
 
 
@@ -87,6 +87,21 @@ def test_class_balanced_weights_match_the_formula():
     assert torch.allclose(class_balanced_weights(counts, beta), torch.tensor(expected, dtype=torch.float32))
     w = class_balanced_weights(counts, beta)
     assert w[3] > w[2] > w[1] > w[0]
+
+
+@pytest.mark.parametrize("weighting", list(CLASS_WEIGHTINGS))
+def test_every_class_weighting_name_weighs_the_loss_as_it_says(weighting):
+    """A name the recipe accepts builds the weights it names: a rare class's image costs more where it is weighed."""
+    counts, beta = [1000, 10], 0.99
+    expected = {"none": None, "inverse": inverse_frequency_weights(counts),
+                "class_balanced": class_balanced_weights(counts, beta)}[weighting]
+    loss = build_loss("ce", counts, class_weighting=weighting, beta=beta)
+    assert (loss.weight is None) if expected is None else torch.equal(loss.weight, expected)
+    # a batch of a common image, classed right, and a rare one, classed wrong: weighed, the rare one counts more
+    favouring_common, labels = torch.tensor([[2.0, 0.0], [2.0, 0.0]]), torch.eye(2)
+    plain = build_loss("ce", counts)(favouring_common, labels).item()
+    assert loss(favouring_common, labels).item() > plain if expected is not None else \
+        loss(favouring_common, labels).item() == plain
 
 
 def test_mixup_targets_sum_to_one():

@@ -22,6 +22,7 @@ from pathlib import Path
 from autocls.data.augment import AUTO_AUGMENT_POLICIES
 from autocls.errors import UserError, short_repr
 from autocls.files import load_yaml
+from autocls.training.losses import CLASS_WEIGHTINGS, LOSSES
 from autocls.training.optim import OPTIMIZERS, SCHEDULERS
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # what Runtime.device takes (N: a GPU's index)
@@ -45,8 +46,8 @@ RECIPE_IMAGE_SIDE = 32
 CHOICES = {
     "optimizer": tuple(OPTIMIZERS),
     "scheduler": tuple(SCHEDULERS),
-    "loss": ("ce", "focal"),
-    "class_weighting": ("none", "inverse", "class_balanced"),
+    "loss": LOSSES,
+    "class_weighting": tuple(CLASS_WEIGHTINGS),
     "auto_augment": AUTO_AUGMENT_POLICIES,
 }
 

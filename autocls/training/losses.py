@@ -105,14 +105,29 @@ def logit_adjustment_offset(counts, tau: float = 1.0) -> torch.Tensor:
     return torch.tensor(tau * np.log(counts / counts.sum()), dtype=torch.float32)
 
 
+# Each loss and class weighting is declared once: build_loss builds from these tables and the recipe's check
+# (config.CHOICES) reads its names from them, as the optimizers and schedules are (training/optim.py).
+LOSSES = ("ce", "focal")  # cross-entropy, and focal loss (Lin et al. 2017): cross-entropy at focal_gamma 0
+CLASS_WEIGHTINGS = {
+    "none": lambda counts, beta: None,
+    "inverse": lambda counts, beta: inverse_frequency_weights(counts),
+    "class_balanced": class_balanced_weights,
+}
+
+
 def build_loss(kind: str, class_counts, class_weighting: str = "none", beta: float = 0.9999,
                focal_gamma: float = 2.0, label_smoothing: float = 0.0, logit_adjustment: float = 0.0) -> SoftTargetLoss:
-    """The training loss; ``label_smoothing`` is the smoothing the targets carry (see :class:`SoftTargetLoss`),
-    ``logit_adjustment`` the tau of the logit-adjusted loss (0: none)."""
-    weight = None
-    if class_weighting == "class_balanced":
-        weight = class_balanced_weights(class_counts, beta)
-    elif class_weighting == "inverse":
-        weight = inverse_frequency_weights(class_counts)
+    """The training loss (of :data:`LOSSES`, weighted by one of :data:`CLASS_WEIGHTINGS`); ``label_smoothing`` is
+    the smoothing the targets carry (see :class:`SoftTargetLoss`), ``logit_adjustment`` the tau of the
+    logit-adjusted loss (0: none).
+
+    Example:
+        >>> uncertain, one_hot = torch.zeros(2, 2), torch.eye(2)  # p = 0.5 for each image's class
+        >>> round(build_loss("ce", [100, 10])(uncertain, one_hot).item(), 4)  # log 2
+        0.6931
+        >>> round(build_loss("focal", [100, 10], focal_gamma=2.0)(uncertain, one_hot).item(), 4)  # (1 - p)^2 log 2
+        0.1733
+    """
+    weight = CLASS_WEIGHTINGS[class_weighting](class_counts, beta)
     offset = logit_adjustment_offset(class_counts, logit_adjustment) if logit_adjustment else None
     return SoftTargetLoss(weight, focal_gamma if kind == "focal" else 0.0, label_smoothing, offset)
