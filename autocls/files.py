@@ -7,11 +7,27 @@ new one, never half of one.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
 
-from autocls.errors import UserError
+from autocls.errors import UserError, short_repr
+
+
+def check_folder_name(name: str, what: str) -> None:
+    """A name that becomes a folder (or file) name given as ``what``: one path component of safe characters, so that
+    it cannot lead out of the folder it is made in.
+
+    Example:
+        >>> check_folder_name("x/../../y", "--name")
+        Traceback (most recent call last):
+        ...
+        autocls.errors.UserError: --name 'x/../../y' must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
+        raise UserError(f"{what} {short_repr(name)} must be 1-100 letters, digits, '.', '_' or '-', "
+                        f"starting with a letter or digit")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -121,6 +121,10 @@ def test_bad_ensemble_inputs_are_clear(searched, tmp_path):
     assert len(everything.members) == len(study.trials)  # no pruning in this study: every trial is a candidate
     with pytest.raises(UserError, match="--top must be >= 1"):
         build_ensemble(study, top=0)
+    # regression: `--name x/../../y` saved the ensemble in the study's folder, out of its ensembles/
+    with pytest.raises(UserError, match="--name 'x/../../y' must be 1-100 letters"):
+        build_ensemble(study, top=1, name="x/../../y")
+    assert not (Path(study.user_attrs["folder"]) / "y").exists()
     with pytest.raises(UserError, match="no study 'missing'"):
         load_existing_study("missing", f"sqlite:///{root}/studies/missing.db")
     assert not (root / "studies" / "missing.db").exists()  # asking wrote nothing

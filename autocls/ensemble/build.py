@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from autocls.artifacts import SPLIT_FILE, sha256_file, study_store, trial_artifacts
 from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_selection, hard_vote, soft_vote
 from autocls.errors import UserError
-from autocls.files import atomic_write_text
+from autocls.files import atomic_write_text, check_folder_name
 from autocls.inference import TTA_MODES
 from autocls.metrics import RANKING_METRICS, accuracy_standard_error, ranking_metric_named, summary, weakest_classes
 from autocls.search.space import SearchSpace
@@ -172,6 +172,8 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
         raise UserError(f"unknown --tta '{tta}'; choose from {', '.join(TTA_CHOICES)}")
     if top < 1:
         raise UserError(f"--top must be >= 1, got {top}")
+    if name is not None:
+        check_folder_name(name, "--name")  # a folder under the study's ensembles/, never out of it
     metric = metric or ranking_metric(study)
     ranking_metric_named(metric)  # a bad name fails before the data is read
     data = study_data(study, at_trials_image_size=True)  # the trials' test probabilities are of those images

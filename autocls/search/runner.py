@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import TrialState
 
-from autocls.errors import UserError, short_repr
-from autocls.files import atomic_write_bytes
+from autocls.errors import UserError
+from autocls.files import atomic_write_bytes, check_folder_name
 from autocls.search.space import SearchSpace, preset_space
 from autocls.search.samplers import create_sampler
 
@@ -49,9 +49,7 @@ class StudyPaths:
 
 def check_study_name(name: str) -> None:
     """A study name becomes a folder and a file name: one path component of safe characters."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
-        raise UserError(f"study name {short_repr(name)} must be 1-100 letters, digits, '.', '_' or '-', "
-                        f"starting with a letter or digit")
+    check_folder_name(name, "study name")
 
 
 def redact_url(url: str) -> str:
