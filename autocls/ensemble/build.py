@@ -201,8 +201,8 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     result.extra["per_class_test"] = weakest_classes(result.test_probs, test_y, data.classes,
                                                      k=min(3, data.num_classes - 1))
     if save:
-        result.folder = _save(result, folder / ENSEMBLES_FOLDER / (name or ensemble_name(method, top, temperature, tta)), data,
-                              overwrite)
+        name = name or ensemble_name(method, top, temperature, tta)
+        result.folder = _save(result, folder / ENSEMBLES_FOLDER / name, data, overwrite)
     return result
 
 
