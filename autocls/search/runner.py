@@ -42,14 +42,9 @@ class StudyPaths:
 
     @classmethod
     def default(cls, name: str, storage: str | None = None, root: str | Path = "studies") -> "StudyPaths":
-        check_study_name(name)
+        check_folder_name(name, "study name")  # it becomes a folder and a file name
         root = Path(root).resolve()
         return cls(name, storage or f"sqlite:///{root / name}.db", root / name)
-
-
-def check_study_name(name: str) -> None:
-    """A study name becomes a folder and a file name: one path component of safe characters."""
-    check_folder_name(name, "study name")
 
 
 def redact_url(url: str) -> str:
