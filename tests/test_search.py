@@ -574,3 +574,14 @@ def test_ctrl_c_while_timing_the_models_says_no_trial_had_started(tmp_path, tiny
     assert "interrupted while timing the models: no trial had started" in capsys.readouterr().err
     study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path}/studies/digits.db")
     assert not study.trials and "seconds_per_epoch" not in study.user_attrs  # the same command times them again
+
+
+@pytest.mark.parametrize("folder, name", [("x" * 150, "x" * 100), ("./my photos (2024)/", "my-photos-2024"),
+                                          ("/", "study"), ("digits", "digits")])
+def test_the_default_study_name_is_a_valid_folder_name_for_any_dataset_path(folder, name, tmp_path):
+    """Regression: a folder's name over 100 characters became a default study name that the study-name check refused,
+    with a message about a --study-name the user never gave."""
+    from autocls.search.runner import StudyPaths, default_study_name
+
+    assert default_study_name(folder) == name
+    assert StudyPaths.default(name, root=tmp_path).folder == tmp_path / name

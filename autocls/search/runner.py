@@ -47,6 +47,19 @@ class StudyPaths:
         return cls(name, storage or f"sqlite:///{root / name}.db", root / name)
 
 
+def default_study_name(dataset: str) -> str:
+    """The study name a search takes when given none: the dataset's name or its folder's, made a valid folder name.
+
+    Example:
+        >>> default_study_name("./my photos/")
+        'my-photos'
+        >>> len(default_study_name("x" * 300))
+        100
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).name)[:100]  # check_folder_name's limit
+    return name.strip("-._") or "study"
+
+
 def redact_url(url: str) -> str:
     """The URL with its password replaced by ***, for messages."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
@@ -247,8 +260,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
     side = space.fixed.get("image_size")
     if side and (height, width) != (side, side) and show_progress:
         print(f"space: images of {width}x{height} train at {side}x{side}, its image_size", file=sys.stderr, flush=True)
-    paths = StudyPaths.default(study_name or re.sub(r"[^A-Za-z0-9._-]+", "-", Path(dataset).name).strip("-._") or "study",
-                               storage, studies_dir)
+    paths = StudyPaths.default(study_name or default_study_name(dataset), storage, studies_dir)
     store = open_storage(paths.storage)
     if artifacts is not None:
         artifacts = ArtifactStore(artifacts).uri  # a bad URI fails before any write; a folder's path made absolute
