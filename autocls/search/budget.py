@@ -42,7 +42,8 @@ from autocls.training.trainer import closing_reserve
 # an epoch at width 0.5 ~22 s) ran two 24-epoch trials at 0.5 side by side, ensembled to 90.34% in four runs; at 3
 # the seed ran at 0.75 for 24 epochs on both cores and again for 12-15: 90.88% and 90.92%, against the seed at 0.75
 # alone for the whole budget (38 epochs) 90.28%; with other initialisations 90.78% against 90.80% (a tie),
-# 90.98% against 90.48%, and 90.72% against 90.72% (a tie): +0.28 on average (benchmarks/RESULTS.md, 2026-12-05).
+# 90.98% against 90.48%, 90.72% against 90.72% (a tie) and 90.36% against 90.42%: +0.21 on average, within one
+# recipe's spread between initialisations (benchmarks/RESULTS.md, 2026-12-05).
 TRIALS_PER_SLOT = 3
 EPOCH_MARGIN = 1.15  # an epoch over the few timed steps: a trial cut before its schedule ends loses its best epochs
 # On a CPU an image costs about the same in a batch of 128 as of 512, and the calibration is
