@@ -527,3 +527,36 @@ def test_a_trial_worker_holds_its_data_at_the_trials_image_size(tmp_path):
     data = _cached_data(TrainConfig(image_size=4), Runtime(dataset="digits"), store, "split.npz")
     assert data.image_shape == (1, 4, 4) and data.source_shape == (1, 8, 8)
     assert _cached_data(TrainConfig(), Runtime(dataset="digits"), store, "split.npz").image_shape == (1, 8, 8)
+
+
+def test_photos_are_turned_upright_by_their_exif_orientation(tmp_path, monkeypatch):
+    """Regression: a phone's portrait photo, stored on its side with EXIF orientation 6, was decoded on its side
+    (as torchvision's loader does), so one class's photos lay three ways in the folder and at ``predict``.  And a
+    malformed EXIF block does not make a photo unreadable."""
+    from PIL import Image
+
+    from autocls.data.sources import decode_images
+
+    monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
+    upright = np.zeros((64, 48, 3), dtype=np.uint8)  # portrait, 48 wide and 64 high: its top half bright
+    upright[:32] = 255
+    stored_on_its_side = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # 64 wide, 48 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to view"
+    for c in ("phone", "plain"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+    for i in range(3):
+        stored_on_its_side.save(tmp_path / "d" / "phone" / f"{i}.jpg", quality=95, exif=exif)
+        Image.fromarray(255 - upright).save(tmp_path / "d" / "plain" / f"{i}.jpg", quality=95)
+    ds = load_dataset(str(tmp_path / "d"))
+    assert ds.images.shape == (6, 3, 64, 48)  # the upright size of every photo
+    phone = ds.images[ds.labels == ds.classes.index("phone")].float()
+    assert phone[:, :, :32].mean() > 240 and phone[:, :, 32:].mean() < 15
+    # as predict decodes, at another size (a JPEG drafted at its stored orientation, then turned)
+    x, read = decode_images([tmp_path / "d" / "phone" / "0.jpg"], (12, 16))
+    assert read == [0] and x.shape == (1, 3, 16, 12)
+    assert x[0, :, :8].float().mean() > 240 and x[0, :, 8:].float().mean() < 15
+
+    Image.fromarray(upright).save(tmp_path / "broken.jpg", exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7fbroken")
+    x, read = decode_images([tmp_path / "broken.jpg"], (48, 64))
+    assert read == [0] and x[0, :, :32].float().mean() > 240

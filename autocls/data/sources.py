@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from autocls.data.registry import RawDataset, register_dataset
 from autocls.errors import UserError
@@ -194,8 +194,35 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(a.astype(np.float64) * (255.0 / top)).astype(np.uint8), mode="L")
 
 
+# EXIF orientations 5-8 turn a photo a quarter: upright, its width is the stored height
+QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1, upright, where it has none).
+
+    A phone stores a photo as its sensor lay and says in this tag how to turn it for viewing: a portrait photo of a
+    flower is stored on its side.  Pillow (and so torchvision's and timm's loaders) decodes the stored pixels as they
+    lie; autocls turns them upright, so that every photo of a folder, and one given to ``predict``, is seen as its
+    owner sees it, whichever way the phone was held.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data", once per photo of an odd camera
+            return int(img.getexif().get(ExifTags.Base.Orientation, 1))
+    except Exception:  # a malformed EXIF block (a camera's, an editor's) says nothing of orientation: the pixels do
+        return 1
+
+
+def upright_size(img: Image.Image) -> tuple[int, int]:
+    """The (width, height) of an opened image as it is viewed, its EXIF orientation applied."""
+    width, height = img.size
+    return (height, width) if exif_orientation(img) in QUARTER_TURNS else (width, height)
+
+
 def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int = 3) -> tuple[torch.Tensor, list[int]]:
-    """Decode image files to one uint8 ``(N, C, H, W)`` tensor, resized to ``size`` (width, height).
+    """Decode image files to one uint8 ``(N, C, H, W)`` tensor, upright (:func:`exif_orientation`), resized to
+    ``size`` (width, height).
 
     Returns the tensor and the indices of the files that were read; files that
     are not readable images are left out.
@@ -206,8 +233,11 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
             with warnings.catch_warnings(), Image.open(path) as img:
                 # Past Pillow's pixel limit an image is a decompression bomb: skip it, don't decode it
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
+                orientation = exif_orientation(img)
                 if size is not None:  # a JPEG decodes at the smallest DCT scale still above size: 8x faster from 12 MP
-                    img.draft("L" if channels == 1 else "RGB", size)
+                    img.draft("L" if channels == 1 else "RGB", size[::-1] if orientation in QUARTER_TURNS else size)
+                if orientation != 1:
+                    img = ImageOps.exif_transpose(img)
                 img = _to_8bit(img).convert("L" if channels == 1 else "RGB")
                 if size is not None and img.size != size:
                     img = img.resize(size, Image.BILINEAR)
@@ -266,7 +296,7 @@ def _common_format(files: list[Path], sample: int = 200) -> tuple[tuple[int, int
         try:
             with warnings.catch_warnings(), Image.open(path) as img:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                sizes[img.size] += 1
+                sizes[upright_size(img)] += 1
                 gray = gray and img.mode in GRAY_MODES
         except UNREADABLE:
             continue
@@ -301,8 +331,8 @@ def _folder_cache_key(files: list[Path], labels: list[int], size: tuple[int, int
     for f, label in zip(files, labels):
         st = f.stat()
         digest.update(f"{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
-    # an RGB folder keeps the key it had before the channels were part of it: its cached entry stays valid
-    digest.update(f"{size}".encode() if channels == 3 else f"{size} {channels}".encode())
+    # "upright": entries decoded before photos were turned by their EXIF orientation are not used
+    digest.update(f"{size} {channels} upright".encode())
     return digest.hexdigest()[:24]
 
 
