@@ -580,7 +580,7 @@ def test_ctrl_c_while_timing_the_models_says_no_trial_had_started(tmp_path, tiny
                                           ("/", "study"), ("digits", "digits")])
 def test_the_default_study_name_is_a_valid_folder_name_for_any_dataset_path(folder, name, tmp_path):
     """Regression: a folder's name over 100 characters became a default study name that the study-name check refused,
-    with a message about a --study-name the user never gave."""
+    with a message about a --study the user never gave."""
     from autocls.search.runner import StudyPaths, default_study_name
 
     assert default_study_name(folder) == name

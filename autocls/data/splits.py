@@ -171,7 +171,8 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
             saved = str(z["fingerprint"]) if "fingerprint" in z else None
         if saved != fingerprint:
             raise UserError(f"split file '{split_file}' was made for other contents of {raw.name} (files or labels "
-                            f"changed); use another --study, or delete the file to re-split")
+                            f"changed, or an older autocls decoded them: since 2026-12-05 photos are turned upright by "
+                            f"their EXIF orientation); use another --study, or delete the file to re-split")
     else:
         if raw.test_images is not None:
             pool, test_idx = np.arange(len(labels)), np.empty(0, dtype=np.int64)
