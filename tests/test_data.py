@@ -560,3 +560,27 @@ def test_photos_are_turned_upright_by_their_exif_orientation(tmp_path, monkeypat
     Image.fromarray(upright).save(tmp_path / "broken.jpg", exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7fbroken")
     x, read = decode_images([tmp_path / "broken.jpg"], (48, 64))
     assert read == [0] and x[0, :, :32].float().mean() > 240
+
+
+def test_heic_and_avif_photos_are_images(tmp_path, monkeypatch):
+    """Regression: a folder of iPhone photos (HEIC, their default) was passed over in silence, and its class was
+    "a class folder with no images"; AVIF too."""
+    from PIL import Image
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()  # to write them here; autocls registers it to read them
+
+    from autocls.ensemble.predict import collect_images
+
+    monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
+    top_bright = np.zeros((32, 24, 3), dtype=np.uint8)
+    top_bright[:16] = 255
+    for c, ext, pixels in (("iphone", "heic", top_bright), ("web", "avif", 255 - top_bright)):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(pixels).save(tmp_path / "d" / c / f"{i}.{ext}", quality=90)
+    ds = load_dataset(str(tmp_path / "d"))
+    assert ds.classes == ["iphone", "web"] and ds.images.shape == (6, 3, 32, 24)
+    top, bottom = ds.images[:, :, :16].float().mean((1, 2, 3)), ds.images[:, :, 16:].float().mean((1, 2, 3))
+    assert (top[:3] > 200).all() and (bottom[:3] < 55).all() and (top[3:] < 55).all() and (bottom[3:] > 200).all()
+    assert len(collect_images([tmp_path / "d"])) == 6  # predict finds them too

@@ -21,11 +21,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from autocls.data.registry import RawDataset, register_dataset
 from autocls.errors import UserError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+# HEIC is an iPhone's default photo format; Pillow reads it through pillow-heif's opener (and AVIF on its own).
+# Without them a folder of iPhone photos was passed over in silence: "class folder ... has no images".
+register_heif_opener()
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".heic", ".heif",
+                    ".avif"}
 
 
 def _download(url: str, data_dir: Path, filename: str, md5: str | None, what: str) -> None:
