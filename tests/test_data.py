@@ -584,3 +584,24 @@ def test_heic_and_avif_photos_are_images(tmp_path, monkeypatch):
     top, bottom = ds.images[:, :, :16].float().mean((1, 2, 3)), ds.images[:, :, 16:].float().mean((1, 2, 3))
     assert (top[:3] > 200).all() and (bottom[:3] < 55).all() and (top[3:] < 55).all() and (bottom[3:] > 200).all()
     assert len(collect_images([tmp_path / "d"])) == 6  # predict finds them too
+
+
+def test_hidden_files_are_not_images_of_a_folder(tmp_path):
+    """Regression: a Mac's AppleDouble files (``._<name>.jpg`` beside each photo copied to a USB drive) were read as
+    photos, and every one skipped in a warning; images in hidden folders (``.ipynb_checkpoints/``) were trained on."""
+    import warnings
+
+    from autocls.ensemble.predict import collect_images
+
+    root = write_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=5)
+    for c in ("a", "b"):
+        for f in sorted((root / c).iterdir()):
+            (root / c / f"._{f.name}").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4000))
+        (root / c / ".ipynb_checkpoints").mkdir()
+        (root / c / ".ipynb_checkpoints" / "0-checkpoint.png").write_bytes((root / c / "0.png").read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "skipped ... files that are not readable images"
+        ds = load_dataset(str(root))
+    assert len(ds.labels) == 10
+    assert len(collect_images([root])) == 10
+    assert collect_images([root / "a" / "._0.png"]) == [root / "a" / "._0.png"]  # a file named is a file asked for

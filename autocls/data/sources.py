@@ -472,6 +472,20 @@ def _class_folders(root: Path) -> list[Path]:
         raise UserError(f"cannot read dataset folder '{root}': {exc.strerror or exc}") from None
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` at any depth, sorted, but hidden ones and those in hidden folders.
+
+    A Mac writes ``._<name>`` beside each file it copies to a USB drive or a network share (AppleDouble metadata,
+    not an image, with the photo's extension): a folder of 1,000 photos skipped 1,000 such files in a warning.
+
+    Example:
+        >>> image_files(Path("no/such/folder"))
+        []
+    """
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def _list_images(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     files, labels = [], []
     for label, name in enumerate(classes):
@@ -479,7 +493,7 @@ def _list_images(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]
         if not folder.is_dir():
             continue
         try:
-            found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            found = image_files(folder)
         except OSError as exc:
             raise UserError(f"cannot read class folder '{folder}': {exc.strerror or exc}") from None
         files += found

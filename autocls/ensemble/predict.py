@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from autocls.data.augment import BatchAugment
-from autocls.data.sources import IMAGE_EXTENSIONS, decode_images
+from autocls.data.sources import decode_images, image_files
 from autocls.artifacts import sha256_file
 from autocls.ensemble.build import FORMAT_VERSION, MANIFEST_FILE, manifest_digest, saved_ensembles
 from autocls.ensemble.voting import apply_temperature, hard_vote, soft_vote
@@ -127,12 +127,13 @@ def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:
 
 
 def collect_images(inputs: list[str | Path]) -> list[Path]:
-    """Image files from a mix of file and folder arguments (folders are searched recursively)."""
+    """Image files from a mix of file and folder arguments (folders are searched recursively, as
+    :func:`~autocls.data.sources.image_files` does: hidden files left out)."""
     files = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            files += image_files(path)
         elif path.is_file():
             files.append(path)
         else:
