@@ -568,10 +568,9 @@ def test_heic_and_avif_photos_are_images(tmp_path, monkeypatch):
     from PIL import Image
     from pillow_heif import register_heif_opener
 
-    register_heif_opener()  # to write them here; autocls registers it to read them
-
     from autocls.ensemble.predict import collect_images
 
+    register_heif_opener()  # to write them here; autocls registers it to read them
     monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
     top_bright = np.zeros((32, 24, 3), dtype=np.uint8)
     top_bright[:16] = 255
