@@ -562,6 +562,40 @@ def test_photos_are_turned_upright_by_their_exif_orientation(tmp_path, monkeypat
     assert read == [0] and x[0, :, :32].float().mean() > 240
 
 
+def test_transparent_pixels_are_laid_on_white(tmp_path, monkeypatch):
+    """Regression: the colour stored under transparent pixels was shown (the alpha channel dropped, as torchvision's
+    loader does): one tool's icons on black, another's on the erased photo, the same drawings on white at predict."""
+    from PIL import Image
+
+    from autocls.data.sources import decode_images
+
+    monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for c in ("black", "noise"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(3):
+            rgba = np.zeros((16, 16, 4), dtype=np.uint8)
+            if c == "noise":  # an editor keeps the erased photo under alpha 0
+                rgba[..., :3] = rng.integers(0, 256, (16, 16, 3))
+            rgba[4:12, 4:12] = (200, 0, 0, 255)  # an opaque red square in the middle
+            Image.fromarray(rgba, "RGBA").save(tmp_path / "d" / c / f"{i}.png")
+    ds = load_dataset(str(tmp_path / "d"))
+    assert ds.images.shape == (6, 3, 16, 16)
+    red = torch.tensor([200, 0, 0], dtype=torch.uint8)[:, None, None]
+    assert (ds.images[:, :, :4] == 255).all() and (ds.images[:, :, 4:12, 4:12] == red).all()
+
+    half = np.zeros((8, 8, 2), dtype=np.uint8)
+    half[..., 1] = 128  # gray with alpha: black at half opacity
+    Image.fromarray(half, "LA").save(tmp_path / "half.png")
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([10, 20, 30, 200, 0, 0])
+    palette.save(tmp_path / "palette.gif", transparency=0)  # a GIF's transparent palette index
+    x, read = decode_images([tmp_path / "half.png"], (8, 8), channels=1)
+    assert read == [0] and x.unique().tolist() == [127]
+    x, read = decode_images([tmp_path / "palette.gif"], (8, 8))
+    assert read == [0] and (x == 255).all()
+
+
 def test_heic_and_avif_photos_are_images(tmp_path, monkeypatch):
     """Regression: a folder of iPhone photos (HEIC, their default) was passed over in silence, and its class was
     "a class folder with no images"; AVIF too."""

@@ -225,9 +225,29 @@ def upright_size(img: Image.Image) -> tuple[int, int]:
     return (height, width) if exif_orientation(img) in QUARTER_TURNS else (width, height)
 
 
+# Transparent pixels are laid on white, as a browser or file viewer shows them on a light page: the colour stored
+# under them is whatever the drawing tool left (black from one, the erased photo from another), and dropping the
+# alpha channel, as torchvision's and timm's loaders do, showed it.
+TRANSPARENT_BACKGROUND = (255, 255, 255)
+
+
+def on_background(img: Image.Image) -> Image.Image:
+    """An opened image with its transparent pixels laid on :data:`TRANSPARENT_BACKGROUND` (itself, where it has
+    none): an alpha channel (RGBA, LA, PA) or a transparent colour (a GIF's or PNG's palette index).
+
+    Example:
+        >>> from PIL import Image
+        >>> on_background(Image.new("RGBA", (1, 1), (0, 0, 0, 0))).convert("RGB").getpixel((0, 0))
+        (255, 255, 255)
+    """
+    if img.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in img.info:
+        return img
+    return Image.alpha_composite(Image.new("RGBA", img.size, (*TRANSPARENT_BACKGROUND, 255)), img.convert("RGBA"))
+
+
 def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int = 3) -> tuple[torch.Tensor, list[int]]:
-    """Decode image files to one uint8 ``(N, C, H, W)`` tensor, upright (:func:`exif_orientation`), resized to
-    ``size`` (width, height).
+    """Decode image files to one uint8 ``(N, C, H, W)`` tensor, upright (:func:`exif_orientation`), transparent
+    pixels on white (:func:`on_background`), resized to ``size`` (width, height).
 
     Returns the tensor and the indices of the files that were read; files that
     are not readable images are left out.
@@ -243,7 +263,7 @@ def decode_images(files: list[Path], size: tuple[int, int] | None, channels: int
                     img.draft("L" if channels == 1 else "RGB", size[::-1] if orientation in QUARTER_TURNS else size)
                 if orientation != 1:
                     img = ImageOps.exif_transpose(img)
-                img = _to_8bit(img).convert("L" if channels == 1 else "RGB")
+                img = on_background(_to_8bit(img)).convert("L" if channels == 1 else "RGB")
                 if size is not None and img.size != size:
                     img = img.resize(size, Image.BILINEAR)
                 a = np.asarray(img, dtype=np.uint8)
@@ -336,8 +356,9 @@ def _folder_cache_key(files: list[Path], labels: list[int], size: tuple[int, int
     for f, label in zip(files, labels):
         st = f.stat()
         digest.update(f"{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\0{label}\n".encode())
-    # "upright": entries decoded before photos were turned by their EXIF orientation are not used
-    digest.update(f"{size} {channels} upright".encode())
+    # "upright": entries decoded before photos were turned by their EXIF orientation are not used; "on white":
+    # nor those decoded before transparent pixels were laid on white
+    digest.update(f"{size} {channels} upright on white".encode())
     return digest.hexdigest()[:24]
 
 

@@ -172,7 +172,7 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
         if saved != fingerprint:
             raise UserError(f"split file '{split_file}' was made for other contents of {raw.name} (files or labels "
                             f"changed, or an older autocls decoded them: since 2026-12-05 photos are turned upright by "
-                            f"their EXIF orientation); use another --study, or delete the file to re-split")
+                            f"their EXIF orientation and transparent pixels laid on white); use another --study, or delete the file to re-split")
     else:
         if raw.test_images is not None:
             pool, test_idx = np.arange(len(labels)), np.empty(0, dtype=np.int64)
