@@ -619,6 +619,24 @@ def test_heic_and_avif_photos_are_images(tmp_path, monkeypatch):
     assert len(collect_images([tmp_path / "d"])) == 6  # predict finds them too
 
 
+def test_jpegs_by_any_of_their_names_are_images(tmp_path, monkeypatch):
+    """Regression: a JPEG that Windows named ``.jfif`` (a browser's "save image as") or a camera ``.jpe`` was
+    passed over in silence, in training and at predict; and JPEG 2000, APNG and PNM files too."""
+    from PIL import Image
+
+    from autocls.ensemble.predict import collect_images
+
+    monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
+    for name, pixels, fmt in (("saved/0.jfif", 100, "JPEG"), ("saved/1.JFIF", 100, "JPEG"),
+                              ("saved/2.jpe", 100, "JPEG"), ("other/0.jp2", 200, "JPEG2000"),
+                              ("other/1.apng", 200, "PNG"), ("other/2.pnm", 200, "PPM")):
+        (tmp_path / "d" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), pixels, dtype=np.uint8)).save(tmp_path / "d" / name, format=fmt)
+    ds = load_dataset(str(tmp_path / "d"))
+    assert sorted(ds.classes) == ["other", "saved"] and len(ds.labels) == 6
+    assert len(collect_images([tmp_path / "d" / "saved"])) == 3
+
+
 def test_hidden_files_are_not_images_of_a_folder(tmp_path):
     """Regression: a Mac's AppleDouble files (``._<name>.jpg`` beside each photo copied to a USB drive) were read as
     photos, and every one skipped in a warning; images in hidden folders (``.ipynb_checkpoints/``) were trained on."""

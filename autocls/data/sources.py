@@ -29,8 +29,10 @@ from autocls.errors import UserError
 # HEIC is an iPhone's default photo format; Pillow reads it through pillow-heif's opener (and AVIF on its own).
 # Without them a folder of iPhone photos was passed over in silence: "class folder ... has no images".
 register_heif_opener()
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".heic", ".heif",
-                    ".avif"}
+# Named by extension, as torchvision's ImageFolder does, so a folder's notes and metadata are not "unreadable
+# images"; with the names Windows (.jfif, a browser's "save image as") and older cameras (.jpe) give JPEGs.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".apng", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm", ".pbm", ".pnm", ".jp2", ".heic", ".heif", ".avif"}
 
 
 def _download(url: str, data_dir: Path, filename: str, md5: str | None, what: str) -> None:
