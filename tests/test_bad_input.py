@@ -56,6 +56,10 @@ def cli(*args, cwd):
     ("params: " + "[" * 3000 + "]" * 3000, ["search", "digits"], "nested too deeply"),
     (GOOD_SPACE, ["search", "digits", "--seed", "-1"], "--seed must be in"),
     (GOOD_SPACE, ["search", "cifar[/x]"], "dataset folder 'cifar[/x]' does not exist"),
+    # regression: "dataset folder '...' does not exist" of a downloaded archive, or any file, that does
+    (GOOD_SPACE, ["search", "flowers.zip"], "'flowers.zip' is a file, not a dataset folder; unpack it first (unzip "
+     "flowers.zip) and give the folder it makes (ImageFolder layout: <folder>/<class>/<image>)"),
+    (GOOD_SPACE, ["train", "space.yaml"], "'space.yaml' is a file, not a dataset folder (ImageFolder layout"),
     (GOOD_SPACE, ["search", "digits", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
     (GOOD_SPACE, ["search", "digits", "--max-concurrent", "-1"], "--max-concurrent must be >= 1"),
     (GOOD_SPACE, ["search", "digits", "--gpus-per-trial", "3"], "--gpus-per-trial 3: this machine has"),
@@ -67,6 +71,7 @@ def cli(*args, cwd):
 ])
 def test_bad_input_one_line_nonzero_nothing_written(tmp_path, autocls_cli, space_text, args, message):
     (tmp_path / "space.yaml").write_text(space_text)
+    (tmp_path / "flowers.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip, as downloaded
     if args[0] == "search":
         args = [*args, "--space", "space.yaml"]
     proc = autocls_cli(*args, cwd=tmp_path)

@@ -127,9 +127,29 @@ def check_dataset(name: str) -> None:
     """
     from autocls.data import sources  # noqa: F401  (registers the built-in loaders)
 
-    if name in _REGISTRY or Path(name).expanduser().is_dir():
+    path = Path(name).expanduser()
+    if name in _REGISTRY or path.is_dir():
         return
+    if path.is_file():
+        raise UserError(f"'{name}' is a file, not a dataset folder{_unpack_hint(path)} (ImageFolder layout: "
+                        f"<folder>/<class>/<image>)")
     looks_like_path = os.sep in name or name.startswith(".")
     if looks_like_path:
         raise UserError(f"dataset folder '{name}' does not exist")
     raise UserError(f"unknown dataset '{name}'; known: {', '.join(list_datasets())}, or a folder path (ImageFolder layout)")
+
+
+# What a downloaded dataset (Kaggle's are zips; the shared CIFAR-10 JPEGs a .tar.gz) is unpacked with
+_UNPACK = {".zip": "unzip {}", ".tar": "tar xf {}", ".tgz": "tar xzf {}", ".gz": "tar xzf {}", ".bz2": "tar xjf {}",
+           ".xz": "tar xJf {}", ".7z": "7z x {}", ".rar": "unrar x {}"}
+
+
+def _unpack_hint(path: Path) -> str:
+    """How to unpack ``path``, given where a dataset folder belongs, where it is an archive.
+
+    Example:
+        >>> _unpack_hint(Path("flowers.zip")), _unpack_hint(Path("notes.txt"))
+        ('; unpack it first (unzip flowers.zip) and give the folder it makes', '')
+    """
+    command = _UNPACK.get(path.suffix.lower())
+    return f"; unpack it first ({command.format(path)}) and give the folder it makes" if command else ""
