@@ -112,6 +112,23 @@ def test_train_test_val_folders_are_the_splits(tmp_path):
         load_dataset(str(tmp_path / "ds"))
 
 
+def test_train_and_val_folders_are_the_splits_and_unlabeled_images_are_left_out(tmp_path):
+    """Regression: root/{train,val} (PyTorch's ants-and-bees tutorial data) was read as a 2-class problem named
+    'train' and 'val'; a Kaggle competition's unlabeled test/ beside train/ was "'test' has no images"."""
+    write_image_folder(tmp_path / "ds" / "train", classes=("ants", "bees"), per_class=10)
+    write_image_folder(tmp_path / "ds" / "val", classes=("ants", "bees"), per_class=3)
+    ds = load_dataset(str(tmp_path / "ds"))
+    assert ds.classes == ["ants", "bees"] and ds.name == "ds" and len(ds.labels) == 20 and len(ds.val_labels) == 6
+    s = make_splits(ds)
+    assert (len(s.train_y), len(s.val_y), len(s.test_y)) == (16, 6, 4)  # test carved from train/, val/ kept whole
+
+    write_image_folder(tmp_path / "kaggle" / "train", classes=("cat", "dog"), per_class=6)
+    write_image_folder(tmp_path / "kaggle", classes=("test",), per_class=4)  # test/<image>, no classes
+    with pytest.warns(UserWarning, match="test' has no class folders, so its images have no labels: left out"):
+        ds = load_dataset(str(tmp_path / "kaggle"))
+    assert ds.classes == ["cat", "dog"] and len(ds.labels) == 12 and ds.test_images is None
+
+
 def test_16_bit_pngs_keep_their_values(tmp_path):
     """Regression: 16-bit PNGs were clipped to 255 (1000 and 32768 decoded alike)."""
     from PIL import Image

@@ -530,8 +530,10 @@ SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "valida
 def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     """An ImageFolder tree: ``root/<class>/<image>``, or ``root/{train,val,test}/<class>/<image>``.
 
-    With ``train/`` and ``test/`` (and optionally ``val/``) folders, those are
-    the splits; a lone ``train/`` is looked through.  Images of other sizes
+    With ``train/`` and either or both of ``val/`` and ``test/`` (and no other
+    folder), those are the splits; a lone ``train/`` is looked through, and a
+    ``val/`` or ``test/`` without class folders (unlabeled) is left out with a
+    warning.  Images of other sizes
     are resized to the most common size, its shorter side at most
     :data:`MAX_SHORT_SIDE`; a folder of grayscale images (every one of
     200 spread over it) decodes to one channel, others to RGB.  Files that are
@@ -542,13 +544,16 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     root = Path(root)
     subdirs = _class_folders(root)
     found = {split: next((d for d in subdirs if d.name.lower() in names), None) for split, names in SPLIT_FOLDERS.items()}
-    split_layout = found["train"] is not None and found["test"] is not None and \
-        len(subdirs) == sum(d is not None for d in found.values())
-    if len(subdirs) == 1 and found["train"] is not None:
-        root, subdirs = found["train"], _class_folders(found["train"])
-    elif split_layout:
-        subdirs = _class_folders(found["train"])
+    # train/ and nothing beside it but val/ or test/: the splits, not three classes (PyTorch's ants-and-bees
+    # tutorial data, train/ and val/, was a classifier of "train" against "val")
+    split_layout = found["train"] is not None and len(subdirs) == sum(d is not None for d in found.values())
+    for split in ("val", "test") if split_layout else ():
+        if found[split] is not None and not _class_folders(found[split]):
+            warnings.warn(f"'{found[split]}' has no class folders, so its images have no labels: left out (predict "
+                          f"them with `autocls predict`)", stacklevel=2)  # a Kaggle competition's test/
+            found[split] = None
     train_root = found["train"] if split_layout else root
+    subdirs = _class_folders(train_root)
     if not subdirs:
         raise UserError(f"'{train_root}' has no class folders; expected the layout {train_root}/<class>/<image>")
     if len(subdirs) < 2:
@@ -575,5 +580,5 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     decoded = {split: _cached_decode(files, labels, size, channels) for split, (files, labels) in splits.items()}
     x, y = decoded["train"]
     val, test = decoded.get("val", (None, None)), decoded.get("test", (None, None))
-    name = (found["train"].parent if split_layout else root).name
+    name = (root if split_layout else train_root).name
     return RawDataset(name, x, y, classes, test[0], test[1], val[0], val[1])
