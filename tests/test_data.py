@@ -129,6 +129,22 @@ def test_train_and_val_folders_are_the_splits_and_unlabeled_images_are_left_out(
     assert ds.classes == ["cat", "dog"] and len(ds.labels) == 12 and ds.test_images is None
 
 
+def test_an_unpacked_archives_lone_folder_is_looked_through_and_macosx_is_no_class(tmp_path):
+    """Regression: a Mac's zip of flowers/ unpacked to flowers/ and __MACOSX/ (its files' metadata) was two classes,
+    'flowers' and '__MACOSX'; unpacked into a folder of its own name, flowers/flowers/, it was "only one class"."""
+    root = tmp_path / "unzipped"
+    write_image_folder(root / "flowers", classes=("daisy", "rose"), per_class=4)
+    (root / "__MACOSX" / "flowers" / "daisy").mkdir(parents=True)
+    (root / "__MACOSX" / "flowers" / "daisy" / "._0.png").write_bytes(b"\x00\x05\x16\x07" + bytes(100))
+    ds = load_dataset(str(root))
+    assert ds.classes == ["daisy", "rose"] and len(ds.labels) == 8 and ds.name == "unzipped"
+    write_image_folder(tmp_path / "archive" / "flowers" / "flowers", classes=("daisy", "rose"), per_class=4)
+    assert load_dataset(str(tmp_path / "archive")).classes == ["daisy", "rose"]
+    write_image_folder(tmp_path / "classes_zipped", classes=("daisy", "rose"), per_class=4)
+    (tmp_path / "classes_zipped" / "__MACOSX" / "daisy").mkdir(parents=True)
+    assert load_dataset(str(tmp_path / "classes_zipped")).classes == ["daisy", "rose"]
+
+
 def test_16_bit_pngs_keep_their_values(tmp_path):
     """Regression: 16-bit PNGs were clipped to 255 (1000 and 32768 decoded alike)."""
     from PIL import Image

@@ -488,9 +488,14 @@ def _evict(folder: Path, limit: int, keep: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+# A folder that is no dataset's class: a zip made on a Mac keeps each file's metadata in __MACOSX/ beside the data
+NOT_CLASSES = ("__MACOSX",)
+
+
 def _class_folders(root: Path) -> list[Path]:
     try:
-        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and p.name not in NOT_CLASSES)
     except OSError as exc:
         raise UserError(f"cannot read dataset folder '{root}': {exc.strerror or exc}") from None
 
@@ -531,9 +536,10 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     """An ImageFolder tree: ``root/<class>/<image>``, or ``root/{train,val,test}/<class>/<image>``.
 
     With ``train/`` and either or both of ``val/`` and ``test/`` (and no other
-    folder), those are the splits; a lone ``train/`` is looked through, and a
+    folder), those are the splits; a lone folder (``train/``, or the folder an
+    archive unpacked to, ``flowers/flowers/``) is looked through, and a
     ``val/`` or ``test/`` without class folders (unlabeled) is left out with a
-    warning.  Images of other sizes
+    warning; a Mac's ``__MACOSX/`` is no class.  Images of other sizes
     are resized to the most common size, its shorter side at most
     :data:`MAX_SHORT_SIDE`; a folder of grayscale images (every one of
     200 spread over it) decodes to one channel, others to RGB.  Files that are
@@ -541,8 +547,10 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     names them.  Decoded
     pixels are cached under :func:`cache_dir`, never in the dataset folder.
     """
-    root = Path(root)
+    given = root = Path(root)
     subdirs = _class_folders(root)
+    while len(subdirs) == 1 and _class_folders(subdirs[0]):  # a lone train/, or an archive's flowers/flowers/<class>/
+        root, subdirs = subdirs[0], _class_folders(subdirs[0])
     found = {split: next((d for d in subdirs if d.name.lower() in names), None) for split, names in SPLIT_FOLDERS.items()}
     # train/ and nothing beside it but val/ or test/: the splits, not three classes (PyTorch's ants-and-bees
     # tutorial data, train/ and val/, was a classifier of "train" against "val")
@@ -580,5 +588,5 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     decoded = {split: _cached_decode(files, labels, size, channels) for split, (files, labels) in splits.items()}
     x, y = decoded["train"]
     val, test = decoded.get("val", (None, None)), decoded.get("test", (None, None))
-    name = (root if split_layout else train_root).name
+    name = given.name
     return RawDataset(name, x, y, classes, test[0], test[1], val[0], val[1])
