@@ -42,9 +42,20 @@ def test_train_on_digits_with_the_defaults_learns_them_and_predict_takes_the_run
         Image.fromarray(data.test_x[i, 0].numpy()).save(tmp_path / "images" / f"{i:02d}-{int(data.test_y[i])}.png")
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "images")]) == 0
-    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 60
-    assert np.mean([row[0].rsplit("-", 1)[1] == f"{row[1]}.png" for row in rows]) > 0.85
+    out = capsys.readouterr()
+    rows = [line.split("\t") for line in out.out.splitlines()]
+    assert len(rows) == 60 and "folder named after" not in out.err  # no file lies in a class's folder
+    accuracy = np.mean([row[0].rsplit("-", 1)[1] == f"{row[1]}.png" for row in rows])
+    assert accuracy > 0.85
+    # a labeled folder, as training reads one, is scored by its folders' names; the unlabeled files are not
+    for row in rows[:30]:
+        path = Path(row[0])
+        (tmp_path / "labeled" / path.stem[3:]).mkdir(parents=True, exist_ok=True)  # "07-3.png" to labeled/3/
+        path.rename(tmp_path / "labeled" / path.stem[3:] / path.name)
+    right = sum(Path(row[0]).stem[3:] == row[1] for row in rows[:30])
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "labeled"), str(tmp_path / "images")]) == 0
+    assert f"30 of 60 files lie in a folder named after their class: top-1 {right / 30:.2%}, balanced accuracy" \
+        in " ".join(capsys.readouterr().err.split())
 
 
 def test_train_on_a_small_folder_halves_a_batch_it_was_not_given(tmp_path, capsys):

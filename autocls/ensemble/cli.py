@@ -59,7 +59,7 @@ def cmd_predict(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from autocls.data.sources import skipped_files_notice
-    from autocls.ensemble import load_ensemble, predict_files
+    from autocls.ensemble import folder_scores, load_ensemble, predict_files
     from autocls.errors import UserError
     from autocls.files import atomic_write_text, check_writable_file
 
@@ -80,6 +80,11 @@ def cmd_predict(args) -> int:
     else:
         for row in table.itertuples():
             print(f"{row.file}\t{row._2}\t{row.probability:.4f}")
+    scores = folder_scores(table, ensemble.classes)
+    if scores is not None:
+        stderr.print(f"{scores['files']} of {len(table)} files lie in a folder named after their class: top-1 "
+                     f"{scores['accuracy']:.2%}, balanced accuracy {scores['balanced_accuracy']:.2%}", markup=False,
+                     highlight=False, soft_wrap=True)
     if bad:
         Console(stderr=True).print(f"warning: {skipped_files_notice(bad)}", style="yellow", markup=False,
                                    highlight=False, soft_wrap=True)

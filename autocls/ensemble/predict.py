@@ -179,3 +179,28 @@ def predict_files(ensemble: LoadedEnsemble, inputs: list[str | Path], batch_size
         if on_progress is not None:
             on_progress(min(start + FILES_AT_A_TIME, len(files)), len(files))
     return pd.DataFrame(rows, columns=["file", "class", "probability"]), bad
+
+
+def folder_scores(table, classes: list[str]) -> dict | None:
+    """How the predictions of :func:`predict_files` score where a file's folder is named after one of ``classes``
+    (a labeled folder, as training reads one: ``<folder>/<class>/<image>``); None where no file's is.
+
+    A user's own held-out photos are scored so, as a test split is; other files are predictions only.
+
+    Example:
+        >>> import pandas as pd
+        >>> table = pd.DataFrame({"file": ["val/cat/1.jpg", "val/cat/2.jpg", "val/dog/3.jpg", "new.jpg"],
+        ...                       "class": ["cat", "dog", "dog", "cat"]})
+        >>> folder_scores(table, ["cat", "dog"])
+        {'files': 3, 'accuracy': 0.6666666666666666, 'balanced_accuracy': 0.75}
+    """
+    known = set(classes)
+    folders = [Path(f).parent.name for f in table["file"]]
+    labeled = [i for i, folder in enumerate(folders) if folder in known]
+    if not labeled:
+        return None
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    truth, predicted = [folders[i] for i in labeled], table["class"].iloc[labeled].tolist()
+    return {"files": len(labeled), "accuracy": float(accuracy_score(truth, predicted)),
+            "balanced_accuracy": float(balanced_accuracy_score(truth, predicted))}
