@@ -145,6 +145,35 @@ def test_an_unpacked_archives_lone_folder_is_looked_through_and_macosx_is_no_cla
     assert load_dataset(str(tmp_path / "classes_zipped")).classes == ["daisy", "rose"]
 
 
+def test_copies_of_an_image_stay_on_one_side_of_the_split(tmp_path):
+    """Regression: a photo saved twice (``3 (1).png``) was split apart as often as not, and the copy of a training
+    image scored on val or test as one never seen; a dataset's own test/ holding copies went unsaid."""
+    import shutil
+
+    from autocls.data.splits import stratified_split
+
+    root = write_image_folder(tmp_path / "ds" / "train", classes=("a", "b"), per_class=30)
+    for i in range(10):  # ten photos saved again in their class, two filed under the other class too
+        shutil.copy(root / "a" / f"{i}.png", root / "a" / f"{i} (1).png")
+    for i in range(2):
+        shutil.copy(root / "a" / f"{i}.png", root / "b" / f"from-a-{i}.png")
+    with pytest.warns(UserWarning, match=r"12 images have the same pixels as another \(2 of them under another"):
+        s = make_splits(load_dataset(str(root)), val_fraction=0.2, seed=1)
+    sides = {}
+    for side, images in (("train", s.train_x), ("val", s.val_x), ("test", s.test_x)):
+        for image in images:
+            sides.setdefault(image.numpy().tobytes(), set()).add(side)
+    assert len(s.train_y) + len(s.val_y) + len(s.test_y) == 72 and len(s.test_y) >= 12
+    assert all(len(where) == 1 for where in sides.values())  # no image's pixels on two sides
+    labels = np.array([0] * 30 + [1] * 30)  # no copies: the split is the one made without groups
+    assert all((a == b).all() for a, b in zip(stratified_split(labels, 0.2, 0, np.arange(60)),
+                                              stratified_split(labels, 0.2, 0)))
+
+    write_image_folder(tmp_path / "ds" / "test", classes=("a", "b"), per_class=3)  # the same pixels as train's 0-2
+    with pytest.warns(UserWarning, match="6 of the 6 images of ds's own test split have the same pixels as a training"):
+        make_splits(load_dataset(str(tmp_path / "ds")))
+
+
 def test_16_bit_pngs_keep_their_values(tmp_path):
     """Regression: 16-bit PNGs were clipped to 255 (1000 and 32768 decoded alike)."""
     from PIL import Image

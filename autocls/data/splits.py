@@ -46,8 +46,45 @@ class DataSplits:
         return self.decoded_shape or self.image_shape
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(keep, held_out)`` with ``fraction`` of each class held out."""
+def copies(images: torch.Tensor) -> np.ndarray:
+    """For each image, the index of the first image with the same pixels: its own where no earlier one has them.
+
+    A folder often holds one photo twice (``IMG_0042 (1).jpg``, a download saved again, the same picture filed under
+    two classes); split apart, a copy of a training image is scored on val or test as an image never seen.
+
+    Example:
+        >>> images = torch.tensor([[[[1]]], [[[2]]], [[[1]]], [[[2]]], [[[3]]]], dtype=torch.uint8)
+        >>> copies(images).tolist()
+        [0, 1, 0, 1, 4]
+    """
+    first = {}
+    return np.array([first.setdefault(digest, i) for i, digest in enumerate(_pixel_digests(images))], dtype=np.int64)
+
+
+def _pixel_digests(images: torch.Tensor) -> list[bytes]:
+    import hashlib
+
+    return [hashlib.blake2b(image, digest_size=16).digest() for image in images.contiguous().numpy()]
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int,
+                     groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)`` with ``fraction`` of each class held out, stratified by class.
+
+    ``groups`` (one id per image, such as :func:`copies`): the images of a group all go to one side, stratified
+    by the class of each group's first image; without any group of two, the split is the same as without groups.
+
+    Example:
+        >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+        >>> keep, held = stratified_split(labels, 0.5, seed=0, groups=np.array([0, 0, 0, 3, 4, 5, 6, 7]))
+        >>> set(held) >= {0, 1, 2} or set(keep) >= {0, 1, 2}
+        True
+    """
+    if groups is not None:
+        _, first, group_of = np.unique(groups, return_index=True, return_inverse=True)
+        if len(first) < len(labels):
+            keep, held = stratified_split(labels[first], fraction, seed)
+            return np.flatnonzero(np.isin(group_of, keep)), np.flatnonzero(np.isin(group_of, held))
     idx = np.arange(len(labels))
     classes = len(np.unique(labels))
     n_held = max(int(round(fraction * len(labels))), classes)  # stratifying needs one per class at least
@@ -134,6 +171,28 @@ def class_imbalance(raw: RawDataset) -> str | None:
             f"{counts[most] / counts[least]:.3g}:1")
 
 
+def _warn_copies(raw: RawDataset, groups: np.ndarray) -> None:
+    """Say how many images are copies of another (kept on its side of the split), and how many of a training image
+    a dataset's own val or test folder holds (which no split can keep apart)."""
+    import warnings
+
+    copied = np.flatnonzero(groups != np.arange(len(groups)))
+    if len(copied):
+        other_class = int((raw.labels.numpy()[copied] != raw.labels.numpy()[groups[copied]]).sum())
+        elsewhere = f" ({other_class} of them under another class)" if other_class else ""
+        warnings.warn(f"{len(copied)} images have the same pixels as another{elsewhere}: each kept on its copy's side "
+                      f"of the train/val/test split", stacklevel=3)
+    training = None
+    for name, images in (("val", raw.val_images), ("test", raw.test_images)):
+        if images is None:
+            continue
+        training = training or set(_pixel_digests(raw.images))
+        in_train = sum(digest in training for digest in _pixel_digests(images))
+        if in_train:
+            warnings.warn(f"{in_train} of the {len(images)} images of {raw.name}'s own {name} split have the same "
+                          f"pixels as a training image: its scores count them as unseen", stacklevel=3)
+
+
 def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
                 split_file: str | Path | None = None, image_size: int | None = None) -> DataSplits:
     """Split ``raw`` and compute its train mean/std.
@@ -174,14 +233,16 @@ def make_splits(raw: RawDataset, val_fraction: float = 0.1, test_fraction: float
                             f"changed, or an older autocls decoded them: since 2026-12-05 photos are turned upright by "
                             f"their EXIF orientation and transparent pixels laid on white); use another --study, or delete the file to re-split")
     else:
+        groups = copies(raw.images)
+        _warn_copies(raw, groups)
         if raw.test_images is not None:
             pool, test_idx = np.arange(len(labels)), np.empty(0, dtype=np.int64)
         else:
-            pool, test_idx = stratified_split(labels, test_fraction, seed)
+            pool, test_idx = stratified_split(labels, test_fraction, seed, groups)
         if raw.val_images is not None:
             train_idx, val_idx = pool, np.empty(0, dtype=np.int64)
         else:
-            tr, va = stratified_split(labels[pool], val_fraction, seed)
+            tr, va = stratified_split(labels[pool], val_fraction, seed, groups[pool])
             train_idx, val_idx = pool[tr], pool[va]
         mean, std = channel_stats(raw.images, train_idx)
         stats = {"mean": mean, "std": std}
