@@ -699,6 +699,19 @@ def test_jpegs_by_any_of_their_names_are_images(tmp_path, monkeypatch):
     assert len(collect_images([tmp_path / "d" / "saved"])) == 3
 
 
+def test_linked_folders_are_followed_once(tmp_path):
+    """Regression: a class folder made of links to other folders (``bird/2019 -> /data/birds-2019``) was "a class
+    folder with no images", where torchvision's ImageFolder follows such links; a link back up the tree ends."""
+    photos = write_image_folder(tmp_path / "photos", classes=("birds-2019", "birds-2020", "cats"), per_class=4)
+    (tmp_path / "ds" / "bird").mkdir(parents=True)
+    for year in ("2019", "2020"):
+        (tmp_path / "ds" / "bird" / year).symlink_to(photos / f"birds-{year}", target_is_directory=True)
+    (tmp_path / "ds" / "cat").symlink_to(photos / "cats", target_is_directory=True)
+    (tmp_path / "ds" / "bird" / "2019" / "up").symlink_to(tmp_path / "ds" / "bird", target_is_directory=True)
+    ds = load_dataset(str(tmp_path / "ds"))
+    assert ds.classes == ["bird", "cat"] and ds.labels.tolist() == [0] * 8 + [1] * 4
+
+
 def test_hidden_files_are_not_images_of_a_folder(tmp_path):
     """Regression: a Mac's AppleDouble files (``._<name>.jpg`` beside each photo copied to a USB drive) were read as
     photos, and every one skipped in a warning; images in hidden folders (``.ipynb_checkpoints/``) were trained on."""

@@ -505,13 +505,22 @@ def image_files(folder: Path) -> list[Path]:
 
     A Mac writes ``._<name>`` beside each file it copies to a USB drive or a network share (AppleDouble metadata,
     not an image, with the photo's extension): a folder of 1,000 photos skipped 1,000 such files in a warning.
+    Linked folders are followed, as torchvision's ImageFolder follows them (a class made of links to other
+    folders was "a class folder with no images"), each real folder once: a link back up the tree ends there.
 
     Example:
         >>> image_files(Path("no/such/folder"))
         []
     """
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    found, walked = [], set()
+    for parent, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(parent)
+        folders[:] = [] if real in walked else [f for f in folders if not f.startswith(".")]
+        if real not in walked:
+            walked.add(real)
+            found += [p for name in names if not name.startswith(".") and os.path.splitext(name)[1].lower()
+                      in IMAGE_EXTENSIONS and (p := Path(parent, name)).is_file()]
+    return sorted(found)
 
 
 def _list_images(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
