@@ -57,7 +57,7 @@ def _overrides(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
     from autocls.data import prepare_data
@@ -65,8 +65,8 @@ def cmd_train(args) -> int:
     from autocls.models.registry import check_model_name
     from autocls.search.cli import parse_duration
     from autocls.training import train
-    from autocls.training.config import (BUDGET_MAX_EPOCHS, RECIPE_IMAGE_SIDE, fit_to_data, from_settings,
-                                         load_settings)
+    from autocls.training.config import (BUDGET_MAX_EPOCHS, RECIPE_IMAGE_SIDE, ZOO_MAX_IMAGE_SIDE, fit_to_data,
+                                         from_settings, load_settings)
     from autocls.training.trainer import run_identity
 
     started = args.started_at or time.time()  # the budget counts the imports and loading the data too
@@ -88,6 +88,12 @@ def cmd_train(args) -> int:
     given = overrides.keys() | _config_keys(args.config)  # what the run sets, not the defaults
     images = len(data.train_y)
     fitted = fit_to_data(cfg, images, min(data.image_shape[1:]), given, runtime.dataset)
+    if fitted.image_size != cfg.image_size:
+        height, width = data.image_shape[1:]
+        console.print(Text(f"{cfg.model} trains images of {width}x{height} at {fitted.image_size}x{fitted.image_size}: "
+                           f"the zoo's nets keep every pixel in their first stage and are made for images of 8-"
+                           f"{ZOO_MAX_IMAGE_SIDE} px (ResNet-18 steps 39x slower at 341x256); --image-size 0 keeps them "
+                           f"as they are, a timm model (timm/resnet18) downsamples at its stem"), soft_wrap=True)
     if fitted.batch_size != cfg.batch_size:
         steps = steps_per_epoch(images, cfg.batch_size, cfg.epoch_images)
         console.print(Text(f"batch {cfg.batch_size} makes {steps} step{'' if steps == 1 else 's'} an epoch of "
@@ -119,9 +125,16 @@ def cmd_train(args) -> int:
     if out_dir != base:
         console.print(Text(f"{base} holds another run (another recipe, seed or dataset): this one trains in {out_dir}"),
                       soft_wrap=True)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
-                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console) as progress:
-        task = progress.add_task(f"{cfg.model} on {runtime.dataset}", total=cfg.epochs, info="")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[where]}"),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console) as progress:
+        task = progress.add_task(f"{cfg.model} on {runtime.dataset}", total=cfg.epochs, info="",
+                                 where=f"0/{cfg.epochs} epochs")
+
+        def step(epoch: int, taken: int, planned: int) -> None:  # the bar moves inside an epoch of minutes
+            total = progress.tasks[task].total
+            progress.update(task, completed=epoch - 1 + taken / planned,
+                            where=f"{epoch - 1}/{total:g} epochs, step {taken}/{planned}")
 
         resumed = []
 
@@ -136,7 +149,8 @@ def cmd_train(args) -> int:
                                        f"from there (--out elsewhere trains afresh)", markup=False, highlight=False,
                                        soft_wrap=True)
             info = f"val {m['val_acc']:.2%}  loss {m['train_loss']:.3f}  {m.get('images_per_s', 0):,.0f} img/s"
-            progress.update(task, completed=m["epoch"], total=m.get("epochs", cfg.epochs), info=info)
+            total = m.get("epochs", cfg.epochs)
+            progress.update(task, completed=m["epoch"], total=total, info=info, where=f"{m['epoch']}/{total} epochs")
 
         # With a budget, after the first epoch the run re-fits its length (and schedule) to end within it, at most
         # the config's epochs where it sets them, else BUDGET_MAX_EPOCHS, and stops at it regardless.
@@ -144,7 +158,7 @@ def cmd_train(args) -> int:
         try:
             # the same command (recipe, seed and dataset) continues the run its folder holds, as a search does
             result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end,
-                           max_epochs=max_epochs, resume=True, identity=identity, metric=args.metric)
+                           max_epochs=max_epochs, resume=True, identity=identity, metric=args.metric, on_step=step)
         except KeyboardInterrupt:
             progress.stop()
             console.print(Text(f"interrupted: run the same command again to continue {out_dir} from its last checkpoint",

@@ -24,14 +24,17 @@ from autocls.inference import fast_bf16  # noqa: E402
 from autocls.models.registry import model_from_config  # noqa: E402
 
 
-def images_per_s(model_name: str, width: float, batch: int, steps: int, bf16: bool) -> float:
+def images_per_s(model_name: str, width: float, batch: int, steps: int, bf16: bool,
+                 size: tuple[int, int] = (32, 32), warm_up: int = 2) -> float:
+    """Training images a second of ``model_name`` on random ``size`` (height, width) images: the median step of
+    ``steps`` after ``warm_up`` steps."""
     torch.manual_seed(0)
     model = model_from_config({"model": model_name, "width": width}, 10).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, *size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))
     times = []
-    for step in range(steps + 2):  # two warm-up steps
+    for step in range(steps + warm_up):
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -39,7 +42,7 @@ def images_per_s(model_name: str, width: float, batch: int, steps: int, bf16: bo
         loss.backward()
         optimizer.step()
         times.append(time.perf_counter() - start)
-    return batch / statistics.median(times[2:])
+    return batch / statistics.median(times[warm_up:])
 
 
 def main() -> None:

@@ -34,12 +34,15 @@ def digits():
 def test_small_net_learns_digits_above_90_percent(digits, tmp_path):
     cfg = TrainConfig(model="resnet9", width=0.5, epochs=6, batch_size=64, lr=0.02, warmup_epochs=1,
                       crop_padding=1, label_smoothing=0.1)
-    seen = []
-    result = train(cfg, digits, reporter=seen.append, out_dir=tmp_path)
+    seen, steps = [], []
+    result = train(cfg, digits, reporter=seen.append, out_dir=tmp_path, on_step=lambda *step: steps.append(step))
     assert result.status == "complete"
     assert result.best_val_acc > 0.90, result.history
     assert result.test_acc > 0.85
     assert [m["epoch"] for m in seen] == list(range(1, 7))
+    # every step told, for a display (regression: an epoch of large photos showed nothing for minutes)
+    per_epoch = len(digits.train_y) // 64  # whole batches
+    assert steps == [(epoch, step, per_epoch) for epoch in range(1, 7) for step in range(1, per_epoch + 1)]
     assert {"val_acc", "val_loss", "train_loss", "epoch_time", "images_per_s"} <= set(seen[0])
     # best-epoch artefacts for the ensemble, all of one epoch
     member = TrialArtifacts(tmp_path).load_member()

@@ -42,6 +42,9 @@ MIN_EPOCH_IMAGES = 1000
 # The image side the recipes' crop paddings are for (CIFAR's); `autocls train` scales a padding it was not given down
 # to smaller images (crop_for_data)
 RECIPE_IMAGE_SIDE = 32
+# The largest image side the zoo's nets train at where a run sets no `image_size` (size_for_data): they are made for
+# 8-64 px images, Tiny ImageNet's size the largest
+ZOO_MAX_IMAGE_SIDE = 64
 # The recipe's fields that take one of a few names, and the names
 CHOICES = {
     "optimizer": tuple(OPTIMIZERS),
@@ -278,6 +281,28 @@ def passes_for_data(cfg: TrainConfig, train_images: int) -> TrainConfig:
     return dataclasses.replace(cfg, epoch_images=MIN_EPOCH_IMAGES)
 
 
+def size_for_data(cfg: TrainConfig, image_side: int) -> TrainConfig:
+    """``cfg`` at ``image_size`` :data:`ZOO_MAX_IMAGE_SIDE` where its model is one of the zoo's and the images'
+    shorter side, ``image_side``, is larger; ``cfg`` itself where it sets an ``image_size`` (0: as decoded), or its
+    model is a ``timm/`` one.
+
+    The zoo's nets keep every pixel of a CIFAR photo in their first stage (a stride-1 stem, no max-pool): at a
+    photo's 341x256 (its shorter side capped at 256 when decoded) ResNet-18 took 20.9 s a step of 32 images on 2
+    CPU cores, 39x its 0.54 s at 64x64 (`benchmarks/photo_size.py`), and `autocls train ./photos` trained 400 photos
+    for an hour and a half.  timm's ImageNet nets downsample 4x at their stem (0.97 s a step at 341x256): they
+    keep the size.
+
+    Example:
+        >>> size_for_data(TrainConfig(model="resnet18"), image_side=256).image_size
+        64
+        >>> size_for_data(TrainConfig(model="resnet18"), 32).image_size
+        >>> size_for_data(TrainConfig(model="timm/resnet18"), 256).image_size
+    """
+    if cfg.image_size is not None or cfg.model.startswith("timm/") or image_side <= ZOO_MAX_IMAGE_SIDE:
+        return cfg
+    return dataclasses.replace(cfg, image_size=ZOO_MAX_IMAGE_SIDE)
+
+
 def crop_for_data(cfg: TrainConfig, image_side: int) -> TrainConfig:
     """``cfg`` with its ``crop_padding`` scaled to images of ``image_side`` pixels, where they are smaller than the
     :data:`RECIPE_IMAGE_SIDE` its recipes are for (at least 1 pixel); ``cfg`` itself otherwise.
@@ -304,8 +329,9 @@ def fit_to_data(cfg: TrainConfig, train_images: int, image_side: int, given=froz
                 dataset: str | None = None) -> TrainConfig:
     """``cfg`` with the fields neither a run sets (``given``) nor ``dataset``'s recipe does
     (:func:`autocls.data.dataset_recipe`) fitted to a training split of ``train_images`` images of ``image_side``
-    pixels: its batch (:func:`batch_for_data`), then its passes an epoch (:func:`passes_for_data`, at that batch),
-    then its crop padding (:func:`crop_for_data`, at ``cfg.image_size`` where it has one).  What ``autocls train``
+    pixels (the shorter side): its image size (:func:`size_for_data`), its batch (:func:`batch_for_data`), then its
+    passes an epoch (:func:`passes_for_data`, at that batch), then its crop padding (:func:`crop_for_data`, at
+    ``cfg.image_size`` where it has one).  What ``autocls train``
     trains, and each trial of a search (``given``: what its space sets).
 
     Example:
@@ -320,6 +346,8 @@ def fit_to_data(cfg: TrainConfig, train_images: int, image_side: int, given=froz
     from autocls.data.registry import dataset_recipe
 
     kept = set(given) | (dataset_recipe(dataset).keys() if dataset else set())
+    if "image_size" not in kept:
+        cfg = size_for_data(cfg, image_side)
     if "batch_size" not in kept:
         cfg = batch_for_data(cfg, train_images)
     if "epoch_images" not in kept:

@@ -175,7 +175,7 @@ def _targets(run: _Run, x: torch.Tensor, y: torch.Tensor, num_classes: int, labe
 def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float | None,
                  reserve: Callable[[], float], max_steps: int,
                  refit: tuple[tuple[int, ...], Callable[[float, int], int]] | None = None,
-                 step_seconds: float = 0.0) -> tuple[float, int]:
+                 step_seconds: float = 0.0, on_step: Callable[[int, int], None] | None = None) -> tuple[float, int]:
     """One epoch of ``max_steps`` steps at most; returns (mean loss, steps taken).
 
     With a ``deadline`` (a ``time.time()``), the epoch ends early at the first
@@ -184,7 +184,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
     until the second, ``step_seconds`` (the previous epoch's mean step) stands
     for a step, or the first step's time before any.  With ``refit``
     (``(counts, fit)``), after each of those step counts the epoch's length
-    becomes ``fit(mean seconds per step, count)``.
+    becomes ``fit(mean seconds per step, count)``.  ``on_step(steps taken, steps planned)`` after each step.
     """
     run.model.train()
     memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
@@ -222,6 +222,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, num_classes: int, deadline: float 
                 warm = time.time()
             else:
                 max_steps = refit[1]((time.time() - warm) / (steps - 1), steps)
+        if on_step is not None:
+            on_step(steps, max_steps)
         if deadline is not None:  # the clock only matters with a deadline; reading it costs nothing next to a step
             now = time.time()
             if steps == 1:
@@ -491,8 +493,10 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
           out_dir: str | Path | None = None, resume: bool = False, identity: dict | None = None,
           deadline: float | None = None, store: ArtifactStore | None = None,
           runtime: Runtime | None = None, fit_until: float | None = None, max_epochs: int | None = None,
-          metric: str = "accuracy") -> TrainResult:
-    """Train ``cfg`` and return its result; ``reporter(metrics)`` is called after every evaluation.
+          metric: str = "accuracy", on_step: Callable[[int, int, int], None] | None = None) -> TrainResult:
+    """Train ``cfg`` and return its result; ``reporter(metrics)`` is called after every evaluation, and
+    ``on_step(epoch, steps taken, steps planned)`` after every training step (for a display: an epoch of
+    large photos on a CPU takes minutes).
 
     With ``out_dir`` the best epoch's weights and val class probabilities are
     written as soon as that epoch ends, so a run stopped early (by ASHA, or
@@ -574,7 +578,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
             # `autocls train ./train --model resnet18 --time-budget 2m` on 2 cores, 15 steps, 10% (2026-12-02).
             refit = (tuple(sorted({min(3, planned // 4), planned // 4})), timing.refit_first_epoch)
         train_loss, steps = _train_epoch(run, cfg, data.num_classes, deadline, timing.reserve, planned, refit,
-                                         step_seconds=mean_step)
+                                         step_seconds=mean_step,
+                                         on_step=None if on_step is None else
+                                         (lambda taken, of, epoch=epoch: on_step(epoch, taken, of)))
         epoch_time = time.perf_counter() - start
         mean_step = epoch_time / max(1, steps)  # the next epoch's step time until it times its own
         partial = steps < progress.length.epoch_steps(epoch, len(run.loader))  # as re-fitted inside the epoch
