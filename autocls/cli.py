@@ -90,10 +90,11 @@ def cmd_train(args) -> int:
     fitted = fit_to_data(cfg, images, min(data.image_shape[1:]), given, runtime.dataset)
     if fitted.image_size != cfg.image_size:
         height, width = data.image_shape[1:]
-        console.print(Text(f"{cfg.model} trains images of {width}x{height} at {fitted.image_size}x{fitted.image_size}: "
-                           f"the zoo's nets keep every pixel in their first stage and are made for images of 8-"
-                           f"{ZOO_MAX_IMAGE_SIDE} px (ResNet-18 steps 39x slower at 341x256); --image-size 0 keeps them "
-                           f"as they are, a timm model (timm/resnet18) downsamples at its stem"), soft_wrap=True)
+        fitted_side = fitted.image_size
+        console.print(Text(f"{cfg.model} trains images of {width}x{height} at {fitted_side}x{fitted_side}: the zoo's "
+                           f"nets keep every pixel in their first stage and are made for images of 8-"
+                           f"{ZOO_MAX_IMAGE_SIDE} px (ResNet-18 steps 39x slower at 341x256); --image-size 0 keeps "
+                           f"them as they are, a timm model (timm/resnet18) downsamples at its stem"), soft_wrap=True)
     if fitted.batch_size != cfg.batch_size:
         steps = steps_per_epoch(images, cfg.batch_size, cfg.epoch_images)
         console.print(Text(f"batch {cfg.batch_size} makes {steps} step{'' if steps == 1 else 's'} an epoch of "

@@ -170,7 +170,7 @@ def test_copies_of_an_image_stay_on_one_side_of_the_split(tmp_path):
                                               stratified_split(labels, 0.2, 0)))
 
     write_image_folder(tmp_path / "ds" / "test", classes=("a", "b"), per_class=3)  # the same pixels as train's 0-2
-    with pytest.warns(UserWarning, match="6 of the 6 images of ds's own test split have the same pixels as a training"):
+    with pytest.warns(UserWarning, match="6 of the 6 images of ds's own test split: the same pixels as a training"):
         make_splits(load_dataset(str(tmp_path / "ds")))
 
 

@@ -515,11 +515,13 @@ def image_files(folder: Path) -> list[Path]:
     found, walked = [], set()
     for parent, folders, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(parent)
-        folders[:] = [] if real in walked else [f for f in folders if not f.startswith(".")]
-        if real not in walked:
-            walked.add(real)
-            found += [p for name in names if not name.startswith(".") and os.path.splitext(name)[1].lower()
-                      in IMAGE_EXTENSIONS and (p := Path(parent, name)).is_file()]
+        if real in walked:  # a link back up the tree, or a second link to one folder
+            folders[:] = []
+            continue
+        walked.add(real)
+        folders[:] = [f for f in folders if not f.startswith(".")]
+        found += [p for name in names if not name.startswith(".") and os.path.splitext(name)[1].lower()
+                  in IMAGE_EXTENSIONS and (p := Path(parent, name)).is_file()]
     return sorted(found)
 
 

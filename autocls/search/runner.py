@@ -148,7 +148,8 @@ def _fitted_to_data(space: SearchSpace, dataset: str, train_images: int, image_s
         own, fitted = space.trial_config(values, dataset), space.trial_config(values, dataset, train_images, image_side)
         changes = []
         if fitted.image_size != own.image_size:
-            changes.append(f"images at {fitted.image_size}x{fitted.image_size}, the largest the zoo's nets are made for")
+            fitted_side = fitted.image_size
+            changes.append(f"images at {fitted_side}x{fitted_side}, the largest the zoo's nets are made for")
         if fitted.batch_size != own.batch_size:
             changes.append(f"batch {own.batch_size} -> {fitted.batch_size} (lr by the batch's square root)")
         if fitted.epoch_images != own.epoch_images:
