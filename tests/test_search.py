@@ -334,8 +334,13 @@ def test_a_search_ranked_by_balanced_accuracy_ranks_stops_and_ensembles_by_it(ti
 def test_parse_duration():
     assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     assert parse_duration("45s") == 45
+    # regression: "20min", "2 hours" and a batch scheduler's "1:30:00" (Slurm's --time) were "cannot read"
+    assert parse_duration("20min") == parse_duration("20 minutes") == parse_duration("20:00") == 1200
+    assert parse_duration("2 hours") == 7200 and parse_duration("1:30:00") == 5400
     with pytest.raises(UserError, match="must be > 0"):
         parse_duration("0m")
+    with pytest.raises(UserError, match="cannot read '20 furlongs'; use e.g. 90s, 30m, 2h, 1h30m or 1:30:00"):
+        parse_duration("20 furlongs")
 
 
 def test_failing_trials_are_fail_with_reason_and_multi_objective_nsga2(tmp_path):

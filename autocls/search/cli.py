@@ -8,11 +8,25 @@ from autocls.errors import UserError
 from autocls.metrics import RANKING_METRICS
 
 
+# A number and its unit, each part optional: "1h30m", "20min", "2 hours", "90" (seconds)
+_DURATION = re.compile(r"\s*(?:(\d+(?:\.\d+)?)\s*(?:hours?|hrs?|h))?\s*(?:(\d+(?:\.\d+)?)\s*(?:minutes?|mins?|m))?"
+                       r"\s*(?:(\d+(?:\.\d+)?)\s*(?:seconds?|secs?|s)?)?\s*", re.IGNORECASE)
+# A clock's [h:]mm:ss, as a batch scheduler's time limit is written (Slurm's --time=1:30:00)
+_CLOCK = re.compile(r"\s*(?:(\d+):)?(\d+):(\d{2}(?:\.\d+)?)\s*")
+
+
 def parse_duration(text: str) -> float:
-    """'90', '90s', '30m', '2h', '1h30m' -> seconds (above zero: no budget is no flag, not '0s')."""
-    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
+    """A duration in seconds, above zero (no budget is no flag, not '0s').
+
+    Example:
+        >>> [parse_duration(t) for t in ("90", "90s", "30m", "20 min", "2h", "1h30m", "1.5 hours", "1:30:00", "20:00")]
+        [90.0, 90.0, 1800.0, 1200.0, 7200.0, 5400.0, 5400.0, 5400.0, 1200.0]
+    """
+    parts = _DURATION.fullmatch(text or "")
     if not parts or not any(parts.groups()):
-        raise UserError(f"--time-budget: cannot read '{text}'; use e.g. 90s, 30m, 2h or 1h30m")
+        parts = _CLOCK.fullmatch(text or "")
+    if not parts or not any(parts.groups()):
+        raise UserError(f"--time-budget: cannot read '{text}'; use e.g. 90s, 30m, 2h, 1h30m or 1:30:00")
     h, m, s = (float(g) if g else 0.0 for g in parts.groups())
     if h * 3600 + m * 60 + s <= 0:
         raise UserError(f"--time-budget must be > 0, got '{text}'")
@@ -67,7 +81,7 @@ def register(sub) -> None:
                         "balanced_accuracy (the mean of the per-class accuracies, for uneven classes; the preset "
                         "then adjusts the loss for the class prior). Default: the space's first objective (top-1)")
     p.add_argument("--trials", type=int, default=None, help="finished trials wanted, over all sessions (default 20)")
-    p.add_argument("--time-budget", help="wall-clock budget of this session, e.g. 30m or 2h")
+    p.add_argument("--time-budget", help="wall-clock budget of this session, e.g. 30m, 2h, 1h30m or 1:30:00")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler proposing the trials (default tpe)")
     p.add_argument("--study", help="study name (default: the dataset's name)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
