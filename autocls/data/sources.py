@@ -560,8 +560,9 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     """
     given = root = Path(root)
     subdirs = _class_folders(root)
-    while len(subdirs) == 1 and _class_folders(subdirs[0]):  # a lone train/, or an archive's flowers/flowers/<class>/
-        root, subdirs = subdirs[0], _class_folders(subdirs[0])
+    # a lone folder level, train/ or an archive's flowers/flowers/, is looked through
+    while len(subdirs) == 1 and (inner := _class_folders(subdirs[0])):
+        root, subdirs = subdirs[0], inner
     found = {split: next((d for d in subdirs if d.name.lower() in names), None) for split, names in SPLIT_FOLDERS.items()}
     # train/ and nothing beside it but val/ or test/: the splits, not three classes (PyTorch's ants-and-bees
     # tutorial data, train/ and val/, was a classifier of "train" against "val")
@@ -572,7 +573,7 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
                           f"them with `autocls predict`)", stacklevel=2)  # a Kaggle competition's test/
             found[split] = None
     train_root = found["train"] if split_layout else root
-    subdirs = _class_folders(train_root)
+    subdirs = _class_folders(train_root) if split_layout else subdirs
     if not subdirs:
         raise UserError(f"'{train_root}' has no class folders; expected the layout {train_root}/<class>/<image>")
     if len(subdirs) < 2:

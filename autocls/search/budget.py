@@ -272,22 +272,6 @@ def configs(space: SearchSpace) -> list[dict]:
     return [{"model": m, "width": w} for m in models for w in (widths if accepts_width(m) else [1.0])]
 
 
-def trial_image_size(space: SearchSpace, model: str, image_side: int) -> int | None:
-    """The image size a trial of ``model`` trains at: the space's, else as fitted to images whose shorter side is
-    ``image_side`` (:func:`autocls.training.config.size_for_data`).
-
-    Example:
-        >>> space = parse_space({"params": {"model": {"type": "categorical", "choices": ["resnet9", "timm/resnet18"]}}})
-        >>> trial_image_size(space, "resnet9", 256), trial_image_size(space, "timm/resnet18", 256)
-        (64, None)
-    """
-    from autocls.training.config import TrainConfig, size_for_data
-
-    if "image_size" in space.fixed or "image_size" in space.params:
-        return space.fixed.get("image_size")
-    return size_for_data(TrainConfig(model=model), image_side).image_size
-
-
 def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
                       device: str = "cpu", batch: int | None = None, skip: Collection[str] = ()) -> dict[str, float]:
     """Measured seconds of one epoch (training plus evaluation of val and test) per ``model@width``, but those
@@ -320,7 +304,9 @@ def seconds_per_epoch(space: SearchSpace, data, threads: int, steps: int = 2,
         for config in configs(space):
             if config_key(config) in skip:
                 continue
-            size = trial_image_size(space, config["model"], min(data.train_x.shape[-2:]))
+            # the trial's own size: the space's, else its model's fitted to the images (SearchSpace.trial_config)
+            size = space.trial_config({**space.fixed, **config}, train_images=n_train,
+                                      image_side=min(data.train_x.shape[-2:])).image_size
             if size not in shrunk_to:  # the trainer shrinks its images to this once, then trains at it
                 shrunk_to[size] = shrunk(data.train_x[:batch], size).to(device)
             raw, augment = shrunk_to[size], BatchAugment(data.mean, data.std, 4, True, image_size=size)
