@@ -167,7 +167,8 @@ def test_a_run_at_a_smaller_image_size_records_the_folders_and_predicts_its_file
 
 def test_photos_train_a_zoo_net_at_64_pixels_unless_the_run_sets_a_size(tmp_path, capsys):
     """Regression: `autocls train ./photos` trained the zoo's ResNet-18 at the photos' 341x256, whose stride-1 stem
-    keeps every pixel: 20.9 s a step on 2 CPU cores (39x its time at 64x64), an hour and a half for 400 photos."""
+    keeps every pixel: 20.9 s a step on 2 CPU cores (39x its time at 64x64), about an hour and a half for 10 epochs of
+    400 photos (27 steps each)."""
     from tests.conftest import write_image_folder
 
     folder = write_image_folder(tmp_path / "photos", classes=["a", "b"], per_class=8, size=80)

@@ -288,9 +288,9 @@ def size_for_data(cfg: TrainConfig, image_side: int) -> TrainConfig:
 
     The zoo's nets keep every pixel of a CIFAR photo in their first stage (a stride-1 stem, no max-pool): at a
     photo's 341x256 (its shorter side capped at 256 when decoded) ResNet-18 took 20.9 s a step of 32 images on 2
-    CPU cores, 39x its 0.54 s at 64x64 (`benchmarks/photo_size.py`), and `autocls train ./photos` trained 400 photos
-    for an hour and a half.  timm's ImageNet nets downsample 4x at their stem (0.97 s a step at 341x256): they
-    keep the size.
+    CPU cores, 39x its 0.54 s at 64x64 (`benchmarks/photo_size.py`): 10 epochs of 400 photos, 27 steps each, would
+    have taken `autocls train ./photos` about an hour and a half.  timm's ImageNet nets downsample 4x at their stem
+    (0.97 s a step at 341x256): they keep the size.
 
     Example:
         >>> size_for_data(TrainConfig(model="resnet18"), image_side=256).image_size
