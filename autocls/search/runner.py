@@ -738,8 +738,13 @@ def _has_closing_ensemble(study: optuna.Study, top: int, finished: int) -> bool:
 
 
 def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool, deadline: float | None) -> None:
-    """Greedy selection over every trial with saved probabilities, the TTA that helps most on val and ends by
-    ``deadline``; the scores go to the console."""
+    """Greedy selection over every trial with saved probabilities, each member's temperature fitted on val, the TTA
+    that helps most on val and ends by ``deadline``; the scores go to the console.
+
+    The temperatures leave each member's top-1 as it is and make its probabilities mean what they say: the CPU
+    preset trains with label smoothing 0.2, and a 2-minute CIFAR-10 search's ensemble gave its test predictions
+    a confidence 21 points under their accuracy (ECE 0.211, NLL 0.651); fitted, ECE 0.015, NLL 0.451 (2026-12-05).
+    """
     import warnings
 
     from autocls.ensemble.build import build_ensemble
@@ -748,7 +753,7 @@ def _closing_ensemble(study: optuna.Study, top: int, show_progress: bool, deadli
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("ignore")
         try:
-            result = build_ensemble(study, top=top, method="greedy", tta="auto", deadline=deadline,
+            result = build_ensemble(study, top=top, method="greedy", temperature=True, tta="auto", deadline=deadline,
                                     name=_closing_name(top), overwrite=True)
         except UserError as exc:
             print(f"no ensemble: {exc}", file=sys.stderr)
