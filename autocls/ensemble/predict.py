@@ -77,7 +77,8 @@ def read_manifest(folder: Path) -> dict:
 
 def run_manifest(folder: Path) -> dict:
     """A training run's folder (``autocls train``'s, or a study's trial) as a one-member ensemble manifest:
-    the run's best epoch, its probabilities as they are (no temperature, no test-time augmentation)."""
+    the run's best epoch at the temperature the run fitted on val (1 for a run older than that), without
+    test-time augmentation."""
     from autocls.artifacts import WEIGHTS_FILE, TrialArtifacts
 
     run = TrialArtifacts(folder)
@@ -88,7 +89,8 @@ def run_manifest(folder: Path) -> dict:
     if not set(described) <= set(result):
         raise UserError(f"'{folder}/result.json' lacks the classes and normalisation that predicting needs "
                         f"(written by an older autocls): train it again")
-    member = {"weights_file": WEIGHTS_FILE, "sha256": None, "weight": 1.0, "temperature": 1.0, "config": config}
+    member = {"weights_file": WEIGHTS_FILE, "sha256": None, "weight": 1.0, "temperature": result.get("temperature", 1.0),
+              "config": config}
     return {"method": "soft", "tta": "none", "members": [member], **{key: result[key] for key in described}}
 
 
