@@ -58,6 +58,32 @@ def test_greedy_selection_by_balanced_accuracy_prefers_the_member_that_sees_the_
     assert balanced_accuracy(finds_rare, labels) == balanced_accuracy_score(labels, finds_rare.argmax(1))
 
 
+def test_a_temperature_fitted_on_val_it_gets_all_right_is_not_driven_to_its_bound(searched):
+    """Regression: on val predictions that were all right, the NLL fell without end as the temperature fell, and
+    the fit returned its bound, 0.05 (a small folder's val of a few dozen images, or a good digits trial's, is all
+    right often enough): fitted on the val images it got right, this trial's test predictions said 98% where 88%
+    were right, 91% on the wrong ones. The labels then count as the rule of succession's share of their class;
+    with errors in val the fit is the NLL's as before."""
+    from autocls.ensemble.voting import TEMPERATURE_RANGE, apply_temperature, fit_temperature
+    from autocls.metrics import nll
+
+    study, _ = searched
+    data = study_data(study)
+    val_y, test_y = data.val_y.numpy(), data.test_y.numpy()
+    member = next(m for m in (trial_artifacts(study, t).load_member() for t in study.trials) if m is not None)
+    right = member.val_probs.argmax(1) == val_y
+    assert 0.5 < right.mean() < 1  # a real member, with a few val errors
+    separable = fit_temperature(member.val_probs[right], val_y[right])  # the val images it got right
+    assert separable > 2 * TEMPERATURE_RANGE[0]
+    # the bound's test predictions were surer than right, and their NLL the worse for it
+    assert nll(apply_temperature(member.test_probs, separable), test_y) < nll(
+        apply_temperature(member.test_probs, TEMPERATURE_RANGE[0]), test_y)
+    fitted = fit_temperature(member.val_probs, val_y)  # with its errors: near the NLL's own minimum
+    assert TEMPERATURE_RANGE[0] < fitted < TEMPERATURE_RANGE[1]
+    assert nll(apply_temperature(member.val_probs, fitted), val_y) <= min(
+        nll(apply_temperature(member.val_probs, t), val_y) for t in (0.8 * fitted, fitted / 0.8, 1.0))
+
+
 def test_top5_ensemble_on_a_real_search(searched, capsys):
     study, root = searched
     result = build_ensemble(study, top=5, method="soft")

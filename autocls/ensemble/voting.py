@@ -67,10 +67,40 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return out / out.sum(1, keepdims=True)
 
 
-def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature minimising val NLL (Guo et al. 2017), searched on a log scale."""
-    from scipy.optimize import minimize_scalar
+TEMPERATURE_RANGE = (0.05, 20.0)
 
-    res = minimize_scalar(lambda log_t: nll(apply_temperature(probs, float(np.exp(log_t))), labels),
-                          bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising val NLL (Guo et al. 2017), searched on a log scale.
+
+    Where every val prediction is right the NLL has no minimum: it falls without end as the temperature falls,
+    and the fit sharpened the probabilities to its bound, 0.05.  Fitted so on the 129 of its 144 val images that
+    a digits trial got right, its test predictions said 98% on average where 88% were right, 91% on the wrong
+    ones (NLL 1.34).  Then each of the n labels counts as (n + 1) / (n + 2) of its class, the rest spread over the
+    others, Laplace's estimate of how often a prediction is wrong where none of n were: 90%, 67% on the wrong
+    ones (NLL 0.38; tests/test_ensemble.py).  (A prior on
+    the log temperature did not hold it: a near-tie among the right answers kept paying for sharper.  The same
+    smoothing where val has errors made airbench's fit on the digits less sure than right: its temperature 0.244
+    became 0.353, its test ECE 0.013 became 0.019.)
+
+    Example:
+        >>> probs = np.array([[0.6, 0.4], [0.3, 0.7], [0.8, 0.2], [0.45, 0.55]])
+        >>> round(fit_temperature(probs, np.array([0, 1, 0, 1])), 2)  # all four right: sharper, not to the bound
+        0.56
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    log_probs = np.log(np.clip(probs.astype(np.float64), 1e-12, None))
+    n, k = log_probs.shape
+    if n and (probs.argmax(1) == labels).all():
+        target = np.full((n, k), 1 / (n + 2) / max(k - 1, 1))
+        target[np.arange(n), labels] = (n + 1) / (n + 2)
+    else:
+        target = np.eye(k)[labels]
+
+    def loss(log_t: float) -> float:
+        return float(-(target * log_softmax(log_probs / np.exp(log_t), axis=1)).sum(1).mean())
+
+    res = minimize_scalar(loss, bounds=tuple(np.log(TEMPERATURE_RANGE)), method="bounded")
     return float(np.exp(res.x))
