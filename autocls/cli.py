@@ -187,6 +187,10 @@ def cmd_train(args) -> int:
         line += f", test balanced accuracy {result.test_balanced_acc:.2%}"
     # one line each, however long, in a pipe's 80 columns too: scripts read them by their start and end
     Console().print(f"{line}; saved to {out_dir}", markup=False, highlight=False, soft_wrap=True)
+    if result.status in ("complete", "time_budget") and result.best_epoch:
+        from autocls.ensemble.cli import predict_hint
+
+        Console().print(predict_hint(out_dir), markup=False, highlight=False, soft_wrap=True)
     if result.status == "time_budget":  # asked for: the best epoch's weights and test score are kept
         console.print(Text(f"stopped by --time-budget after epoch {result.epochs_run}; its best epoch is kept"),
                       soft_wrap=True)

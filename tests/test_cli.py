@@ -22,6 +22,7 @@ def test_train_prints_a_metrics_table(tmp_path, capsys):
     assert any(line.startswith("best val top-1") and line.endswith(f"saved to {tmp_path / 'run'}")
                for line in out.splitlines()), out
     assert (tmp_path / "run" / "best.safetensors").exists()
+    assert f"label new images with: autocls predict {tmp_path / 'run'} <images or folders>" in out  # what comes next
 
 
 def test_train_on_digits_with_the_defaults_learns_them_and_predict_takes_the_run(tmp_path, capsys):

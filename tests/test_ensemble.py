@@ -426,7 +426,10 @@ def test_cli_prints_the_tta_choice_and_the_folder_each_on_one_line_through_a_pip
     per_class = next(line for line in lines if line.startswith("ensemble per class on test: "))
     assert re.fullmatch(r"ensemble per class on test: balanced accuracy \d+\.\d\d%, lowest "
                         r"\d \d+\.\d\d% of \d+, \d \d+\.\d\d% of \d+, \d \d+\.\d\d% of \d+", per_class), per_class
-    assert lines[-1] == saved
+    assert lines[-2] == saved
+    # and the command that labels new images with it (a user who searched did not know of `predict`)
+    assert lines[-1] == f"label new images with: autocls predict studies/digits/ensembles/{name} <images or folders> " \
+                        "[--csv predictions.csv]"
 
 
 def test_a_run_folder_without_its_weights_is_refused_in_one_line(tmp_path):

@@ -1,6 +1,9 @@
 """``autocls build-ensemble`` and ``autocls predict``."""
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -22,6 +25,18 @@ def cmd_build(args) -> int:
                             tta=args.tta, name=args.name, overwrite=args.overwrite)
     print_scores(result)
     return 0
+
+
+def predict_hint(folder) -> str:
+    """The command that labels new images with a saved ensemble or run, its path as the user would type it here.
+
+    Example:
+        >>> predict_hint(Path.cwd() / "runs" / "my photos")
+        "label new images with: autocls predict 'runs/my photos' <images or folders> [--csv predictions.csv]"
+    """
+    folder = Path(folder).resolve()
+    shown = folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+    return f"label new images with: autocls predict {shlex.quote(str(shown))} <images or folders> [--csv predictions.csv]"
 
 
 def print_scores(result) -> None:
@@ -50,7 +65,8 @@ def print_scores(result) -> None:
         balanced, weakest = result.extra["per_class_test"]
         per_class = (f"ensemble per class on test: balanced accuracy {balanced:.2%}, lowest "
                      + ", ".join(f"{name} {accuracy:.2%} of {count}" for name, accuracy, count in weakest))
-    lines = [f"vote shares {shares}", result.extra.get("tta_choice"), per_class, f"saved to {result.folder}"]
+    lines = [f"vote shares {shares}", result.extra.get("tta_choice"), per_class, f"saved to {result.folder}",
+             predict_hint(result.folder)]
     for line in filter(None, lines):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
