@@ -94,7 +94,13 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     trained = trials_run(s)
     choice = next((ln for ln in proc.stdout.splitlines() if ln.startswith("TTA by val top-1")), "")
     seeds = [t for t in s.trials if t.user_attrs.get(SEED_RECIPE)]
+    # the same trials voted as the closing ensemble did before it fitted each member's temperature (2026-12-06),
+    # after the clock: whether the temperatures move its top-1
+    from autocls.ensemble import build_ensemble
+
+    untempered = build_ensemble(s, top=5, method="greedy", tta=manifest["tta"], name="no-temperatures")
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
+            "untempered": untempered.test["top1"],
             "seed_width": seeds[0].params.get("width") if seeds else None,  # as the budget fitted the first seed
             "trials": len(trained), "tta": choice, "tta_used": manifest["tta"],
             # what each trial trained, and which the ensemble kept ("four trials ensembled" was two of them)
@@ -263,6 +269,8 @@ def main() -> None:
         if a["tta_used"] != "none" else ""
     print(f"(a) ensemble - (b) single: {100 * (a['ensemble'] - b['single']):+.2f} points{same}; "
           f"(a) wall / budget: {a['wall_s'] / budget_s:.3f}")
+    print(f"(a) its members voted without fitted temperatures, as before 2026-12-06: {a['untempered']:.2%} "
+          f"({100 * (a['ensemble'] - a['untempered']):+.2f} points with them)")
 
 
 if __name__ == "__main__":
