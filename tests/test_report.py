@@ -18,15 +18,18 @@ def test_report_has_every_figure_and_attaches_them(searched, tmp_path):
     ens = build_ensemble(study, top=3, name="for-report")
     out = build_report(study, ensemble_dir=ens.folder, out=tmp_path / "report.html")
     html = out.read_text()
-    assert html.count('class="plotly-graph-div"') >= 7
+    assert html.count('class="plotly-graph-div"') >= 8
     for title in ("Leaderboard", "Learning curves", "importances", "Per-class test accuracy", "one-vs-rest",
-                  "gain of the ensemble", "Confusion matrix"):
+                  "gain of the ensemble", "Confusion matrix", "Confidence against accuracy on test"):
         assert title in html, title
+    # the ensemble's calibration as `autocls predict` gives its probabilities, and the best trial's at its temperature
+    assert f"ensemble (for-report) (ECE {ens.test['ece']:.3f})" in html
+    assert re.search(r"best trial #\d+, temperature \d\.\d\d \(ECE 0\.\d{3}\)", html)
     assert "cdn.plot.ly" not in html.split("<body>")[0]  # plotly.js inlined: self-contained
     from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
     attrs = study._storage.get_study_system_attrs(study._study_id)
-    assert len(get_plotly_graph_objects(attrs)) >= 6
+    assert len(get_plotly_graph_objects(attrs)) >= 7
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

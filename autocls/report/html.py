@@ -12,9 +12,10 @@ from optuna.trial import TrialState
 
 from autocls.artifacts import trial_artifacts
 from autocls.ensemble.build import MANIFEST_FILE, ranking_metric, saved_ensembles
+from autocls.ensemble.voting import apply_temperature
 from autocls.errors import UserError
 from autocls.files import atomic_write_text
-from autocls.metrics import RANKING_METRICS, per_class_accuracy, per_class_auc, summary
+from autocls.metrics import RANKING_METRICS, expected_calibration_error, per_class_accuracy, per_class_auc, summary
 
 
 def learning_curves(study: optuna.Study) -> go.Figure:
@@ -100,6 +101,25 @@ def per_class_figures(classes: list[str], labels: np.ndarray, best_probs: np.nda
     return figures
 
 
+def reliability_figure(labels: np.ndarray, models: dict[str, np.ndarray]) -> go.Figure:
+    """How sure each model's test predictions said they were, against how often they were right: the top label's
+    probability in ten bins (scikit-learn's ``calibration_curve`` of right or wrong), and each model's ECE.  On the
+    diagonal, predictions said to be 80% sure are right 80% of the time; below it, surer than right."""
+    from sklearn.calibration import calibration_curve
+
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "gray"},
+                               name="as sure as right"))
+    for name, probs in models.items():
+        right = probs.argmax(1) == labels
+        accuracy, confidence = calibration_curve(right, probs.max(1), n_bins=10, pos_label=True)
+        fig.add_trace(go.Scatter(x=confidence, y=accuracy, mode="lines+markers",
+                                 name=f"{name} (ECE {expected_calibration_error(probs, labels):.3f})"))
+    fig.update_layout(title="Confidence against accuracy on test (the probabilities `autocls predict` gives)",
+                      xaxis_title="mean confidence of the bin", yaxis_title="share right", height=480,
+                      xaxis_range=[0, 1], yaxis_range=[0, 1.02])
+    return fig
+
+
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     """The best trial; of a multi-objective study, the Pareto member with the best first objective (val top-1, or
     balanced accuracy)."""
@@ -156,6 +176,13 @@ def build_report(study: optuna.Study, ensemble_dir: str | Path | None = None, ou
             member_probs = np.load(ensemble_dir / "best_member_test_probs.npy")
         figures += per_class_figures(data.classes, labels, best_probs, f"best trial #{best.number}",
                                      ensemble_probs, member_probs)
+        # the best trial as `autocls predict` of its folder gives it: at the temperature the run fitted on val
+        temperature = (best_artifacts.load_result() or {}).get("temperature", 1.0)
+        reliability = {f"best trial #{best.number}, temperature {temperature:.2f}":
+                       apply_temperature(best_probs, temperature)}
+        if ensemble_probs is not None:
+            reliability[f"ensemble ({ensemble_dir.name})"] = ensemble_probs
+        figures.append(reliability_figure(labels, reliability))
         which = "best val top-1 on the Pareto front" if len(study.directions) > 1 else "best trial"
         headline = f"{which} #{best.number}: {_test_scores(summary(best_probs, labels))}"
         if ensemble_probs is not None:
