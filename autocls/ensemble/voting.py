@@ -92,14 +92,13 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
 
     log_probs = np.log(np.clip(probs.astype(np.float64), 1e-12, None))
     n, k = log_probs.shape
-    if n and (probs.argmax(1) == labels).all():
-        target = np.full((n, k), 1 / (n + 2) / max(k - 1, 1))
-        target[np.arange(n), labels] = (n + 1) / (n + 2)
-    else:
-        target = np.eye(k)[labels]
+    wrong_share = 1 / (n + 2) if n and (probs.argmax(1) == labels).all() else 0.0  # of each label, to the others
 
     def loss(log_t: float) -> float:
-        return float(-(target * log_softmax(log_probs / np.exp(log_t), axis=1)).sum(1).mean())
+        scaled = log_softmax(log_probs / np.exp(log_t), axis=1)
+        own = scaled[np.arange(n), labels]
+        others = (scaled.sum(1) - own) / max(k - 1, 1)
+        return float(-((1 - wrong_share) * own + wrong_share * others).mean())
 
     res = minimize_scalar(loss, bounds=tuple(np.log(TEMPERATURE_RANGE)), method="bounded")
     return float(np.exp(res.x))
