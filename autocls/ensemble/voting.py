@@ -68,6 +68,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 TEMPERATURE_RANGE = (0.05, 20.0)
+FIT_ROWS = 20_000  # val images a temperature is fitted on at most
 
 
 def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -90,9 +91,12 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
 
-    log_probs = np.log(np.clip(probs.astype(np.float64), 1e-12, None))
-    n, k = log_probs.shape
+    n, k = probs.shape
+    if n > FIT_ROWS:  # one number: a seeded sample fits it as well, in bounded memory (1,000 classes' val)
+        rows = np.random.default_rng(0).choice(n, FIT_ROWS, replace=False)
+        probs, labels, n = probs[rows], labels[rows], FIT_ROWS
     wrong_share = 1 / (n + 2) if n and (probs.argmax(1) == labels).all() else 0.0  # of each label, to the others
+    log_probs = np.log(np.clip(probs.astype(np.float64), 1e-12, None))
 
     def loss(log_t: float) -> float:
         scaled = log_softmax(log_probs / np.exp(log_t), axis=1)
