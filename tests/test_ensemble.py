@@ -75,6 +75,11 @@ def test_a_temperature_fitted_on_val_it_gets_all_right_is_not_driven_to_its_boun
     assert 0.5 < right.mean() < 1  # a real member, with a few val errors
     separable = fit_temperature(member.val_probs[right], val_y[right])  # the val images it got right
     assert separable > 2 * TEMPERATURE_RANGE[0]
+    for name, t in (("bound", TEMPERATURE_RANGE[0]), ("fitted", separable)):  # the docstring's figures (pytest -s)
+        q = apply_temperature(member.test_probs, t)
+        wrong = q.argmax(1) != test_y
+        print(f"{name} {t:.2f} on {right.sum()} of {len(right)} val: test right {1 - wrong.mean():.0%}, sure "
+              f"{q.max(1).mean():.0%}, {q.max(1)[wrong].mean():.0%} on the wrong ones, NLL {nll(q, test_y):.2f}")
     # the bound's test predictions were surer than right, and their NLL the worse for it
     assert nll(apply_temperature(member.test_probs, separable), test_y) < nll(
         apply_temperature(member.test_probs, TEMPERATURE_RANGE[0]), test_y)
