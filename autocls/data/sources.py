@@ -563,12 +563,12 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     # a lone folder level, train/ or an archive's flowers/flowers/, is looked through
     while len(subdirs) == 1 and (inner := _class_folders(subdirs[0])):
         root, subdirs = subdirs[0], inner
-    if root != given and not any(d.name.lower() in names for d in subdirs for names in SPLIT_FOLDERS.values()):
+    found = {split: next((d for d in subdirs if d.name.lower() in names), None) for split, names in SPLIT_FOLDERS.items()}
+    if root != given and not any(found.values()):
         # said, as the folder may be one class of the user's (photos/cats/{2019,2020}): trained as its subfolders
         shown = ", ".join(d.name for d in subdirs[:5]) + (f" and {len(subdirs) - 5} more" if len(subdirs) > 5 else "")
         warnings.warn(f"'{given}' holds one folder, '{root.relative_to(given)}': its {len(subdirs)} folders are the "
                       f"classes ({shown})", stacklevel=2)
-    found = {split: next((d for d in subdirs if d.name.lower() in names), None) for split, names in SPLIT_FOLDERS.items()}
     # train/ and nothing beside it but val/ or test/: the splits, not three classes (PyTorch's ants-and-bees
     # tutorial data, train/ and val/, was a classifier of "train" against "val")
     split_layout = found["train"] is not None and len(subdirs) == sum(d is not None for d in found.values())
