@@ -27,7 +27,7 @@ from _shared_data import cifar10_jpg_folder  # noqa: E402
 
 from autocls.data import prepare_data  # noqa: E402
 from autocls.ensemble.voting import apply_temperature  # noqa: E402
-from autocls.metrics import expected_calibration_error, nll  # noqa: E402
+from autocls.metrics import summary  # noqa: E402
 
 
 def main() -> None:
@@ -47,9 +47,9 @@ def main() -> None:
             temperature = json.loads((run / "result.json").read_text())["temperature"]
             raw = np.load(run / "test_probs.npz")["probs"]
             for name, probs in (("raw", raw), (f"at temperature {temperature:.2f}", apply_temperature(raw, temperature))):
-                print(f"{model:>10} {name:>22}: top-1 {(probs.argmax(1) == labels).mean():.2%}, mean confidence "
-                      f"{probs.max(1).mean():.2%}, NLL {nll(probs, labels):.4f}, "
-                      f"ECE {expected_calibration_error(probs, labels):.4f}", flush=True)
+                scores = summary(probs, labels)  # the scores an ensemble's table prints
+                print(f"{model:>10} {name:>22}: top-1 {scores['top1']:.2%}, mean confidence {probs.max(1).mean():.2%}, "
+                      f"NLL {scores['nll']:.4f}, ECE {scores['ece']:.4f}", flush=True)
 
 
 if __name__ == "__main__":
