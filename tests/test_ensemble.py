@@ -16,7 +16,7 @@ from sklearn.metrics import balanced_accuracy_score
 from autocls.artifacts import trial_artifacts
 from autocls.cli import main
 from autocls.data import prepare_data
-from autocls.ensemble import build_ensemble, greedy_selection, load_ensemble, predict_files, soft_vote
+from autocls.ensemble import build_ensemble, folder_scores, greedy_selection, load_ensemble, predict_files, soft_vote
 from autocls.ensemble.build import study_data
 from autocls.errors import UserError
 from autocls.inference import TTA_MODES
@@ -161,6 +161,43 @@ def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, 
     assert csv.read_text().splitlines()[1].split(",")[1] == expected[0]
     assert main(["predict", str(result.folder), str(folder), "--csv", str(tmp_path)]) == 2  # a folder: before predicting
     assert f"error: --csv {tmp_path} is a folder; give a file name" in " ".join(capsys.readouterr().err.split())
+
+
+def test_predict_names_the_top_k_classes_and_scores_labeled_folders_by_them(searched, tmp_path, capsys):
+    """``--top-k 3`` names each image's three most probable classes, most probable first, with the ensemble's
+    probabilities; images in a folder named after their class are scored by top-3 accuracy too."""
+    study, _ = searched
+    result = build_ensemble(study, top=3, method="soft", name="for-top-k")
+    data = prepare_data("digits", split_file=Path(study.user_attrs["folder"]) / "split.npz")
+    n = 40
+    for i, (img, label) in enumerate(zip(data.test_x[:n], data.test_y[:n])):
+        (tmp_path / "labeled" / str(int(label))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[0].numpy(), mode="L").save(tmp_path / "labeled" / str(int(label)) / f"{i:03d}.png")
+    table, bad = predict_files(load_ensemble(result.folder), [tmp_path / "labeled"], top_k=3)
+    assert not bad and list(table.columns) == ["file", "class", "probability", "class_2", "probability_2",
+                                               "class_3", "probability_3"]
+    index = np.array([int(Path(f).stem) for f in table["file"]])
+    probs = result.test_probs[index]
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :3]
+    for rank, (name, prob) in enumerate([("class", "probability"), ("class_2", "probability_2"),
+                                         ("class_3", "probability_3")]):
+        assert table[name].tolist() == [str(c) for c in order[:, rank]]
+        assert np.allclose(table[prob].to_numpy(), probs[np.arange(len(probs)), order[:, rank]], atol=1e-5)
+    labels = data.test_y[:n].numpy()[index]
+    top3 = float(np.mean([label in row for label, row in zip(labels, order)]))
+    assert folder_scores(table, load_ensemble(result.folder).classes)["top_k_accuracy"] == pytest.approx(top3)
+    assert top3 >= float(np.mean(order[:, 0] == labels))
+    assert main(["predict", str(result.folder), str(tmp_path / "labeled"), "--top-k", "3"]) == 0
+    out, err = capsys.readouterr()
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert len(lines) == n and all(len(fields) == 7 for fields in lines)
+    assert sorted(float(p) for p in lines[0][2::2])[::-1] == [float(p) for p in lines[0][2::2]]
+    assert f"top-3 {top3:.2%}" in err
+    # more than the ten digits, or fewer than one: one line, before any image is read
+    assert main(["predict", str(result.folder), str(tmp_path / "labeled"), "--top-k", "11"]) == 2
+    assert "--top-k must be between 1 and the 10 classes it predicts, got 11" in capsys.readouterr().err
+    assert main(["predict", str(result.folder), str(tmp_path / "labeled"), "--top-k", "0"]) == 2
+    assert "--top-k must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_bad_ensemble_inputs_are_clear(searched, tmp_path):

@@ -81,6 +81,8 @@ def cmd_predict(args) -> int:
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {args.top_k}")
     if args.csv:
         check_writable_file(args.csv, "--csv")  # before the predictions, which a folder of photos takes minutes to make
     ensemble = load_ensemble(args.ensemble)
@@ -88,19 +90,20 @@ def cmd_predict(args) -> int:
     with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=stderr, transient=True, disable=not stderr.is_terminal) as bar:  # a log gets no blank line
         task = bar.add_task("", total=None)
-        table, bad = predict_files(ensemble, args.images, batch_size=args.batch_size,
+        table, bad = predict_files(ensemble, args.images, batch_size=args.batch_size, top_k=args.top_k,
                                    on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
         stderr.print(f"{len(table)} predictions written to {args.csv}", markup=False, highlight=False, soft_wrap=True)
     else:
-        for row in table.itertuples():
-            print(f"{row.file}\t{row._2}\t{row.probability:.4f}")
+        for file, *ranked in table.itertuples(index=False):  # each class, then its probability, most probable first
+            print("\t".join([file] + [v if i % 2 == 0 else f"{v:.4f}" for i, v in enumerate(ranked)]))
     scores = folder_scores(table, ensemble.classes)
     if scores is not None:
+        top_k = f", top-{scores['top_k']} {scores['top_k_accuracy']:.2%}" if "top_k" in scores else ""
         stderr.print(f"{scores['files']} of {len(table)} files lie in a folder named after their class: top-1 "
-                     f"{scores['accuracy']:.2%}, balanced accuracy {scores['balanced_accuracy']:.2%}", markup=False,
-                     highlight=False, soft_wrap=True)
+                     f"{scores['accuracy']:.2%}{top_k}, balanced accuracy {scores['balanced_accuracy']:.2%}",
+                     markup=False, highlight=False, soft_wrap=True)
     if bad:
         Console(stderr=True).print(f"warning: {skipped_files_notice(bad)}", style="yellow", markup=False,
                                    highlight=False, soft_wrap=True)
@@ -133,5 +136,7 @@ def register(sub) -> None:
                                     "trained run (runs/<dataset>-<model>, from autocls train)")
     q.add_argument("images", nargs="+", help="image files and/or folders")
     q.add_argument("--csv", help="write file,class,probability rows here instead of printing")
+    q.add_argument("--top-k", type=int, default=1, metavar="K",
+                   help="also name the K-1 next most probable classes: class_2, probability_2, ... (default 1)")
     q.add_argument("--batch-size", type=int, default=256)
     q.set_defaults(func=cmd_predict)

@@ -159,15 +159,27 @@ FILES_AT_A_TIME = 1024
 
 
 def predict_files(ensemble: LoadedEnsemble, inputs: list[str | Path], batch_size: int = 256,
-                  on_progress: Callable[[int, int], None] | None = None):
+                  on_progress: Callable[[int, int], None] | None = None, top_k: int = 1):
     """A pandas table: file, class, probability (and the files that could not be read).
 
-    ``on_progress(done, total)`` is called after each :data:`FILES_AT_A_TIME` files.
+    With ``top_k`` > 1 each row also names the runners-up, most probable first: ``class_2``, ``probability_2``, ...
+    up to ``class_<top_k>`` (``class`` and ``probability`` stay the top one, so a script reading them reads the
+    same at any ``top_k``). ``on_progress(done, total)`` is called after each :data:`FILES_AT_A_TIME` files.
+
+    Example:
+        >>> table, unreadable = predict_files(load_ensemble("runs/digits-resnet9"), ["images/"], top_k=2)  # doctest: +SKIP
+        >>> list(table.columns)  # doctest: +SKIP
+        ['file', 'class', 'probability', 'class_2', 'probability_2']
     """
     import pandas as pd
 
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    if not 1 <= top_k <= len(ensemble.classes):
+        raise UserError(f"--top-k must be between 1 and the {len(ensemble.classes)} classes it predicts, got {top_k}")
+    columns = ["file", "class", "probability"]
+    for rank in range(2, top_k + 1):
+        columns += [f"class_{rank}", f"probability_{rank}"]
     files = collect_images(inputs)
     rows, bad = [], []
     for start in range(0, len(files), FILES_AT_A_TIME):
@@ -175,26 +187,31 @@ def predict_files(ensemble: LoadedEnsemble, inputs: list[str | Path], batch_size
         bad += unreadable
         if len(ok):
             probs = ensemble.predict_proba(x, batch_size)
-            for f, p in zip(ok, probs):
-                c = int(p.argmax())
-                rows.append({"file": str(f), "class": ensemble.classes[c], "probability": float(p[c])})
+            # a stable sort: of classes the vote ties, the lower index comes first, as argmax picks it
+            ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+            for f, p, order in zip(ok, probs, ranked):
+                row = [str(f)]
+                for c in order:
+                    row += [ensemble.classes[c], float(p[c])]
+                rows.append(row)
         if on_progress is not None:
             on_progress(min(start + FILES_AT_A_TIME, len(files)), len(files))
-    return pd.DataFrame(rows, columns=["file", "class", "probability"]), bad
+    return pd.DataFrame(rows, columns=columns), bad
 
 
 def folder_scores(table, classes: list[str]) -> dict | None:
     """How the predictions of :func:`predict_files` score where a file's folder is named after one of ``classes``
     (a labeled folder, as training reads one: ``<folder>/<class>/<image>``); None where no file's is.
 
-    A user's own held-out photos are scored so, as a test split is; other files are predictions only.
+    A user's own held-out photos are scored so, as a test split is; other files are predictions only. A table of
+    the top ``k`` classes (``class_2`` ... ``class_<k>``) is scored by its top-k accuracy too.
 
     Example:
         >>> import pandas as pd
         >>> table = pd.DataFrame({"file": ["val/cat/1.jpg", "val/cat/2.jpg", "val/dog/3.jpg", "new.jpg"],
-        ...                       "class": ["cat", "dog", "dog", "cat"]})
+        ...                       "class": ["cat", "dog", "dog", "cat"], "class_2": ["dog", "cat", "cat", "dog"]})
         >>> folder_scores(table, ["cat", "dog"])
-        {'files': 3, 'accuracy': 0.6666666666666666, 'balanced_accuracy': 0.75}
+        {'files': 3, 'accuracy': 0.6666666666666666, 'balanced_accuracy': 0.75, 'top_k': 2, 'top_k_accuracy': 1.0}
     """
     known = set(classes)
     folders = [Path(f).parent.name for f in table["file"]]
@@ -204,5 +221,11 @@ def folder_scores(table, classes: list[str]) -> dict | None:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
     truth, predicted = [folders[i] for i in labeled], table["class"].iloc[labeled].tolist()
-    return {"files": len(labeled), "accuracy": float(accuracy_score(truth, predicted)),
-            "balanced_accuracy": float(balanced_accuracy_score(truth, predicted))}
+    scores = {"files": len(labeled), "accuracy": float(accuracy_score(truth, predicted)),
+              "balanced_accuracy": float(balanced_accuracy_score(truth, predicted))}
+    ranked = ["class"] + [c for c in table.columns if c.startswith("class_")]
+    if len(ranked) > 1:
+        named = table[ranked].iloc[labeled].to_numpy()
+        scores["top_k"] = len(ranked)
+        scores["top_k_accuracy"] = float(np.mean([label in row for label, row in zip(truth, named)]))
+    return scores
