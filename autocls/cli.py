@@ -6,7 +6,6 @@ non-zero exit; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import signal
 import sys
@@ -57,6 +56,7 @@ def _overrides(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
@@ -67,6 +67,7 @@ def cmd_train(args) -> int:
     from autocls.training import train
     from autocls.training.config import (BUDGET_MAX_EPOCHS, RECIPE_IMAGE_SIDE, ZOO_MAX_IMAGE_SIDE, fit_to_data,
                                          from_settings, load_settings)
+    from autocls.training.runs import budget_width, run_folder
     from autocls.training.trainer import run_identity
 
     started = args.started_at or time.time()  # the budget counts the imports and loading the data too
@@ -117,8 +118,11 @@ def cmd_train(args) -> int:
         if "epochs" not in given:
             # the recipe's default length (10) left 26% of `--time-budget 10m` unused (ResNet-18 at 1/4 width, 2 cores)
             max_epochs, identity = BUDGET_MAX_EPOCHS, {**identity, "epochs": "fitted to the budget"}
-        cfg, identity = _fit_to_budget(cfg, runtime, data, base, identity, started + budget_s, "width" in given)
-    out_dir = _run_folder(base, run_identity(cfg, runtime, identity))
+        cfg, identity, note = budget_width(cfg, runtime, data, base, identity, started + budget_s, "width" in given,
+                                           torch.get_num_threads())
+        if note:
+            console.print(Text(note), soft_wrap=True)
+    out_dir = run_folder(base, run_identity(cfg, runtime, identity))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -205,79 +209,12 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _fit_to_budget(cfg, runtime, data, base: Path, identity: dict, until: float, width_given: bool) -> tuple:
-    """``cfg`` at the width that fills the budget (to ``until``) with enough epochs, and the run's identity, which
-    says so; with ``width_given``, ``cfg`` as it is, once its width is timed to leave time to train.
-
-    A model at its full width can train part of one epoch in a short budget on a CPU (ResNet-18 in 3 minutes on
-    2 cores: 87 steps, 38.35%); a narrower one trains more and learns more
-    (:func:`autocls.search.budget.train_width`).  A run of this command left in ``base`` keeps its width, so the
-    same command continues it whatever the timing says now; a run of an explicit ``--width`` is another run.
-    A budget that leaves no time to train is one line and exit 2: a run trains a step and evaluates val and test
-    at least (`--width 1 --time-budget 30s`, ResNet-18 on 2 cores, ended at 86 s with 10.03%).
-    """
-    import dataclasses
-
-    import torch
-
-    from autocls.inference import resolve_device
-    from autocls.models.registry import accepts_width
-    from autocls.search.budget import TRAIN_WIDTHS, train_width
-    from autocls.training.trainer import run_identity
-
-    device = resolve_device(runtime.device).type
-    if not accepts_width(cfg.model) or device not in ("cpu", "cuda"):
-        return cfg, identity
-    widths = (cfg.width,) if width_given else TRAIN_WIDTHS
-    if not width_given:
-        identity = {**identity, "width": "fitted to the budget"}
-    owners = [owner for _, owner in _run_folders(base)]
-    for width in widths:
-        if run_identity(dataclasses.replace(cfg, width=width), runtime, identity) in owners:
-            return dataclasses.replace(cfg, width=width), identity
-    width, epochs = train_width(cfg, data, until, torch.get_num_threads(), device, widths)
-    if not epochs[width]:
-        raise UserError(f"--time-budget leaves no time to train {cfg.model} at width {width:g} here: its closing "
-                        f"evaluation of val and test alone would end past it; give it longer, or a narrower --width")
-    if width != cfg.width:
-        widest = max(epochs)
-        console.print(Text(f"budget: {cfg.model} at width {widest:g} trains {_epochs_text(epochs[widest])} in the "
-                           f"budget here, at {width:g} {_epochs_text(epochs[width])}: it trains at width {width:g} "
-                           f"(--width {cfg.width:g} keeps its own)"), soft_wrap=True)
-    return dataclasses.replace(cfg, width=width), identity
-
-
-def _epochs_text(epochs: float) -> str:
-    """``~3 epochs``, ``~1 epoch``, ``~0.25 of an epoch`` or ``nothing``."""
-    if epochs >= 1:
-        return f"~{int(epochs)} epoch{'s' * (epochs >= 2)}"
-    return f"~{epochs:.2g} of an epoch" if epochs else "nothing"
-
-
 def _config_keys(path: str | None) -> set:
     """The keys the YAML config file at ``path`` sets (none without one)."""
     from autocls.files import load_yaml
 
     values = load_yaml(Path(path).read_text(), path) if path else None
     return set(values) if isinstance(values, dict) else set()
-
-
-def _run_folder(base: Path, identity: dict) -> Path:
-    """``base``, or the first of ``base-2``, ``base-3``, ... that holds no other run: a run is never replaced by
-    another recipe's (as Ultralytics numbers its runs), and the same command finds its own folder to continue."""
-    return next(folder for folder, owner in _run_folders(base) if owner in (None, identity))
-
-
-def _run_folders(base: Path):
-    """``base``, ``base-2``, ``base-3``, ... each with the identity of the run it holds, up to the first holding none."""
-    from autocls.artifacts import TrialArtifacts
-
-    for n in itertools.count(1):
-        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        owner = TrialArtifacts(folder).owner()
-        yield folder, owner
-        if owner is None:
-            return
 
 
 def cmd_datasets(args) -> int:
