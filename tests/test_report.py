@@ -9,6 +9,7 @@ from PIL import Image
 
 from autocls.ensemble import build_ensemble
 from autocls.report import build_report
+from tests.conftest import dashboard_study
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -26,10 +27,9 @@ def test_report_has_every_figure_and_attaches_them(searched, tmp_path):
     assert f"ensemble (for-report) (ECE {ens.test['ece']:.3f})" in html
     assert re.search(r"best trial #\d+, temperature \d\.\d\d \(ECE 0\.\d{3}\)", html)
     assert "cdn.plot.ly" not in html.split("<body>")[0]  # plotly.js inlined: self-contained
-    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
-
-    attrs = study._storage.get_study_system_attrs(study._study_id)
-    assert len(get_plotly_graph_objects(attrs)) >= 7
+    # attached to the study: optuna-dashboard serves them with it
+    attached = dashboard_study(f"sqlite:///{root / 'studies' / 'digits.db'}", "digits")["plotly_graph_objects"]
+    assert sum(g["id"].startswith("autocls-") for g in attached) >= 7
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

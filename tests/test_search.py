@@ -8,7 +8,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from wsgiref.util import setup_testing_defaults
 
 import optuna
 import pytest
@@ -18,7 +17,7 @@ from autocls.artifacts import trial_artifacts
 from autocls.errors import UserError
 from autocls.search import run_search
 from autocls.search.cli import parse_duration
-from tests.conftest import write_image_folder, write_long_tailed_digits
+from tests.conftest import dashboard_study, write_image_folder, write_long_tailed_digits
 
 TINY_SPACE = textwrap.dedent("""
     dataset: digits
@@ -85,26 +84,11 @@ def test_asha_leaves_pruned_trials_with_shorter_curves(study):
 
 
 def test_study_opens_with_optuna_and_the_dashboard(study):
-    import optuna_dashboard
-
     s, folder = study
     url = f"sqlite:///{folder}/tiny.db"
     loaded = optuna.load_study(study_name="tiny", storage=url)
     assert len(loaded.trials) == 12
-    app = optuna_dashboard.wsgi(url)
-
-    def get(path):
-        env = {}
-        setup_testing_defaults(env)
-        env.update(PATH_INFO=path, REQUEST_METHOD="GET")
-        status = {}
-        body = b"".join(app(env, lambda s, h, e=None: status.setdefault("s", s)))
-        assert status["s"].startswith("200"), status
-        return json.loads(body)
-
-    summaries = get("/api/studies")["study_summaries"]
-    study_id = next(x["study_id"] for x in summaries if x["study_name"] == "tiny")
-    detail = get(f"/api/studies/{study_id}")
+    detail = dashboard_study(url, "tiny")
     assert len(detail["trials"]) == 12
     by_state = {}
     for t in detail["trials"]:
