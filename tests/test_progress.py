@@ -17,6 +17,8 @@ def test_an_epoch_of_a_running_trial_moves_the_best_val_shown_at_once(capsys):
         progress.epoch_done(0, 2, 3, 0.7400)
         second = capsys.readouterr().err.strip().splitlines()[-1]
     assert "epochs #0:1/3" in first and "best val top-1 54.12%" in first, first
+    # a time budget and no trial count: the count alone, not "0/∞" (a search that would never end)
+    assert "finished 0 | running 1" in first and "∞" not in first, first
     assert "epochs #0:2/3" in second and "best val top-1 74.00%" in second, second
 
 
@@ -59,5 +61,6 @@ def test_a_running_trial_shows_its_time_left_from_its_epochs_timing(capsys, monk
         progress.epoch_done(1, 3, 3, 0.55, epoch_s=30.0)  # its last epoch: nothing left to count
         last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "epochs #0:1/24 29m left, #1:2/3 30s left" in first and "ETA ?" in first, first
+    assert "finished 0/20 |" in first, first
     assert "#0:1/24 28m left, #1:2/3 10s left" in later, later
     assert "#1:3/3 |" in last, last

@@ -116,7 +116,9 @@ class SearchProgress:
     def fields(self) -> dict[str, str]:
         """The numbers shown, as text: one source for the log line and the live table."""
         return {
-            "finished": f"{self.finished}/{self.n_trials or '∞'}", "running": str(self.counts["RUNNING"]),
+            # a time budget without --trials sets no count: "0/∞" read as a search that would never end
+            "finished": f"{self.finished}/{self.n_trials}" if self.n_trials else str(self.finished),
+            "running": str(self.counts["RUNNING"]),
             "complete": str(self.counts["COMPLETE"]), "pruned": str(self.counts["PRUNED"]),
             "failed": str(self.counts["FAIL"]),
             "epochs": ", ".join(self._trial_epochs(n) for n in sorted(self.epochs)) or "-",
