@@ -628,6 +628,27 @@ def test_photos_are_turned_upright_by_their_exif_orientation(tmp_path, monkeypat
     assert read == [0] and x[0, :, :32].float().mean() > 240
 
 
+def test_photos_of_the_other_orientation_are_squashed_whole_to_the_common_size(tmp_path, monkeypatch):
+    """A folder of landscape and portrait photos decodes at the common (landscape) size with each portrait squashed,
+    every row of it kept: on real photos a centre crop lost 5.9 points on the portraits (benchmarks/aspect_ratio.py)."""
+    from PIL import Image
+
+    monkeypatch.setenv("AUTOCLS_CACHE", str(tmp_path / "cache"))
+    portrait = np.full((48, 32, 3), 128, dtype=np.uint8)  # 32 wide, 48 high: red top rows, blue bottom rows
+    portrait[:6] = (255, 0, 0)
+    portrait[-6:] = (0, 0, 255)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((32, 48, 3), 60 * i, dtype=np.uint8)).save(tmp_path / "d" / c / f"{i}.png")
+    Image.fromarray(portrait).save(tmp_path / "d" / "a" / "tall.png")
+    ds = load_dataset(str(tmp_path / "d"))
+    assert ds.images.shape == (7, 3, 32, 48)
+    tall = ds.images[3].int()  # class a's files sorted: 0, 1, 2, tall
+    assert tall[0, 0].float().mean() > 200 and tall[2, 0].float().mean() < 40  # the red band, squashed, not cut
+    assert tall[2, -1].float().mean() > 200 and tall[0, -1].float().mean() < 40  # the blue one
+
+
 def test_transparent_pixels_are_laid_on_white(tmp_path, monkeypatch):
     """Regression: the colour stored under transparent pixels was shown (the alpha channel dropped, as torchvision's
     loader does): one tool's icons on black, another's on the erased photo, the same drawings on white at predict."""

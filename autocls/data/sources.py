@@ -552,7 +552,9 @@ def load_image_folder(root: Path, image_size: int | None = None) -> RawDataset:
     ``val/`` or ``test/`` without class folders (unlabeled) is left out with a
     warning; a Mac's ``__MACOSX/`` is no class.  Images of other sizes
     are resized to the most common size, its shorter side at most
-    :data:`MAX_SHORT_SIDE`; a folder of grayscale images (every one of
+    :data:`MAX_SHORT_SIDE`: squashed, as photos of the other orientation
+    lost nothing by it where a centre crop or padding lost points
+    (``benchmarks/aspect_ratio.py``); a folder of grayscale images (every one of
     200 spread over it) decodes to one channel, others to RGB.  Files that are
     not images (or are decompression bombs) are skipped with a warning that
     names them.  Decoded
