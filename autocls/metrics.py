@@ -1,4 +1,10 @@
-"""Classification metrics over class-probability matrices (numpy): the trainer's, the ensemble's and the report's."""
+"""Classification metrics over class-probability matrices (numpy): the trainer's, the ensemble's and the report's.
+
+Top-k, balanced accuracy and NLL are scikit-learn's scorers (``top_k_accuracy_score``, ``balanced_accuracy_score``,
+``log_loss``; ``tests/test_metrics.py`` holds them to it) written in numpy, because a trial's worker scores val
+every epoch and does not import scikit-learn: its import cost each worker about a second (RESULTS.md, "Search
+overhead").  The report's AUC, computed once, is scikit-learn's own.
+"""
 from __future__ import annotations
 
 import math
