@@ -18,6 +18,8 @@ def photos(cifar10_jpg_subset):
 
 
 def _torchvision_op(image, name, magnitude):
+    # The reference is torchvision's own dispatch from an op's name and magnitude to its functional (with the
+    # policy's interpolation and fill), which it keeps private; rewriting it here would test ours against a copy.
     tv = v2.TrivialAugmentWide()
     return tv._apply_image_or_video_transform(image, name, magnitude, interpolation=tv.interpolation, fill=tv._fill)
 
