@@ -688,9 +688,10 @@ def _closing_reserve(budget_s: float, ensemble_top: int | None) -> float:
     Ray's exit ~4 s.  A 20-minute search kept 72 s for ~25 s of closing; a 2-minute one kept 8 s, and its
     ensemble went without flip TTA (worth 1.4 points on that run's val).  The ensemble's share was 2% (8-30 s)
     until 2026-12-06, when flip-translate TTA (four more views a member; over flip on test, -0.1 to +0.4 points,
-    +0.18 on average, in eight of the 20-minute benchmark's runs of its seed recipe) was left out for want of a second or two: ~12 s a member with 11 s left
-    in a 20-minute search of two members, ~10 s with 9 s left in a 5-minute one of one.  8 s and 2.5% of the
-    budget (at most 45 s) gives it those seconds: 38 s of 20 minutes where it kept 24, 15.5 s of 5 where it kept 8.
+    +0.18 on average, in eight of the 20-minute benchmark's runs of its seed recipe) was left out for want of a
+    second or two: ~12 s a member with 11 s left in a 20-minute search of two members, ~10 s with 9 s left in a
+    5-minute one of one.  8 s and 2.5% of the budget (at most 45 s) gives it those seconds: 38 s of 20 minutes
+    where it kept 24, 15.5 s of 5 where it kept 8.
 
     Example:
         >>> _closing_reserve(1200, ensemble_top=5), _closing_reserve(300, ensemble_top=5)
