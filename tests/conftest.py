@@ -37,25 +37,25 @@ def pytest_configure(config):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def dashboard_get(storage_url: str, path: str):
-    """The JSON that optuna-dashboard's server answers for ``path``, asked through its public WSGI app."""
+def dashboard_study(storage_url: str, study_name: str) -> dict:
+    """The dashboard's view of one study (its trials, curves and attached plotly figures), as optuna-dashboard's
+    server answers it, asked through its public WSGI app."""
     import optuna_dashboard
 
     app = optuna_dashboard.wsgi(storage_url)
-    env = {}
-    setup_testing_defaults(env)
-    env.update(PATH_INFO=path, REQUEST_METHOD="GET")
-    status = {}
-    body = b"".join(app(env, lambda s, h, e=None: status.setdefault("s", s)))
-    assert status["s"].startswith("200"), status
-    return json.loads(body)
 
+    def get(path: str):
+        env = {}
+        setup_testing_defaults(env)
+        env.update(PATH_INFO=path, REQUEST_METHOD="GET")
+        status = {}
+        body = b"".join(app(env, lambda s, h, e=None: status.setdefault("s", s)))
+        assert status["s"].startswith("200"), status
+        return json.loads(body)
 
-def dashboard_study(storage_url: str, study_name: str) -> dict:
-    """The dashboard's view of one study: its trials, curves and attached plotly figures."""
-    summaries = dashboard_get(storage_url, "/api/studies")["study_summaries"]
+    summaries = get("/api/studies")["study_summaries"]
     study_id = next(x["study_id"] for x in summaries if x["study_name"] == study_name)
-    return dashboard_get(storage_url, f"/api/studies/{study_id}")
+    return get(f"/api/studies/{study_id}")
 
 
 def _pickle(path: Path, obj) -> None:
