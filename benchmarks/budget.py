@@ -15,7 +15,10 @@ same wall-clock budget on this machine's cores:
       at least the preset's longest trial); scored plain and with each TTA
       mode (which (a)'s ensemble chooses among on val), and compared with (a)
       under the mode (a) chose;
-  (c) ``autocls search ... --sampler random``: random search, same preset;
+  (c) ``autocls search ... --sampler random --space <the preset without its seeds>``: random search
+      over the same space, budget-sized trials and closing ensemble, without the preset's seed recipes
+      (with them, its first trials would be (a)'s: on 2 CPU cores the seeds fill 20 minutes before any
+      draw runs, so (c) with seeds trained what (a) trained); what the seed recipes add over a random draw;
   (d) the preset's first two seeds, each trained as (b) for half the budget,
       their flip-TTA probabilities averaged: whether two half-length trials
       ensembled beat one full-length one where only one fits (not run by default).
@@ -136,6 +139,20 @@ def filling_epochs(space, data, budget_s: float, width: float | None = None) -> 
     return max(space.max_epochs, int(1.3 * budget_s / seconds[key]) + 1)
 
 
+def unseeded_preset(data: Path, work: Path) -> Path:
+    """The preset ``autocls search`` chooses for ``data`` here, written without its seed recipes: (c)'s space."""
+    import yaml
+
+    from autocls.search.space import SPACES_DIR, preset_space
+
+    name, _ = preset_space(str(data), gpus=torch.cuda.device_count())
+    raw = yaml.safe_load((SPACES_DIR / f"{name}.yaml").read_text())
+    raw.pop("seeds", None)
+    path = work / f"{name}-unseeded.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
 def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: int, which: int,
                out: str, width: float | None = None) -> tuple[float, dict, torch.Tensor, torch.Tensor]:
     """Seed recipe ``which`` of the preset on all cores with ``autocls train --time-budget``: ``epochs`` (by
@@ -244,7 +261,8 @@ def main() -> None:
         print("(b)", arms["(b) best seed alone"], flush=True)
     if "c" in args.arms:
         arms["(c) random search"] = search_arm(data, work, args.budget, "c",
-                                               ["--sampler", "random", "--seed", str(args.seed)])
+                                               ["--sampler", "random", "--space", str(unseeded_preset(data, work)),
+                                                "--seed", str(args.seed)])
         print("(c)", arms["(c) random search"], flush=True)
     if "d" in args.arms:
         arms["(d) two seeds, half each"] = halves_arm(data, work, args.budget, args.seed)
