@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -101,8 +102,10 @@ def search_arm(data: Path, work: Path, budget: str, study: str, extra: list[str]
     # after the clock: what the mode val chose, or the one the budget left no time for, is worth on test
     from autocls.ensemble import build_ensemble
 
-    at_tta = {mode: build_ensemble(s, top=5, method="greedy", temperature=True, tta=mode,
-                                   name=f"at-{mode}").test["top1"] for mode in TTA_MODES}
+    with warnings.catch_warnings():  # its notice of fewer candidates than 5, once per mode: the search printed it
+        warnings.filterwarnings("ignore", message=".*fewer than --top")
+        at_tta = {mode: build_ensemble(s, top=5, method="greedy", temperature=True, tta=mode,
+                                       name=f"at-{mode}").test["top1"] for mode in TTA_MODES}
     return {"wall_s": wall, "single": scores["best_member_test"]["top1"], "ensemble": scores["test"]["top1"],
             "at_tta": at_tta,
             "seed_width": seeds[0].params.get("width") if seeds else None,  # as the budget fitted the first seed
