@@ -249,8 +249,18 @@ class BudgetPlan:
                    for key in self.epochs)
 
     def lines(self) -> list[str]:
+        """The plan as the search prints it at the start.
+
+        The epochs are the calibration's estimate; a 5-minute search's trial planned at 12 epochs of ~22 s ran 15
+        of 18 s (2026-12-06): the line says that each trial re-fits them.
+
+        Example:
+            >>> print(*BudgetPlan({"net@1": 22.0}, {"net@1": 12}, {}).lines())
+            budget: trials sized to fit: net@1 12 epochs (~22 s each); each trial re-fits them to its measured speed
+        """
         fitted = ", ".join(f"{key} {e} epoch{'s' * (e > 1)} (~{self.seconds[key]:.0f} s each)"
                            for key, e in sorted(self.epochs.items()))
+        fitted += "; each trial re-fits them to its measured speed"
         moved = [f"budget: ASHA's first rung moved from epoch {self.space_grace_period} to {self.grace_period}, an "
                  f"eighth of the shortest trial (earlier, too few trials are compared there to tell their warm-up "
                  f"apart)"] if self.space_grace_period else []
