@@ -142,13 +142,20 @@ def filling_epochs(space, data, budget_s: float, width: float | None = None) -> 
     return max(space.max_epochs, int(1.3 * budget_s / seconds[key]) + 1)
 
 
+def preset(data: Path) -> str:
+    """The name of the preset ``autocls search`` chooses for ``data`` on this machine."""
+    from autocls.search.space import preset_space
+
+    return preset_space(str(data), gpus=torch.cuda.device_count())[0]
+
+
 def unseeded_preset(data: Path, work: Path) -> Path:
-    """The preset ``autocls search`` chooses for ``data`` here, written without its seed recipes: (c)'s space."""
+    """:func:`preset`'s space written without its seed recipes: (c)'s space."""
     import yaml
 
-    from autocls.search.space import SPACES_DIR, preset_space
+    from autocls.search.space import SPACES_DIR
 
-    name, _ = preset_space(str(data), gpus=torch.cuda.device_count())
+    name = preset(data)
     raw = yaml.safe_load((SPACES_DIR / f"{name}.yaml").read_text())
     raw.pop("seeds", None)
     path = work / f"{name}-unseeded.yaml"
@@ -167,7 +174,7 @@ def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: in
     from autocls.data import prepare_data
     from autocls.search.space import SearchSpace
 
-    space = SearchSpace.load("cpu-small" if not torch.cuda.is_available() else "cifar10")
+    space = SearchSpace.load(preset(data))
     photos = prepare_data(str(data))
     epochs = epochs or filling_epochs(space, photos, parse_duration(budget), width)
     recipe = {**space.fixed, **space.seeds[which], **({"width": width} if width else {}), "epochs": epochs}
