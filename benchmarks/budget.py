@@ -151,15 +151,11 @@ def preset(data: Path) -> str:
 
 def unseeded_preset(data: Path, work: Path) -> Path:
     """:func:`preset`'s space written without its seed recipes: (c)'s space."""
-    import yaml
-
-    from autocls.search.space import SPACES_DIR
+    from autocls.search.space import SearchSpace
 
     name = preset(data)
-    raw = yaml.safe_load((SPACES_DIR / f"{name}.yaml").read_text())
-    raw.pop("seeds", None)
     path = work / f"{name}-unseeded.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    path.write_text(SearchSpace.load(name).without_seeds().source)
     return path
 
 

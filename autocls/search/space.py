@@ -158,6 +158,16 @@ class SearchSpace:
             raw["seeds"] = [{k: v for k, v in seed.items() if k not in values} for seed in raw.get("seeds") or []]
         return self._edited(fix)
 
+    def without_seeds(self) -> "SearchSpace":
+        """The same space without its seed recipes: every trial is the sampler's draw.
+
+        Example:
+            >>> space = SearchSpace.load("cpu-small")
+            >>> len(space.seeds), space.without_seeds().seeds, space.without_seeds().params == space.params
+            (2, [], True)
+        """
+        return self._edited(lambda raw: raw.pop("seeds", None))
+
     def _edited(self, edit: Callable[[dict], None]) -> "SearchSpace":
         # Through the YAML, so that the text a study keeps (and build-ensemble and a resumed search read) is
         # the space that was searched.
