@@ -19,9 +19,10 @@ same wall-clock budget on this machine's cores:
       over the same space, budget-sized trials and closing ensemble, without the preset's seed recipes
       (with them, its first trials would be (a)'s: on 2 CPU cores the seeds fill 20 minutes before any
       draw runs, so (c) with seeds trained what (a) trained); what the seed recipes add over a random draw;
-  (d) the preset's first two seeds, each trained as (b) for half the budget,
-      their flip-TTA probabilities averaged: whether two half-length trials
-      ensembled beat one full-length one where only one fits (not run by default).
+  (d) the preset's first two seeds, each trained as (b) for half the budget (at
+      --recipe-width if given) with seeds --seed and --seed + 1, their probabilities
+      averaged at each TTA: whether two half-length trials ensembled beat one
+      full-length one where only one fits (not run by default).
 
 Printed per arm: wall time, best single model's and ensemble's test top-1.  The
 machine's speed varies from day to day, so the fp32 matmul GFLOP/s on its
@@ -196,18 +197,23 @@ def recipe_arm(data: Path, work: Path, budget: str, epochs: int | None, seed: in
                       f"(ceiling {result['ceiling']})"}
 
 
-def halves_arm(data: Path, work: Path, budget: str, seed: int = 0) -> dict:
-    """(d): the preset's first two seeds, each alone for half the budget as (b) is for all of it, their flip-TTA
-    test probabilities averaged: what a search that splits a budget fitting one full-length trial into two
-    shorter ones, ensembled, could gain over (b) (one full-length trial) at best, its own overheads left out."""
+def halves_arm(data: Path, work: Path, budget: str, seed: int = 0, width: float | None = None) -> dict:
+    """(d): the preset's first two seeds, each alone for half the budget as (b) is for all of it (at ``width`` if
+    given), their test probabilities averaged under each TTA mode: what a search that splits a budget fitting one
+    full-length trial into two shorter ones, ensembled, could gain over (b) (one full-length trial) at best, its
+    own overheads left out.  The halves train with seeds ``seed`` and ``seed + 1``, as a search's trials 0 and 1
+    do: with one seed both would start from the same weights and see the same batches."""
     half = f"{parse_duration(budget) / 2:.0f}s"
-    walls, results, probs, (labels, _) = zip(*(train_seed(data, work, half, None, seed, which=i, out=f"half{i}")
-                                               for i in (0, 1)))
+    walls, results, probs, (labels, _) = zip(*(train_seed(data, work, half, None, seed + i, which=i,
+                                                          out=f"half{i}", width=width) for i in (0, 1)))
     return {"wall_s": sum(walls), "single": max(r["test_acc"] for r in results),
             "ensemble": top1(sum(p["flip"] for p in probs), labels),
+            **{f"ensemble_{tta}": top1(sum(p[tta] for p in probs), labels) for tta in TTA_MODES[1:]},
             "trials": 2,
-            "preset": "; ".join(f"seed recipe {i}, {r['epochs_run']} epochs" for i, r in enumerate(results)),
-            "halves": [(r["test_acc"], top1(p["flip"], labels)) for r, p in zip(results, probs)]}
+            "preset": "; ".join(f"seed recipe {i}{f' at width {width:g}' if width else ''}, {r['epochs_run']} epochs"
+                                for i, r in enumerate(results)),
+            "halves": [(r["test_acc"], *(top1(p[tta], labels) for tta in TTA_MODES[1:]))
+                       for r, p in zip(results, probs)]}
 
 
 def tta_probs(run_dir: Path, recipe: dict, data, modes: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -271,7 +277,7 @@ def main() -> None:
                                                 "--seed", str(args.seed)])
         print("(c)", arms["(c) random search"], flush=True)
     if "d" in args.arms:
-        arms["(d) two seeds, half each"] = halves_arm(data, work, args.budget, args.seed)
+        arms["(d) two seeds, half each"] = halves_arm(data, work, args.budget, args.seed, args.recipe_width)
         print("(d)", arms["(d) two seeds, half each"], flush=True)
     print(f"\n{'arm':24s} {'wall s':>8s} {'/budget':>8s} {'trials':>7s} {'single':>8s} {'ensemble':>9s}")
     for name, a in arms.items():
@@ -286,9 +292,10 @@ def main() -> None:
                   + f" ({a['tta_used']} used)")
     if {"(b) best seed alone", "(d) two seeds, half each"} <= set(arms):
         b, d = arms["(b) best seed alone"], arms["(d) two seeds, half each"]
-        print(f"\n(d) seeds with flip TTA: {', '.join(f'{flip:.2%}' for _, flip in d['halves'])}, their average "
-              f"(flip TTA) {d['ensemble']:.2%}; (b) with flip TTA: {b['flip']:.2%}: "
-              f"{100 * (d['ensemble'] - b['flip']):+.2f} points")
+        for tta in TTA_MODES[1:]:
+            print(f"(d) seeds with {tta} TTA: {', '.join(f'{h[1 + TTA_MODES[1:].index(tta)]:.2%}' for h in d['halves'])}"
+                  f", their average {d[f'ensemble_{tta}']:.2%}; (b) with {tta} TTA: {b[tta]:.2%}: "
+                  f"{100 * (d[f'ensemble_{tta}'] - b[tta]):+.2f} points")
     if not {"(a) autocls search", "(b) best seed alone"} <= set(arms):
         return
     a, b = arms["(a) autocls search"], arms["(b) best seed alone"]
