@@ -212,7 +212,7 @@ def halves_arm(data: Path, work: Path, budget: str, seed: int = 0, width: float 
             "trials": 2,
             "preset": "; ".join(f"seed recipe {i}{f' at width {width:g}' if width else ''}, {r['epochs_run']} epochs"
                                 for i, r in enumerate(results)),
-            "halves": [(r["test_acc"], *(top1(p[tta], labels) for tta in TTA_MODES[1:]))
+            "halves": [{"single": r["test_acc"], **{tta: top1(p[tta], labels) for tta in TTA_MODES[1:]}}
                        for r, p in zip(results, probs)]}
 
 
@@ -239,8 +239,8 @@ def main() -> None:
     parser.add_argument("--recipe-epochs", type=int, default=None,
                         help="(b)'s most epochs, re-fitted down to its budget (default: those that fill it, by calibration)")
     parser.add_argument("--recipe-width", type=float, default=None,
-                        help="(b)'s seed at this width instead of its own: fewer epochs of a wider net, or more of a "
-                             "narrower one")
+                        help="(b)'s and (d)'s seeds at this width instead of their own: fewer epochs of a wider net, "
+                             "or more of a narrower one")
     # Every arm is seeded (0 by default), so a second run of the same code on the same machine repeats the
     # first: (a) scored 89.94% twice, 2026-12-01. Another --seed draws other initialisations and batch orders.
     parser.add_argument("--seed", type=int, default=0, help="training seed of every arm (default 0)")
@@ -293,9 +293,9 @@ def main() -> None:
     if {"(b) best seed alone", "(d) two seeds, half each"} <= set(arms):
         b, d = arms["(b) best seed alone"], arms["(d) two seeds, half each"]
         for tta in TTA_MODES[1:]:
-            print(f"(d) seeds with {tta} TTA: {', '.join(f'{h[1 + TTA_MODES[1:].index(tta)]:.2%}' for h in d['halves'])}"
-                  f", their average {d[f'ensemble_{tta}']:.2%}; (b) with {tta} TTA: {b[tta]:.2%}: "
-                  f"{100 * (d[f'ensemble_{tta}'] - b[tta]):+.2f} points")
+            halves = ", ".join(f"{half[tta]:.2%}" for half in d["halves"])
+            print(f"(d) seeds with {tta} TTA: {halves}, their average {d[f'ensemble_{tta}']:.2%}; (b) with {tta} "
+                  f"TTA: {b[tta]:.2%}: {100 * (d[f'ensemble_{tta}'] - b[tta]):+.2f} points")
     if not {"(a) autocls search", "(b) best seed alone"} <= set(arms):
         return
     a, b = arms["(a) autocls search"], arms["(b) best seed alone"]
