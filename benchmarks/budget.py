@@ -206,9 +206,9 @@ def halves_arm(data: Path, work: Path, budget: str, seed: int = 0, width: float 
     half = f"{parse_duration(budget) / 2:.0f}s"
     walls, results, probs, (labels, _) = zip(*(train_seed(data, work, half, None, seed + i, which=i,
                                                           out=f"half{i}", width=width) for i in (0, 1)))
+    averaged = {tta: top1(sum(p[tta] for p in probs), labels) for tta in TTA_MODES[1:]}
     return {"wall_s": sum(walls), "single": max(r["test_acc"] for r in results),
-            "ensemble": top1(sum(p["flip"] for p in probs), labels),
-            **{f"ensemble_{tta}": top1(sum(p[tta] for p in probs), labels) for tta in TTA_MODES[1:]},
+            "ensemble": averaged["flip"], "averaged": averaged,
             "trials": 2,
             "preset": "; ".join(f"seed recipe {i}{f' at width {width:g}' if width else ''}, {r['epochs_run']} epochs"
                                 for i, r in enumerate(results)),
@@ -294,8 +294,8 @@ def main() -> None:
         b, d = arms["(b) best seed alone"], arms["(d) two seeds, half each"]
         for tta in TTA_MODES[1:]:
             halves = ", ".join(f"{half[tta]:.2%}" for half in d["halves"])
-            print(f"(d) seeds with {tta} TTA: {halves}, their average {d[f'ensemble_{tta}']:.2%}; (b) with {tta} "
-                  f"TTA: {b[tta]:.2%}: {100 * (d[f'ensemble_{tta}'] - b[tta]):+.2f} points")
+            print(f"(d) seeds with {tta} TTA: {halves}, their average {d['averaged'][tta]:.2%}; (b) with {tta} "
+                  f"TTA: {b[tta]:.2%}: {100 * (d['averaged'][tta] - b[tta]):+.2f} points")
     if not {"(a) autocls search", "(b) best seed alone"} <= set(arms):
         return
     a, b = arms["(a) autocls search"], arms["(b) best seed alone"]
