@@ -266,6 +266,15 @@ def test_bad_ensemble_inputs_are_clear(searched, tmp_path):
             load_ensemble(escaping)
 
 
+def test_a_study_loads_from_the_storage_a_search_gives_it_by_default(searched, monkeypatch):
+    study, root = searched
+    monkeypatch.chdir(root)
+    assert len(load_existing_study("digits").trials) == len(study.trials)
+    with pytest.raises(UserError, match=f"no study 'missing': '{re.escape(str(root))}/studies/missing.db' does not "
+                                        "exist; studies in .*: digits"):
+        load_existing_study("missing")
+
+
 def test_cli_build_ensemble_prints_single_vs_ensemble(searched, autocls_cli):
     study, root = searched
     proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "4", cwd=root)

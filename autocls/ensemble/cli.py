@@ -8,21 +8,16 @@ from rich.console import Console
 from rich.table import Table
 
 
-def _study(args):
-    from autocls.search.runner import StudyPaths, load_existing_study
-
-    paths = StudyPaths.default(args.study, args.storage)
-    return load_existing_study(paths.name, paths.storage)
-
-
 def cmd_build(args) -> int:
     from autocls.ensemble import build_ensemble
     from autocls.errors import UserError
+    from autocls.search.runner import load_existing_study
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    result = build_ensemble(_study(args), top=args.top, method=args.method, temperature=args.temperature,
-                            tta=args.tta, name=args.name, overwrite=args.overwrite)
+    study = load_existing_study(args.study, args.storage)
+    result = build_ensemble(study, top=args.top, method=args.method, temperature=args.temperature, tta=args.tta,
+                            name=args.name, overwrite=args.overwrite)
     print_scores(result)
     return 0
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 
 def cmd_report(args) -> int:
-    from autocls.ensemble.cli import _study
     from autocls.files import check_writable_file
     from autocls.report import build_report
+    from autocls.search.runner import load_existing_study
 
     if args.out:
         check_writable_file(args.out, "--out")
-    path = build_report(_study(args), ensemble_dir=args.ensemble, out=args.out)
+    path = build_report(load_existing_study(args.study, args.storage), ensemble_dir=args.ensemble, out=args.out)
     print(f"report written to {path}")
     return 0
 

@@ -82,8 +82,13 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise UserError(f"cannot open storage '{redact_url(url)}': {type(exc).__name__}: {detail}") from None
 
 
-def load_existing_study(name: str, storage: str) -> optuna.Study:
-    """Load a study that must already exist (for build-ensemble, report)."""
+def load_existing_study(name: str, storage: str | None = None) -> optuna.Study:
+    """Load a study that must already exist (for build-ensemble, report); ``storage`` defaults to a search's.
+
+    Example:
+        >>> load_existing_study("digits")  # sqlite:///studies/digits.db  # doctest: +SKIP
+    """
+    storage = StudyPaths.default(name, storage).storage
     path = _sqlite_file(storage)
     if path is not None and not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.db")) if path.parent.exists() else []
