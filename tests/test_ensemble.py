@@ -126,14 +126,22 @@ def test_top5_ensemble_on_a_real_search(searched, capsys):
     assert [name for name, _, _ in weakest] == [str(c) for c in np.argsort(recalls, kind="stable")[:3]]
     assert [(acc, n) for _, acc, n in weakest] == [(pytest.approx(recalls[int(name)]), int((test_y == int(name)).sum()))
                                                    for name, _, _ in weakest]
-    greedy = build_ensemble(study, top=5, method="greedy", temperature=True)
+    greedy = build_ensemble(study, top=5, method="greedy")
     assert greedy.val["top1"] >= greedy.best_member_val["top1"] - 1e-12
-    assert all(0.05 <= m.temperature <= 20 for m in greedy.members)
+    # each member's temperature fitted on val by default, as in a search's closing ensemble (regression: a user's
+    # `build-ensemble` of a 2-minute CIFAR-10 search had ECE 0.203 where the search's own had 0.009)
+    assert all(0.05 <= m.temperature <= 20 and m.temperature != 1.0 for m in greedy.members + result.members)
+    assert [m["temperature"] for m in manifest["members"]] == [m.temperature for m in result.members]
+    as_trained = build_ensemble(study, top=5, method="soft", temperature=False)
+    assert all(m.temperature == 1.0 for m in as_trained.members)
+    assert as_trained.val["nll"] > result.val["nll"]  # what the fit is for
     hard = build_ensemble(study, top=3, method="hard", save=False)
     assert 0 <= hard.test["top1"] <= 1
+    assert all(m.temperature == 1.0 for m in hard.members)  # no temperature changes a vote: none fitted
     # vote shares are not probabilities: no NLL, ECE or top-5 for hard voting (regression: 1e-6-floored numbers)
     assert hard.test["nll"] is None and hard.test["ece"] is None and hard.test["top5"] is None
-    assert greedy.folder.name == "greedy-top5-temperature" and result.folder.name == "soft-top5"
+    assert (greedy.folder.name, result.folder.name, as_trained.folder.name) == (
+        "greedy-top5", "soft-top5", "soft-top5-no-temperature")
 
 
 def test_predict_on_image_files_reproduces_the_test_split_predictions(searched, tmp_path, capsys):
@@ -295,6 +303,12 @@ def test_cli_build_ensemble_prints_single_vs_ensemble(searched, autocls_cli):
     proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "50", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "fewer than --top 50: the ensemble uses those 10" in proc.stderr
+    members = json.loads((built / "ensemble.json").read_text())["members"]
+    assert all(m["temperature"] != 1.0 for m in members)  # fitted by default
+    proc = autocls_cli("build-ensemble", "--study", "digits", "--top", "4", "--no-temperature", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    members = json.loads((built.parent / "soft-top4-no-temperature" / "ensemble.json").read_text())["members"]
+    assert [m["temperature"] for m in members] == [1.0] * 4
 
 
 def test_predict_skips_bombs_and_fails_without_a_readable_image(searched, tmp_path):

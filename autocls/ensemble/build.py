@@ -129,18 +129,20 @@ def saved_ensembles(study_folder: Path) -> list[Path]:
     return [p.parent for p in sorted(manifests, key=lambda p: p.stat().st_mtime)]
 
 
-def ensemble_name(method: str, top: int, temperature: bool = False, tta: str | None = None) -> str:
-    """The default folder name: every option that changes the ensemble is in it.
+def ensemble_name(method: str, top: int, temperature: bool = True, tta: str | None = None) -> str:
+    """The default folder name: every option that changes the ensemble from the defaults is in it.
 
     Example:
         >>> ensemble_name("greedy", 5, tta="flip-translate")
         'greedy-top5-flip-translate'
+        >>> ensemble_name("soft", 5, temperature=False)
+        'soft-top5-no-temperature'
     """
     suffix = "" if tta in (None, "none") else "-tta-auto" if tta == "auto" else f"-{tta}"
-    return f"{method}-top{top}" + ("-temperature" if temperature else "") + suffix
+    return f"{method}-top{top}" + ("-no-temperature" if not temperature and method != "hard" else "") + suffix
 
 
-def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temperature: bool = False,
+def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temperature: bool = True,
                    tta: str | None = None, rounds: int = 25, save: bool = True, name: str | None = None,
                    overwrite: bool = False, deadline: float | None = None, metric: str | None = None) -> EnsembleResult:
     """Combine the ``top`` best trials of ``study`` (by val ``metric``) and evaluate on its test split.
@@ -158,6 +160,12 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     the ensemble is written to ``<study folder>/ensembles/<name>/`` (default
     :func:`ensemble_name`) for :func:`load_ensemble`; an existing one is
     replaced only with ``overwrite``.
+
+    ``temperature`` fits each member's temperature on val before the vote
+    (Guo et al. 2017): a member's top-1 stays, its probabilities come to mean
+    what they say, and members trained with and without label smoothing vote
+    on one scale.  Hard voting counts votes, which no temperature changes, and
+    fits none.
 
     Example:
         >>> result = build_ensemble(study, top=5, method="greedy", tta="auto")  # doctest: +SKIP
@@ -193,6 +201,7 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     for m in members:
         if m.test_probs.shape[0] != len(test_y):
             raise UserError(f"trial {m.number}'s saved probabilities do not match the study's split")
+    temperature = temperature and method != "hard"
     result = _vote(members, method, temperature, rounds, val_y, test_y, metric)
     result.extra.update(tta=tta if tta in TTA_MODES else "none", classes=data.classes, metric=metric)
     if tta == "auto":

@@ -1,6 +1,7 @@
 """``autocls build-ensemble`` and ``autocls predict``."""
 from __future__ import annotations
 
+import argparse
 import shlex
 from pathlib import Path
 
@@ -117,7 +118,11 @@ def register(sub) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--method", default="soft", choices=METHODS)
-    p.add_argument("--temperature", action="store_true", help="fit a temperature per member on val before voting")
+    # on by default, as in a search's closing ensemble: the CPU preset trains with label smoothing 0.2, and a
+    # 2-minute CIFAR-10 search's trials soft-voted without it had ECE 0.203 (NLL 0.639), with it 0.006 (0.449),
+    # top-1 84.62% and 84.69% (2026-12-06)
+    p.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True,
+                   help="fit a temperature per member on val before voting (default; --no-temperature: as trained)")
     p.add_argument("--tta", default="none", choices=TTA_CHOICES,
                    help="test-time augmentation: flip averages each image with its mirror, flip-translate adds "
                         "both shifted a pixel (6 passes); auto: of the modes within a standard error of the "
