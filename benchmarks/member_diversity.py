@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _shared_data import split_cifar10  # noqa: E402
 from budget import AUTOCLS, matmul_gflops, preset, run, top1, tta_probs  # noqa: E402
 
+from autocls.data import prepare_data  # noqa: E402
 from autocls.inference import TTA_MODES  # noqa: E402
+from autocls.search.space import SearchSpace  # noqa: E402
 
 
 def recipes(space) -> dict[str, dict]:
@@ -43,21 +45,18 @@ def recipes(space) -> dict[str, dict]:
             "seed 0 + cutout": {**first, "cutout": 8, "crop_padding": 4, "label_smoothing": 0.1}}
 
 
-def train_member(data: Path, work: Path, recipe: dict, budget: str, width: float, init: int, out: str):
-    """One member: ``recipe`` at ``width`` with ``autocls train --time-budget`` (epochs re-fitted to the budget
-    from at most the preset's longest trial's), its test probabilities under each TTA mode but none."""
-    from autocls.data import prepare_data
-    from autocls.search.space import SearchSpace
-
-    space = SearchSpace.load(preset(data))
+def train_member(data: Path, photos, space, work: Path, recipe: dict, budget: str, width: float, init: int,
+                 out: str):
+    """One member: ``recipe`` at ``width`` with ``autocls train --time-budget`` (its epochs re-fitted to the budget,
+    under a ceiling of four times ``space``'s longest trial that no member here reaches), its test probabilities on
+    ``photos`` (``data`` decoded) under each TTA mode but none."""
     full = {**space.fixed, **recipe, "width": width, "epochs": 4 * space.max_epochs}
     config = work / f"{out}.yaml"
     config.write_text(json.dumps(full))
     wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / out),
                    "--time-budget", budget, "--seed", str(init)], work)
     result = json.loads((work / out / "result.json").read_text())
-    photos = prepare_data(str(data))
-    return wall, result, tta_probs(work / out, full, photos, TTA_MODES[1:]), photos.test_y
+    return wall, result, tta_probs(work / out, full, photos, TTA_MODES[1:])
 
 
 def main() -> None:
@@ -69,17 +68,17 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="autocls-diversity-"))
     data = split_cifar10(work, args.train_per_class)
-    from autocls.search.space import SearchSpace
-
+    photos = prepare_data(str(data))  # decoded once: every member's probabilities are of these test photos
+    space = SearchSpace.load(preset(data))
     cores = os.cpu_count() or 1
     print(f"{cores} cores, fp32 matmul {matmul_gflops(cores):.0f} GFLOP/s; "
           f"each member {args.budget} at width {args.width:g}", flush=True)
     members = {}  # (recipe, init) -> probabilities by TTA mode
-    labels = None
-    for name, recipe in recipes(SearchSpace.load(preset(data))).items():
+    labels = photos.test_y
+    for name, recipe in recipes(space).items():
         for init in range(args.inits):
             out = f"{name.replace(' ', '').replace('+', '-')}-{init}"
-            wall, result, probs, labels = train_member(data, work, recipe, args.budget, args.width, init, out)
+            wall, result, probs = train_member(data, photos, space, work, recipe, args.budget, args.width, init, out)
             members[name, init] = probs
             print(f"{name}, init {init}: {result['epochs_run']} epochs in {wall:.0f} s, test "
                   + ", ".join(f"{tta} {top1(p, labels):.2%}" for tta, p in probs.items()), flush=True)
