@@ -129,21 +129,21 @@ def saved_ensembles(study_folder: Path) -> list[Path]:
     return [p.parent for p in sorted(manifests, key=lambda p: p.stat().st_mtime)]
 
 
-def ensemble_name(method: str, top: int, temperature: bool = True, tta: str | None = None) -> str:
+def ensemble_name(method: str, top: int, temperature: bool = True, tta: str | None = "auto") -> str:
     """The default folder name: every option that changes the ensemble from the defaults is in it.
 
     Example:
         >>> ensemble_name("greedy", 5, tta="flip-translate")
         'greedy-top5-flip-translate'
-        >>> ensemble_name("soft", 5, temperature=False)
-        'soft-top5-no-temperature'
+        >>> ensemble_name("soft", 5, temperature=False, tta="none")
+        'soft-top5-no-temperature-no-tta'
     """
-    suffix = "" if tta in (None, "none") else "-tta-auto" if tta == "auto" else f"-{tta}"
+    suffix = "" if tta == "auto" else "-no-tta" if tta in (None, "none") else f"-{tta}"
     return f"{method}-top{top}" + ("-no-temperature" if not temperature and method != "hard" else "") + suffix
 
 
 def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temperature: bool = True,
-                   tta: str | None = None, rounds: int = 25, save: bool = True, name: str | None = None,
+                   tta: str | None = "auto", rounds: int = 25, save: bool = True, name: str | None = None,
                    overwrite: bool = False, deadline: float | None = None, metric: str | None = None) -> EnsembleResult:
     """Combine the ``top`` best trials of ``study`` (by val ``metric``) and evaluate on its test split.
 
@@ -165,10 +165,11 @@ def build_ensemble(study: optuna.Study, top: int = 5, method: str = "soft", temp
     (Guo et al. 2017): a member's top-1 stays, its probabilities come to mean
     what they say, and members trained with and without label smoothing vote
     on one scale.  Hard voting counts votes, which no temperature changes, and
-    fits none.
+    fits none.  ``tta`` is ``"auto"`` by default too, as in a search's closing
+    ensemble; ``"none"`` (or None) shows each image once.
 
     Example:
-        >>> result = build_ensemble(study, top=5, method="greedy", tta="auto")  # doctest: +SKIP
+        >>> result = build_ensemble(study, top=5, method="greedy")  # doctest: +SKIP
         >>> result.test["top1"] >= result.best_member_test["top1"]  # doctest: +SKIP
         True
         >>> result.extra["tta"], result.extra["tta_choice"]  # doctest: +SKIP

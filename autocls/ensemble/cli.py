@@ -123,10 +123,12 @@ def register(sub) -> None:
     # top-1 84.62% and 84.69% (2026-12-06)
     p.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True,
                    help="fit a temperature per member on val before voting (default; --no-temperature: as trained)")
-    p.add_argument("--tta", default="none", choices=TTA_CHOICES,
+    # auto by default, as in a search's closing ensemble: after a 5-minute CIFAR-10 search, none scored 87.49% on
+    # test, auto (flip-translate) 88.69%, in 16 s where none took 4 (2026-12-06)
+    p.add_argument("--tta", default="auto", choices=TTA_CHOICES,
                    help="test-time augmentation: flip averages each image with its mirror, flip-translate adds "
-                        "both shifted a pixel (6 passes); auto: of the modes within a standard error of the "
-                        "highest val score, the one of the most views (default none)")
+                        "both shifted a pixel (6 passes); auto (default): of the modes within a standard error of "
+                        "the highest val score, the one of the most views; none: each image once")
     p.add_argument("--name", help="folder name under studies/<study>/ensembles/ (default: method, top and options)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing ensemble of that name")
     p.set_defaults(func=cmd_build)
