@@ -161,12 +161,10 @@ def unseeded_preset(data: Path, work: Path) -> Path:
 
 
 def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: int, which: int,
-               out: str, width: float | None = None) -> tuple[float, dict, torch.Tensor, torch.Tensor]:
-    """Seed recipe ``which`` of the preset on all cores with ``autocls train --time-budget``: ``epochs`` (by
-    default :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as a
-    trial of (a) is; its run in ``work / out``.  Returns its wall time, result, test probabilities under each
-    TTA mode but none (predicted after the clock: TTA's cost left out) and the test labels; the result has its
-    ceiling too.
+               out: str, width: float | None = None) -> tuple[float, dict, dict[str, torch.Tensor], torch.Tensor]:
+    """Seed recipe ``which`` of the preset by :func:`train_recipe`: ``epochs`` (by default
+    :func:`filling_epochs`) as the ceiling, re-fitted after its first epoch to fill the budget, as a trial of (a)
+    is.  Returns :func:`train_recipe`'s three and the test labels; the result has its ceiling too.
     With ``width``, the recipe at that width instead of its own."""
     from autocls.data import prepare_data
     from autocls.search.space import SearchSpace
@@ -175,12 +173,21 @@ def train_seed(data: Path, work: Path, budget: str, epochs: int | None, seed: in
     photos = prepare_data(str(data))
     epochs = epochs or filling_epochs(space, photos, parse_duration(budget), width)
     recipe = {**space.fixed, **space.seeds[which], **({"width": width} if width else {}), "epochs": epochs}
+    wall, result, probs = train_recipe(data, photos, work, recipe, budget, seed, out)
+    return wall, {**result, "ceiling": epochs}, probs, photos.test_y
+
+
+def train_recipe(data: Path, photos, work: Path, recipe: dict, budget: str, seed: int,
+                 out: str) -> tuple[float, dict, dict[str, torch.Tensor]]:
+    """``recipe`` (every field, ``epochs`` its ceiling) trained on ``data`` with ``autocls train --time-budget``
+    on all cores, its run in ``work / out``: its wall time, ``result.json`` and test probabilities on ``photos``
+    (``data`` decoded) under each TTA mode but none (predicted after the clock: TTA's cost left out)."""
     config = work / f"{out}.yaml"
     config.write_text(json.dumps(recipe))
     wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / out),
                    "--time-budget", budget, "--seed", str(seed)], work)
-    result = {**json.loads((work / out / "result.json").read_text()), "ceiling": epochs}
-    return wall, result, tta_probs(work / out, recipe, photos, TTA_MODES[1:]), photos.test_y
+    result = json.loads((work / out / "result.json").read_text())
+    return wall, result, tta_probs(work / out, recipe, photos, TTA_MODES[1:])
 
 
 def top1(probs: torch.Tensor, labels: torch.Tensor) -> float:

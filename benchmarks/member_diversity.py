@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _shared_data import split_cifar10  # noqa: E402
-from budget import AUTOCLS, matmul_gflops, preset, run, top1, tta_probs  # noqa: E402
+from budget import matmul_gflops, preset, top1, train_recipe  # noqa: E402
 
 from autocls.data import prepare_data  # noqa: E402
 from autocls.inference import TTA_MODES  # noqa: E402
@@ -43,20 +42,6 @@ def recipes(space) -> dict[str, dict]:
     first, second = space.seeds[:2]
     return {"seed 0": first, "seed 1": second,
             "seed 0 + cutout": {**first, "cutout": 8, "crop_padding": 4, "label_smoothing": 0.1}}
-
-
-def train_member(data: Path, photos, space, work: Path, recipe: dict, budget: str, width: float, init: int,
-                 out: str):
-    """One member: ``recipe`` at ``width`` with ``autocls train --time-budget`` (its epochs re-fitted to the budget,
-    under a ceiling of four times ``space``'s longest trial that no member here reaches), its test probabilities on
-    ``photos`` (``data`` decoded) under each TTA mode but none."""
-    full = {**space.fixed, **recipe, "width": width, "epochs": 4 * space.max_epochs}
-    config = work / f"{out}.yaml"
-    config.write_text(json.dumps(full))
-    wall, _ = run([*AUTOCLS, "train", str(data), "--config", str(config), "--out", str(work / out),
-                   "--time-budget", budget, "--seed", str(init)], work)
-    result = json.loads((work / out / "result.json").read_text())
-    return wall, result, tta_probs(work / out, full, photos, TTA_MODES[1:])
 
 
 def main() -> None:
@@ -78,7 +63,9 @@ def main() -> None:
     for name, recipe in recipes(space).items():
         for init in range(args.inits):
             out = f"{name.replace(' ', '').replace('+', '-')}-{init}"
-            wall, result, probs = train_member(data, photos, space, work, recipe, args.budget, args.width, init, out)
+            # the ceiling four times the preset's longest trial, which no member here reaches: the budget sets it
+            full = {**space.fixed, **recipe, "width": args.width, "epochs": 4 * space.max_epochs}
+            wall, result, probs = train_recipe(data, photos, work, full, args.budget, init, out)
             members[name, init] = probs
             print(f"{name}, init {init}: {result['epochs_run']} epochs in {wall:.0f} s, test "
                   + ", ".join(f"{tta} {top1(p, labels):.2%}" for tta, p in probs.items()), flush=True)
