@@ -37,8 +37,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     from autocls.training.config import CHOICES, DEVICES, Runtime, TrainConfig
 
     group = parser.add_argument_group(
-        "config overrides (any TrainConfig or Runtime field; a dataset's own recipe, such as digits' 1-pixel crop "
-        "and no flips, goes over the defaults shown)")
+        "config overrides (any TrainConfig or Runtime field; a model's own recipe, such as airbench's triangle "
+        "schedule and label smoothing (autocls.models.model_recipe), and over it a dataset's, such as digits' "
+        "1-pixel crop and no flips, go over the defaults shown)")
     for settings in (TrainConfig(), Runtime()):
         for name, default in settings.to_dict().items():
             if name == "dataset":

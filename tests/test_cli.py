@@ -25,6 +25,19 @@ def test_train_prints_a_metrics_table(tmp_path, capsys):
     assert f"label new images with: autocls predict {tmp_path / 'run'} <images or folders>" in out  # what comes next
 
 
+def test_train_without_a_model_trains_airbench_with_its_own_recipe(tmp_path, monkeypatch):
+    """Regression: `autocls train ./photos --time-budget 2m` with no --model trained ResNet-18, fitted to width 0.25,
+    to 71.0% on the shared CIFAR-10 photos where airbench with its recipe reached 82.5% (benchmarks/default_model.py).
+    The default net now trains with airbench94's recipe, as `--model airbench` does, and learns digits."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "digits", "--epochs", "3"]) == 0
+    run = tmp_path / "runs" / "digits-airbench"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"] == "airbench" and config["scheduler"] == "triangle" and config["label_smoothing"] == 0.2
+    assert config["flip"] is False and config["crop_padding"] == 1  # digits' own fields still go over the net's
+    assert json.loads((run / "result.json").read_text())["test_acc"] > 0.9
+
+
 def test_train_on_digits_with_the_defaults_learns_them_and_predict_takes_the_run(tmp_path, capsys):
     """Regressions: the defaults' 4-pixel crop and mirror flips, meant for 32x32 photos, held digits' 8x8
     images to 43% test accuracy (`autocls train digits`); the dataset's own recipe fields now sit under them.

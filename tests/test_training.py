@@ -253,7 +253,7 @@ def test_a_datasets_recipe_fields_sit_under_the_settings(tmp_path):
     (tmp_path / "r.yaml").write_text("dataset: digits\nflip: true\n")
     cfg, _ = load_settings(tmp_path / "r.yaml", {"crop_padding": 2})
     assert (cfg.crop_padding, cfg.flip) == (2, True)  # what the user sets wins
-    cfg, _ = from_settings({"dataset": "cifar10"})
+    cfg, _ = from_settings({"dataset": "cifar10", "model": "resnet18"})  # neither has fields of its own
     assert (cfg.crop_padding, cfg.flip) == (TrainConfig.crop_padding, TrainConfig.flip) == (4, True)
 
 
@@ -269,7 +269,7 @@ def test_a_models_recipe_sits_under_the_datasets_and_the_settings(tmp_path):
     cfg, _ = load_settings(tmp_path / "r.yaml", {"dataset": "cifar10"})
     assert (cfg.scheduler, cfg.batch_size) == ("cosine", 256)
     cfg, _ = from_settings({"dataset": "cifar10", "model": "resnet18"})
-    assert cfg == TrainConfig()  # a model without a recipe of its own: the defaults
+    assert cfg == TrainConfig(model="resnet18")  # a model without a recipe of its own: the defaults
 
 
 def test_digits_keep_batches_of_128_under_a_models_recipe(digits, tmp_path):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import torch
 
 from autocls.search.space import SearchSpace, parse_space
+from autocls.training.config import TrainConfig
 from autocls.training.trainer import closing_reserve
 
 # Each slot should finish at least this many full-length trials in the budget, else its trials may take the whole
@@ -273,7 +274,7 @@ def configs(space: SearchSpace) -> list[dict]:
     from autocls.models.registry import accepts_width
 
     param = space.params.get("model")
-    models = list(param.choices) if param is not None else [space.fixed.get("model", "resnet18")]
+    models = list(param.choices) if param is not None else [space.fixed.get("model", TrainConfig.model)]
     width = space.params.get("width")
     if width is None:
         widths = [float(space.fixed.get("width", 1.0))]
@@ -398,7 +399,7 @@ def trained_per_epoch(space: SearchSpace, n_train: int) -> int:
         1080
     """
     from autocls.data.loader import passes_per_epoch
-    from autocls.training.config import TrainConfig, passes_for_data
+    from autocls.training.config import passes_for_data
 
     epoch_images = space.largest("epoch_images")
     if epoch_images is None:

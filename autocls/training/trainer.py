@@ -444,7 +444,7 @@ def _finish(run: _Run, data: DataSplits, progress: _Progress, artifacts: TrialAr
     The record holds the best epoch's temperature fitted on val, which ``autocls predict`` of the run applies:
     trained with label smoothing, a net's softmax says little of how often it is right. Airbench's recipe
     (smoothing 0.2), 2 minutes on the shared CIFAR-10 photos: a mean confidence of 65.4% on test, where it was
-    right on 84.1%, ECE 0.187; at its fitted temperature (0.54) 85.5%, ECE 0.018. The default ResNet-18, without
+    right on 84.1%, ECE 0.187; at its fitted temperature (0.54) 85.5%, ECE 0.018. ResNet-18's recipe, without
     smoothing, was calibrated already: temperature 0.98, ECE 0.012 and 0.010 (`benchmarks/confidence.py`).
     """
     from autocls.ensemble.voting import fit_temperature
