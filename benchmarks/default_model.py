@@ -14,19 +14,15 @@ Digits trains each net with no budget, its recipe's epochs, as ``autocls train d
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _shared_data import split_cifar10  # noqa: E402
-from budget import AUTOCLS, matmul_gflops, run  # noqa: E402
+from budget import AUTOCLS, run, runs_side_by_side  # noqa: E402
 
 NETS = ("resnet18", "airbench")
 
@@ -39,15 +35,8 @@ def train(data: str, net: str, work: Path, out: str, extra: list[str]) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", default="2m,5m", help="comma-separated --time-budget of each photo run")
-    parser.add_argument("--seeds", type=int, default=1, help="runs of each net at each budget (seeds 0..N-1)")
-    parser.add_argument("--train-per-class", type=int, default=4000)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="autocls-default-model-"))
-    data = split_cifar10(work, args.train_per_class)
-    cores = os.cpu_count() or 1
-    print(f"{cores} cores, fp32 matmul {matmul_gflops(cores):.0f} GFLOP/s; nets {', '.join(NETS)}", flush=True)
+    args, work, data = runs_side_by_side(__doc__, "autocls-default-model-")
+    print(f"nets {', '.join(NETS)}", flush=True)
     rows = []
     for budget in args.budgets.split(","):
         for seed in range(args.seeds):

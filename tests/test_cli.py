@@ -38,6 +38,48 @@ def test_train_without_a_model_trains_airbench_with_its_own_recipe(tmp_path, mon
     assert json.loads((run / "result.json").read_text())["test_acc"] > 0.9
 
 
+def test_train_chooses_its_tta_on_val_and_predict_of_the_run_scores_as_the_run_reported(tmp_path, capsys):
+    """Regression: `autocls predict` of a run showed each image once, where 2 minutes of airbench on the shared
+    CIFAR-10 photos scored 1.7 points higher on test with flip TTA (chosen on val, as a search's ensemble chooses;
+    benchmarks/run_tta.py).
+    A run that trained with flips now chooses its test-time augmentation on val, reports test with it, and
+    predicts with it; one trained without (digits' own recipe) is not shown mirrors."""
+    import numpy as np
+    from PIL import Image
+
+    from autocls.data import prepare_data
+    from autocls.inference import TTA_MODES
+
+    data = prepare_data("digits", None, 0.1)  # the runs' split
+    (tmp_path / "test").mkdir()
+    for i in range(len(data.test_y)):
+        Image.fromarray(data.test_x[i, 0].numpy()).save(tmp_path / "test" / f"{i:03d}.png")
+    for flip in ("true", "false"):
+        run = tmp_path / f"flip-{flip}"
+        assert main(["train", "digits", "--model", "lenet", "--epochs", "3", "--flip", flip, "--out", str(run)]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        result = json.loads((run / "result.json").read_text())
+        assert result["tta"] in TTA_MODES and result["tta_choice"] in out
+        if flip == "false":
+            assert result["tta"] == "none" and "not tried: the run trained without mirror flips" in out
+            assert f"test top-1 {result['test_acc']:.2%}; saved to" in out
+            continue
+        assert result["tta"] != "none", result["tta_choice"]  # mirrors of what it trained on: the most views
+        assert f"test top-1 {result['test_acc_tta']:.2%} with {result['tta']} TTA ({result['test_acc']:.2%} without)" in out
+        assert main(["predict", str(run), str(tmp_path / "test")]) == 0
+        predicted = [int(line.split("\t")[1]) for line in capsys.readouterr().out.splitlines()]
+        assert np.mean(np.array(predicted) == data.test_y.numpy()) == pytest.approx(result["test_acc_tta"])
+        # --tta none on the finished run: each image once, from then on in predict too
+        assert main(["train", "digits", "--model", "lenet", "--epochs", "3", "--flip", flip, "--out", str(run),
+                     "--tta", "none"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert f"test top-1 {result['test_acc']:.2%}; saved to" in out and "TTA by val" not in out
+        assert json.loads((run / "result.json").read_text())["tta"] == "none"
+        assert main(["predict", str(run), str(tmp_path / "test")]) == 0
+        predicted = [int(line.split("\t")[1]) for line in capsys.readouterr().out.splitlines()]
+        assert np.mean(np.array(predicted) == data.test_y.numpy()) == pytest.approx(result["test_acc"])
+
+
 def test_train_on_digits_with_the_defaults_learns_them_and_predict_takes_the_run(tmp_path, capsys):
     """Regressions: the defaults' 4-pixel crop and mirror flips, meant for 32x32 photos, held digits' 8x8
     images to 43% test accuracy (`autocls train digits`); the dataset's own recipe fields now sit under them.

@@ -77,8 +77,8 @@ def read_manifest(folder: Path) -> dict:
 
 def run_manifest(folder: Path) -> dict:
     """A training run's folder (``autocls train``'s, or a study's trial) as a one-member ensemble manifest:
-    the run's best epoch at the temperature the run fitted on val (1 for a run older than that), without
-    test-time augmentation."""
+    the run's best epoch at the test-time augmentation ``autocls train`` chose on val and the temperature it
+    fitted at it (none and 1 for a run older than that)."""
     from autocls.artifacts import WEIGHTS_FILE, TrialArtifacts
 
     run = TrialArtifacts(folder)
@@ -91,7 +91,8 @@ def run_manifest(folder: Path) -> dict:
                         f"(written by an older autocls): train it again")
     member = {"weights_file": WEIGHTS_FILE, "sha256": None, "weight": 1.0, "temperature": result.get("temperature", 1.0),
               "config": config}
-    return {"method": "soft", "tta": "none", "members": [member], **{key: result[key] for key in described}}
+    return {"method": "soft", "tta": result.get("tta", "none"), "members": [member],
+            **{key: result[key] for key in described}}
 
 
 def load_ensemble(folder: str | Path, device: str = "auto") -> LoadedEnsemble:

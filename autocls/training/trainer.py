@@ -356,8 +356,8 @@ class _Timing:
     """
 
     def __init__(self, run: _Run, cfg: TrainConfig, progress: _Progress, data: DataSplits,
-                 fit_until: float | None, max_epochs: int):
-        self.run, self.cfg, self.progress = run, cfg, progress
+                 fit_until: float | None, max_epochs: int, closing_passes: int = 1):
+        self.run, self.cfg, self.progress, self.closing_passes = run, cfg, progress, closing_passes
         self.fit_until, self.max_epochs, self.resumed_from = fit_until, max_epochs, progress.epoch
         # Longer or shorter, from its own first two epochs: the first carries one-off costs (130 s where the next
         # seven took 97-116 s, in a 20-minute CPU run that ended 210 s early); later it grows by an epoch at most.
@@ -384,12 +384,13 @@ class _Timing:
         return images * self.image_seconds
 
     def reserve(self) -> float:
-        """Seconds to keep before a deadline: evaluate, predict the test split and write it all, with a margin.
+        """Seconds to keep before a deadline: evaluate, predict the test split and write it all, with a margin,
+        and ``closing_passes - 1`` more passes over val and test for the caller's end.
 
         Timed by the last evaluation, or before one from a batch of val.
         """
         measured = self.eval_seconds * self.eval_images / max(1, self.val_images)
-        return closing_reserve(measured or self.forward_seconds(self.eval_images))
+        return closing_reserve(self.closing_passes * (measured or self.forward_seconds(self.eval_images)))
 
     def refit_first_epoch(self, step_seconds: float, done: int) -> int:
         """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps.
@@ -506,7 +507,8 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
           out_dir: str | Path | None = None, resume: bool = False, identity: dict | None = None,
           deadline: float | None = None, store: ArtifactStore | None = None,
           runtime: Runtime | None = None, fit_until: float | None = None, max_epochs: int | None = None,
-          metric: str = "accuracy", on_step: Callable[[int, int, int], None] | None = None) -> TrainResult:
+          metric: str = "accuracy", on_step: Callable[[int, int, int], None] | None = None,
+          closing_passes: int = 1) -> TrainResult:
     """Train ``cfg`` and return its result; ``reporter(metrics)`` is called after every evaluation, and
     ``on_step(epoch, steps taken, steps planned)`` after every training step (for a display: an epoch of
     large photos on a CPU takes minutes).
@@ -533,6 +535,8 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     (:func:`~autocls.metrics.accuracy_standard_error`) of the highest val ``metric`` (of
     :data:`~autocls.metrics.RANKING_METRICS`: ``"balanced_accuracy"`` for a search ranking by it); the
     metrics carry both, each epoch's (``val_acc``, ``val_balanced_acc``) and the best epoch's (``best_val_...``).
+    ``closing_passes``: the forward passes over val and test that a deadline keeps time for at the end, the
+    run's own and those of what its caller runs after it (``autocls train``'s flip TTA: 2).
 
     Example:
         >>> from autocls.training import TrainConfig, train
@@ -572,7 +576,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     if progress.epoch >= progress.length.epochs:  # stopped between the last checkpoint and its report
         return _finish(run, data, progress, artifacts, status, reason, resumed_from)
     # With a deadline, training stops early enough to evaluate, predict the test split and write it all.
-    timing = _Timing(run, cfg, progress, data, fit_until, max_epochs or cfg.epochs)
+    timing = _Timing(run, cfg, progress, data, fit_until, max_epochs or cfg.epochs, closing_passes)
     epoch, mean_step = progress.epoch, 0.0
     while epoch < progress.length.epochs:
         epoch += 1
