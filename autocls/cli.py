@@ -196,8 +196,8 @@ def cmd_train(args) -> int:
         line += f", test top-1 {summary['test_acc_tta']:.2%} with {summary['tta']} TTA ({result.test_acc:.2%} without)"
     elif result.test_acc is not None:
         line += f", test top-1 {result.test_acc:.2%}"
-    if balanced and result.test_balanced_acc is not None:
-        line += f", test balanced accuracy {result.test_balanced_acc:.2%}"
+    if balanced and result.test_balanced_acc is not None:  # at the TTA the run chose, as its top-1 above
+        line += f", test balanced accuracy {summary.get('test_balanced_acc_tta', result.test_balanced_acc):.2%}"
     # one line each, however long, in a pipe's 80 columns too: scripts read them by their start and end
     if summary.get("tta_choice"):
         Console().print(summary["tta_choice"], markup=False, highlight=False, soft_wrap=True)
@@ -233,7 +233,8 @@ def _with_chosen_tta(out_dir: Path, data, deadline: float | None, metric: str, t
     if summary and summary.get("tta_setting") != tta:  # not chosen yet, or with the other --tta
         chosen = run_with_best_tta(out_dir, data, deadline, metric, tta_modes=tta == "auto")
         summary.update(tta=chosen.extra["tta"], temperature=chosen.members[0].temperature,
-                       test_acc_tta=chosen.test["top1"], tta_choice=chosen.extra["tta_choice"], tta_setting=tta)
+                       test_acc_tta=chosen.test["top1"], test_balanced_acc_tta=chosen.test["balanced"],
+                       tta_choice=chosen.extra["tta_choice"], tta_setting=tta)
         run.save_result(summary, run.load_history() or [])
     return summary
 

@@ -46,6 +46,7 @@ def test_train_chooses_its_tta_on_val_and_predict_of_the_run_scores_as_the_run_r
     predicts with it; one trained without (digits' own recipe) is not shown mirrors."""
     import numpy as np
     from PIL import Image
+    from sklearn.metrics import balanced_accuracy_score
 
     from autocls.data import prepare_data
     from autocls.inference import TTA_MODES
@@ -69,6 +70,7 @@ def test_train_chooses_its_tta_on_val_and_predict_of_the_run_scores_as_the_run_r
         assert main(["predict", str(run), str(tmp_path / "test")]) == 0
         predicted = [int(line.split("\t")[1]) for line in capsys.readouterr().out.splitlines()]
         assert np.mean(np.array(predicted) == data.test_y.numpy()) == pytest.approx(result["test_acc_tta"])
+        assert balanced_accuracy_score(data.test_y.numpy(), predicted) == pytest.approx(result["test_balanced_acc_tta"])
         # --tta none on the finished run: each image once, from then on in predict too
         assert main(["train", "digits", "--model", "lenet", "--epochs", "3", "--flip", flip, "--out", str(run),
                      "--tta", "none"]) == 0
