@@ -175,7 +175,9 @@ def cmd_train(args) -> int:
             return 130
     summary = {}
     if result.status in ("complete", "time_budget") and result.best_epoch and result.test_acc is not None:
-        summary = _with_chosen_tta(out_dir, data, end if args.tta == "auto" else None, args.metric, args.tta)
+        # a spinner, not a line: after the bar has ended, six views of val and test may take a while on a CPU
+        with console.status("choosing the test-time augmentation on val"):
+            summary = _with_chosen_tta(out_dir, data, end if args.tta == "auto" else None, args.metric, args.tta)
     balanced = args.metric == "balanced_accuracy"
     table = Table(title=f"{cfg.model} on {runtime.dataset}: {result.status}")
     for col in ("epoch", "train loss", "val loss", "val top-1", *(["val balanced"] if balanced else []), "img/s"):
