@@ -40,6 +40,11 @@ class Member:
     val_acc: float
     temperature: float = 1.0
 
+    @property
+    def label(self) -> str:
+        """How messages name it: its trial, or a run's folder (:func:`run_with_best_tta`, number -1)."""
+        return f"trial {self.number}" if self.number >= 0 else "the run"
+
 
 @dataclass
 class EnsembleResult:
@@ -306,7 +311,7 @@ def _with_best_tta(plain: EnsembleResult, temperature: bool, rounds: int, data,
     voted_by_mode, have, not_tried = {"none": plain}, "none", ""
     modes = TTA_MODES[1:]
     if not any(m.config.get("flip", True) for m in kept):
-        who = "the run" if all(m.number < 0 for m in kept) else "the members"  # run_with_best_tta's
+        who = kept[0].label if len(kept) == 1 else "the members"
         modes, not_tried = (), f" ({', '.join(TTA_MODES[1:])} not tried: {who} trained without mirror flips)"
     for tta in modes:
         kept = [copy.copy(m) for m in kept]  # the ensemble of the mode before keeps its members' probabilities
@@ -388,7 +393,7 @@ def _recompute_with_tta(members: list[Member], data, tta: str, deadline: float |
             with_views(probe, m.val_probs[:len(probe)])
             needed = (time.perf_counter() - start) * images / max(1, len(probe))
             if time.time() + needed > deadline:
-                return (f"{f'trial {m.number}' if m.number >= 0 else 'the run'} would take ~{needed:.0f} s, "
+                return (f"{m.label} would take ~{needed:.0f} s, "
                         f"{max(0.0, deadline - time.time()):.0f} s of the budget are left")
         recomputed.append((with_views(data.val_x, m.val_probs), with_views(data.test_x, m.test_probs)))
     for m, (val_probs, test_probs) in zip(members, recomputed):
