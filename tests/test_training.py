@@ -12,7 +12,7 @@ from autocls.errors import UserError
 from autocls.metrics import accuracy_standard_error
 from autocls.models.zoo import AIRBENCH_RECIPE
 from autocls.training import Runtime, TrainConfig, class_balanced_weights, train
-from autocls.training.config import from_settings, load_settings
+from autocls.training.config import OPTIMIZER_FIELDS, from_settings, load_settings
 from autocls.training.losses import CLASS_WEIGHTINGS, SoftTargetLoss, build_loss, inverse_frequency_weights
 from tests.conftest import script_val_scores
 
@@ -270,6 +270,21 @@ def test_a_models_recipe_sits_under_the_datasets_and_the_settings(tmp_path):
     assert (cfg.scheduler, cfg.batch_size) == ("cosine", 256)
     cfg, _ = from_settings({"dataset": "cifar10", "model": "resnet18"})
     assert cfg == TrainConfig(model="resnet18")  # a model without a recipe of its own: the defaults
+
+
+def test_a_models_step_sizes_stay_with_its_own_optimizer(digits, tmp_path):
+    """Regression: a run or space that chose Adam trained airbench at its SGD recipe's weight decay and with its norms
+    and biases at 64x the lr: `autocls train digits --optimizer adam --lr 0.1` reached 17% test (2 seeds)."""
+    cfg, _ = from_settings({"dataset": "digits", "optimizer": "adam", "lr": 0.1, "epochs": 4})
+    assert (cfg.model, cfg.scheduler, cfg.label_smoothing) == ("airbench", "triangle", 0.2)  # the rest of its recipe
+    assert {k: getattr(cfg, k) for k in OPTIMIZER_FIELDS if k != "lr"} == \
+        {k: getattr(TrainConfig(), k) for k in OPTIMIZER_FIELDS if k != "lr"}
+    result = train(cfg, digits, out_dir=tmp_path)
+    assert result.test_acc > 0.9, result.history
+    cfg, _ = from_settings({"model": "airbench", "optimizer": "sgd", "momentum": 0.9})  # its own optimizer: kept
+    assert (cfg.lr, cfg.bias_lr_scale, cfg.momentum) == (0.375, 64.0, 0.9)
+    cfg, _ = from_settings({"model": "lenet", "optimizer": "rmsprop", "bias_lr_scale": 2})  # LeNet's lr is SGD's
+    assert (cfg.lr, cfg.batch_size, cfg.bias_lr_scale) == (TrainConfig.lr, 32, 2)
 
 
 def test_digits_keep_batches_of_128_under_a_models_recipe(digits, tmp_path):
