@@ -164,10 +164,11 @@ def cmd_train(args) -> int:
         try:
             # the same command (recipe, seed and dataset) continues the run its folder holds, as a search does
             # the end keeps time for the flip TTA's pass too (_with_chosen_tta): at equal budgets it added 1.7 points
-            # on test in 2 minutes and 0.5 in 5 (benchmarks/run_tta.py)
+            # on test in 2 minutes and 0.5 in 5 (benchmarks/run_tta.py); and for flip-translate's four more views
+            # where they take a small share of the budget (training.trainer.CLOSING_SHARE)
             result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end,
                            max_epochs=max_epochs, resume=True, identity=identity, metric=args.metric, on_step=step,
-                           closing_passes=2 if cfg.flip and args.tta == "auto" else 1)
+                           closing_passes=(2, 6) if cfg.flip and args.tta == "auto" else 1)
         except KeyboardInterrupt:
             progress.stop()
             console.print(Text(f"interrupted: run the same command again to continue {out_dir} from its last checkpoint",

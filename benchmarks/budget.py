@@ -80,11 +80,13 @@ def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
     return repeats * 2 * n**3 / (time.perf_counter() - start) / 1e9
 
 
-def runs_side_by_side(doc: str, prefix: str) -> tuple[argparse.Namespace, Path, Path]:
+def runs_side_by_side(doc: str, prefix: str, more_arguments=None) -> tuple[argparse.Namespace, Path, Path]:
     """A benchmark of ``autocls train`` runs side by side: its command line (``--budgets``, ``--seeds``,
-    ``--train-per-class``), the shared photos split under a new work folder, the machine's speed printed.
-    Returns the arguments, the work folder and the split's root."""
+    ``--train-per-class``, and what ``more_arguments(parser)`` adds), the shared photos split under a new work
+    folder, the machine's speed printed.  Returns the arguments, the work folder and the split's root."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if more_arguments:
+        more_arguments(parser)
     parser.add_argument("--budgets", default="2m,5m", help="comma-separated --time-budget of each photo run")
     parser.add_argument("--seeds", type=int, default=1, help="runs of each arm at each budget (seeds 0..N-1)")
     parser.add_argument("--train-per-class", type=int, default=4000)

@@ -799,6 +799,26 @@ def test_a_run_fitted_to_its_deadline_ends_before_the_deadline_cuts_it(digits, m
     assert 0 < unused < trainer.REFIT_MARGIN_STEPS * 0.05 + epoch, (unused, epoch)
 
 
+def test_a_run_keeps_its_callers_optional_closing_passes_only_within_their_share_of_its_time(digits):
+    """`autocls train --time-budget` keeps the flip TTA's pass always and flip-translate's four more only where they
+    cost at most CLOSING_SHARE of the budget: 20-minute runs lost their +0.4 points for want of its seconds."""
+    from types import SimpleNamespace
+
+    from autocls.training import trainer
+
+    def reserve(span: float, closing_passes) -> float:
+        timing = trainer._Timing(None, TrainConfig(), SimpleNamespace(epoch=0), digits, time.time() + span, 10,
+                                 closing_passes)
+        timing.eval_seconds = len(digits.val_y) / (len(digits.val_y) + len(digits.test_y))  # a pass of 1 s
+        return timing.reserve()
+
+    extra = trainer.closing_reserve(6) - trainer.closing_reserve(2)
+    long_enough = extra / trainer.CLOSING_SHARE
+    assert reserve(1.2 * long_enough, (2, 6)) == pytest.approx(trainer.closing_reserve(6), rel=1e-3)
+    assert reserve(0.8 * long_enough, (2, 6)) == pytest.approx(trainer.closing_reserve(2), rel=1e-3)
+    assert reserve(1.2 * long_enough, 2) == reserve(1.2 * long_enough, (2,)) == pytest.approx(trainer.closing_reserve(2))
+
+
 def test_a_run_of_one_epoch_refits_inside_it(digits, monkeypatch):
     """Regression: a run planned for one epoch re-fitted only once that epoch was over, when nothing was left
     to re-fit (a 2-minute search's only trial ended 29 s before its deadline)."""

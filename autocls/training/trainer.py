@@ -296,6 +296,12 @@ FREE_REFITS = 2
 REFIT_MARGIN_STEPS = 8
 
 
+# The share of the time a run fills that its caller's optional closing passes may take (``train``'s closing_passes
+# past the first): as much as a search's closing ensemble keeps (search.runner._closing_reserve).  `autocls train`
+# keeps flip-translate's four more views of val and test within it, and the flip pass always.
+CLOSING_SHARE = 0.025
+
+
 def closing_reserve(evaluation_seconds: float) -> float:
     """Seconds a run keeps before its deadline to evaluate val, predict test and write it all.
 
@@ -356,8 +362,10 @@ class _Timing:
     """
 
     def __init__(self, run: _Run, cfg: TrainConfig, progress: _Progress, data: DataSplits,
-                 fit_until: float | None, max_epochs: int, closing_passes: int = 1):
-        self.run, self.cfg, self.progress, self.closing_passes = run, cfg, progress, closing_passes
+                 fit_until: float | None, max_epochs: int, closing_passes: int | tuple[int, ...] = 1):
+        self.run, self.cfg, self.progress = run, cfg, progress
+        self.closing_passes = (closing_passes,) if isinstance(closing_passes, int) else tuple(closing_passes)
+        self.span = fit_until - time.time() if fit_until is not None else 0.0  # the time the run fills
         self.fit_until, self.max_epochs, self.resumed_from = fit_until, max_epochs, progress.epoch
         # Longer or shorter, from its own first two epochs: the first carries one-off costs (130 s where the next
         # seven took 97-116 s, in a 20-minute CPU run that ended 210 s early); later it grows by an epoch at most.
@@ -385,12 +393,17 @@ class _Timing:
 
     def reserve(self) -> float:
         """Seconds to keep before a deadline: evaluate, predict the test split and write it all, with a margin,
-        and ``closing_passes - 1`` more passes over val and test for the caller's end.
+        and the passes over val and test of the caller's end (``closing_passes``: the fewest, or the most whose
+        passes past the fewest cost at most :data:`CLOSING_SHARE` of the time the run fills).
 
         Timed by the last evaluation, or before one from a batch of val.
         """
         measured = self.eval_seconds * self.eval_images / max(1, self.val_images)
-        return closing_reserve(self.closing_passes * (measured or self.forward_seconds(self.eval_images)))
+        one_pass = measured or self.forward_seconds(self.eval_images)
+        fewest, *more = self.closing_passes
+        affordable = [n for n in more if closing_reserve(n * one_pass) - closing_reserve(fewest * one_pass)
+                      <= CLOSING_SHARE * self.span]
+        return closing_reserve(max(affordable, default=fewest) * one_pass)
 
     def refit_first_epoch(self, step_seconds: float, done: int) -> int:
         """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps.
@@ -508,7 +521,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
           deadline: float | None = None, store: ArtifactStore | None = None,
           runtime: Runtime | None = None, fit_until: float | None = None, max_epochs: int | None = None,
           metric: str = "accuracy", on_step: Callable[[int, int, int], None] | None = None,
-          closing_passes: int = 1) -> TrainResult:
+          closing_passes: int | tuple[int, ...] = 1) -> TrainResult:
     """Train ``cfg`` and return its result; ``reporter(metrics)`` is called after every evaluation, and
     ``on_step(epoch, steps taken, steps planned)`` after every training step (for a display: an epoch of
     large photos on a CPU takes minutes).
@@ -536,7 +549,9 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     :data:`~autocls.metrics.RANKING_METRICS`: ``"balanced_accuracy"`` for a search ranking by it); the
     metrics carry both, each epoch's (``val_acc``, ``val_balanced_acc``) and the best epoch's (``best_val_...``).
     ``closing_passes``: the forward passes over val and test that a deadline keeps time for at the end, the
-    run's own and those of what its caller runs after it (``autocls train``'s flip TTA: 2).
+    run's own and those of what its caller runs after it (``autocls train``'s flip TTA: 2); several, fewest first:
+    the first, or the most whose passes past it take at most :data:`CLOSING_SHARE` of the time to ``fit_until``
+    (``autocls train``: 2, or 6 for flip-translate's four more views).
 
     Example:
         >>> from autocls.training import TrainConfig, train
