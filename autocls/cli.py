@@ -266,6 +266,7 @@ def cmd_models(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from autocls.training.config import BUDGET_MAX_EPOCHS
+    from autocls.training.trainer import CLOSING_SHARE
 
     parser = argparse.ArgumentParser(prog="autocls", description="AutoML for image classification.")
     parser.add_argument("--version", action="version", version=f"autocls {__version__}")
@@ -282,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "widest width that fits ten epochs (timed first)")
     p.add_argument("--tta", choices=("auto", "none"), default="auto",
                    help="test-time augmentation that the run is scored and predicts with: auto (the default) chooses "
-                        "it on val, as a search's ensemble does, where the run trained with mirror flips (the "
-                        "budget keeps time for the flip pass); none shows each image once")
+                        "it on val, as a search's ensemble does, where the run trained with mirror flips (a "
+                        "budget keeps time for the flip pass, and for flip-translate's four more where they take "
+                        f"at most {CLOSING_SHARE * 100:g}%% of it); none shows each image once")
     p.add_argument("--metric", choices=RANKING_METRICS, default="accuracy",
                    help="what the kept (best) epoch is chosen by on val: accuracy (top-1, the default), or "
                         "balanced_accuracy (the mean of the per-class accuracies, for uneven classes)")
