@@ -63,6 +63,7 @@ def cmd_train(args) -> int:
 
     from autocls.data import prepare_data
     from autocls.data.loader import passes_per_epoch, steps_per_epoch
+    from autocls.inference import TTA_MODES, TTA_PASSES
     from autocls.models.registry import check_model_name
     from autocls.search.cli import parse_duration
     from autocls.training import train
@@ -162,13 +163,14 @@ def cmd_train(args) -> int:
         # the config's epochs where it sets them, else BUDGET_MAX_EPOCHS, and stops at it regardless.
         end = started + budget_s if budget_s is not None else None
         try:
-            # the same command (recipe, seed and dataset) continues the run its folder holds, as a search does
             # the end keeps time for the flip TTA's pass too (_with_chosen_tta): at equal budgets it added 1.7 points
             # on test in 2 minutes and 0.5 in 5 (benchmarks/run_tta.py); and for flip-translate's four more views
             # where they take a small share of the budget (training.trainer.CLOSING_SHARE)
+            passes = tuple(TTA_PASSES[mode] for mode in TTA_MODES[1:]) if cfg.flip and args.tta == "auto" else 1
+            # the same command (recipe, seed and dataset) continues the run its folder holds, as a search does
             result = train(cfg, data, reporter=report, out_dir=out_dir, runtime=runtime, deadline=end, fit_until=end,
                            max_epochs=max_epochs, resume=True, identity=identity, metric=args.metric, on_step=step,
-                           closing_passes=(2, 6) if cfg.flip and args.tta == "auto" else 1)
+                           closing_passes=passes)
         except KeyboardInterrupt:
             progress.stop()
             console.print(Text(f"interrupted: run the same command again to continue {out_dir} from its last checkpoint",

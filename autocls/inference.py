@@ -68,6 +68,7 @@ def _cpu_has_bf16() -> bool:
 
 # Test-time augmentation, from the least to the most forward passes: each adds views to the one before.
 TTA_MODES = ("none", "flip", "flip-translate")
+TTA_PASSES = {"none": 1, "flip": 2, "flip-translate": 6}  # the forward passes over the images each mode takes
 
 
 def translated_views(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
