@@ -212,9 +212,9 @@ class TrainConfig(_Fields):
 # The fields a model's recipe tunes for its own optimizer (airbench's SGD: lr 0.375, its norms and biases at 64x that).
 # Under an optimizer a run or a space names instead they are dropped: `autocls train --optimizer adam --time-budget
 # 90s` on the shared CIFAR-10 photos reached 80.6%, 79.3% and 64.5% test at lr 0.003, 0.01 and 0.03 with airbench's,
-# 80.6%, 82.5% and 80.9% without; on digits (2 seeds) Adam at 0.1 17.0% and 17.3%, without 98.9% and 97.2%, RMSprop
-# at 0.03 25.9% and 17.3%, without 99.2% and 98.9%.  The README's example space samples these optimizers over lr
-# 1e-4-0.2.
+# 80.6%, 82.5% and 80.9% without; on digits (2 seeds) Adam at 0.1 17.0% and 17.3%, with the norms and biases at 1x
+# the lr 98.9% and 97.2%, RMSprop at 0.03 25.9% and 17.3%, at 1x 99.2% and 98.9%.  The README's example space
+# samples these optimizers over lr 1e-4-0.2.
 OPTIMIZER_FIELDS = ("lr", "momentum", "nesterov", "weight_decay", "bias_lr_scale")
 
 
