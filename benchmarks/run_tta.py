@@ -52,7 +52,7 @@ def main() -> None:
                     from autocls.data import prepare_data
 
                     photos = photos or prepare_data(str(data))
-                    config = TrialArtifacts(out).load_member().config
+                    config = TrialArtifacts(out).load_config()
                     probs = tta_probs(out, config, photos, TTA_MODES)
                     print(f"{'':>18}{result['tta_choice']}\n{'':>18}test after the clock: "
                           + ", ".join(f"{mode} {top1(p, photos.test_y):.2%}" for mode, p in probs.items()), flush=True)
