@@ -172,7 +172,8 @@ def test_airbench_whitening_of_grayscale_stored_as_rgb_leaves_no_channel_empty()
 
 
 def digits_test_accuracy(tmp_path, *flags: str) -> float:
-    """The test top-1 of `autocls train digits <flags>` (its default 10 epochs), as its result.json records it."""
+    """The test top-1 of `autocls train digits <flags>` (10 epochs unless they name others), as its result.json
+    records it."""
     import json
 
     from autocls.cli import main
@@ -181,11 +182,12 @@ def digits_test_accuracy(tmp_path, *flags: str) -> float:
     return json.loads((tmp_path / "run" / "result.json").read_text())["test_acc"]
 
 
-def test_resnet34_learns_the_digits_in_ten_epochs(tmp_path):
+def test_resnet34_learns_the_digits_in_four_epochs(tmp_path):
     """Regression: ResNet-34's 16 basic blocks, each started at BatchNorm's ones, reached 55%, 89%, 70% and 84% test
-    on the digits in 10 epochs (seeds 0-3); each block's last BatchNorm started at 1/4, 98-99% (2026-12-04)."""
+    on the digits in 10 epochs (seeds 0-3); each block's last BatchNorm started at 1/4, 98-99% (2026-12-04).
+    In 4 epochs, a third of the test's time: 25-43% started at ones, 96-97% at 1/4 (seeds 0-3, 2026-12-06)."""
     assert float(create_model("resnet34", 10).layers[0].bn2.weight.detach().max()) == 0.25
-    assert digits_test_accuracy(tmp_path, "--model", "resnet34") > 0.9
+    assert digits_test_accuracy(tmp_path, "--model", "resnet34", "--epochs", "4") > 0.9
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg11_bn"])
@@ -201,11 +203,12 @@ def test_a_full_width_net_starts_on_real_photos_under_chances_loss(cifar10_jpg_s
     assert result.history[0]["train_loss"] < math.log(10), result.history[0]["train_loss"]
 
 
-def test_vgg16_learns_the_digits_in_ten_epochs(tmp_path):
+def test_vgg16_learns_the_digits_in_four_epochs(tmp_path):
     """Regression: VGG-16's unscaled logits blew its first epoch up at the default lr (a val loss of 24); it reached
     82% test on the digits in 10 epochs (seeds 0-2) and 11% on 5,000 of the shared photos in 5; with its logits
-    multiplied by 0.125, 98-99% and 53-56% (2026-12-04)."""
-    assert digits_test_accuracy(tmp_path, "--model", "vgg16_bn") > 0.95
+    multiplied by 0.125, 98-99% and 53-56% (2026-12-04). In 4 epochs: 46-56% unscaled, 83-95% scaled (seeds 0-2,
+    2026-12-06; 95% at the test's seed 0)."""
+    assert digits_test_accuracy(tmp_path, "--model", "vgg16_bn", "--epochs", "4") > 0.75
 
 
 def test_airbench_learns_the_digits_without_label_smoothing(tmp_path):
@@ -218,6 +221,7 @@ def test_airbench_learns_the_digits_without_label_smoothing(tmp_path):
 def test_a_bottleneck_resnet_learns_the_digits_from_its_first_epoch(tmp_path):
     """Regression: ResNeXt-29 32x4d's bottleneck blocks, each started at BatchNorm's ones, summed to a first epoch's
     loss of 10.7 on the digits and it reached 20% and 32% test in 10 epochs (2 seeds), ResNet-50 16% and 19%; with
-    each block's last BatchNorm started at zero, 89% and 90%, 88% and 84% (2026-12-04)."""
+    each block's last BatchNorm started at zero, 89% and 90%, 88% and 84% (2026-12-04). ResNeXt in 4 epochs: 13-27%
+    started at ones, 78-83% at zero (seeds 0-2, 2026-12-06)."""
     assert create_model("resnext29_32x4d", 10).layers[0].body[-1].weight.abs().sum() == 0
-    assert digits_test_accuracy(tmp_path, "--model", "resnext29_32x4d") > 0.7
+    assert digits_test_accuracy(tmp_path, "--model", "resnext29_32x4d", "--epochs", "4") > 0.6
