@@ -812,8 +812,7 @@ def test_a_run_keeps_its_callers_optional_closing_passes_only_within_their_share
         timing.eval_seconds = len(digits.val_y) / (len(digits.val_y) + len(digits.test_y))  # a pass of 1 s
         return timing.reserve()
 
-    extra = trainer.closing_reserve(6) - trainer.closing_reserve(2)
-    long_enough = extra / trainer.CLOSING_SHARE
+    long_enough = 4 / trainer.CLOSING_SHARE  # four more passes of 1 s: their time, not the reserve's margin on it
     assert reserve(1.2 * long_enough, (2, 6)) == pytest.approx(trainer.closing_reserve(6), rel=1e-3)
     assert reserve(0.8 * long_enough, (2, 6)) == pytest.approx(trainer.closing_reserve(2), rel=1e-3)
     assert reserve(1.2 * long_enough, 2) == reserve(1.2 * long_enough, (2,)) == pytest.approx(trainer.closing_reserve(2))
