@@ -574,6 +574,21 @@ def test_members_greedy_selection_never_picked_get_no_share_of_the_vote(capsys, 
     assert shares == "vote shares #6: 100% (#11, #0 not picked by greedy selection on val)"
 
 
+def test_an_ensemble_of_one_trial_is_titled_as_the_trial_alone(capsys, tmp_path):
+    """Regression: a 10-minute CPU search of one trial titled its closing scores 'greedy voting of the top 1
+    trials'."""
+    from types import SimpleNamespace
+
+    from autocls.ensemble.cli import print_scores
+
+    scores = {"top1": 0.89, "top5": 0.99, "nll": 0.35, "ece": 0.01}
+    result = SimpleNamespace(method="greedy", members=[SimpleNamespace(number=0)], weights=np.array([1.0]),
+                             best_member=0, best_member_test=scores, test=scores, extra={}, folder=tmp_path)
+    print_scores(result)
+    title = capsys.readouterr().out.splitlines()[0].strip()
+    assert title == "the best trial alone, on the held-out test split", title
+
+
 def test_tta_on_a_small_val_split_keeps_the_most_views_unless_val_shows_them_hurting():
     """Regression: a 3-minute search on 100 CIFAR-10 photos a class chose no TTA because on its 80 val images
     none scored 47.50%, flip 43.75%, flip-translate 45.00%: three images, where flip-translate beat none on the
