@@ -37,8 +37,9 @@ def predict_hint(folder) -> str:
 
 def print_scores(result) -> None:
     """The best single trial beside the ensemble, on the held-out test split."""
-    voted = f"{result.method} voting of the top {len(result.members)} trials" if len(result.members) > 1 else \
-        "the best trial alone"  # a short search's closing ensemble of one: not "voting of the top 1 trials"
+    # a short search's closing ensemble of one trial: not "greedy voting of the top 1 trials"
+    voted = (f"{result.method} voting of the top {len(result.members)} trials" if len(result.members) > 1
+             else "the best trial alone")
     table = Table(title=f"{voted}, on the held-out test split")
     for col in ("", "top-1", "top-5", "NLL", "ECE"):
         table.add_column(col, justify="right")
