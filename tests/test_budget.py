@@ -145,6 +145,24 @@ def test_a_seed_that_fills_the_budget_alone_runs_wider_for_fewer_epochs():
     assert unknown.fitted_seed(seed, fixed={}) == seed
 
 
+def test_on_a_small_folder_a_budget_trains_several_shorter_trials_to_ensemble():
+    """Regression: a 3-minute search on 600 of the shared photos trained one trial of 12 epochs (360 passes over its
+    ~500 training photos), 45.6% on 2,000 others; three of 120 passes, averaged, beat one of 360 by 1.95 points on
+    500 photos (benchmarks/small_folder.py).  Where a share trains enough passes, trials get a share each."""
+    space = SearchSpace.load("cpu-small")  # 24 epochs of 45,000 images: 30 passes over 500 photos
+    measured = {"airbench@0.375": 11.0, "airbench@0.5": 14.0, "airbench@0.75": 25.0}
+    small = plan(space, measured, budget_s=170, slots=1, train_images=500)
+    assert small.allotted["airbench@0.5"] == pytest.approx(170 / 3) and small.epochs["airbench@0.5"] == 4
+    seed = space.seeds[0]
+    assert small.fitted_seed(seed, fixed=space.fixed) == seed  # not widened to fill the budget alone
+    # the same seconds an epoch on all 40,000 photos: an epoch is one pass, and one trial fills the budget
+    large = plan(space, measured, budget_s=170, slots=1, train_images=40_000)
+    assert large.allotted["airbench@0.5"] == 170 and large.epochs["airbench@0.5"] == 12
+    # too short a share for enough passes (one epoch, 30): one trial takes the budget, as on the large split
+    short = plan(space, measured, budget_s=60, slots=1, train_images=500)
+    assert short.allotted["airbench@0.5"] == 60
+
+
 def test_a_trial_is_given_time_to_refit_its_epochs_to():
     """The seconds behind the epochs: a share, or the whole budget; never past the deadline."""
     space = SearchSpace.from_yaml(SPACE)

@@ -77,6 +77,14 @@ WIDE_SEED_EPOCHS = 10
 # seed at 33.8% against the first seed's 35.2%, 2026-12-01).  So a budgeted search puts its first rung no
 # earlier than this part of its shortest full-length trial.
 FIRST_RUNG_PART = 1 / 8
+# On a small training split a trial has enough epochs at this many passes over it: a second member gains more than
+# more passes.  On 500 of the shared CIFAR-10 photos (30 passes an epoch), the cpu-small seed's members scored 45.9%,
+# 46.3% and 47.7% on 5,000 held-out photos at 60, 120 and 360 passes (flip TTA, three initialisations each), where
+# two of 60 passes averaged 48.0% (one of 120: 46.3%), and three of 120 49.6% (one of 360, as long: 47.7%)
+# (benchmarks/small_folder.py, 2026-12-07).  So a budget that fits TRIALS_PER_SLOT trials of this many passes gives
+# them a share each, not its whole to one of the space's length (see plan).  On all 40,000 photos, one pass an
+# epoch, the space's epochs come first.
+ENOUGH_PASSES = 60
 # A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built):
 # about 6 s for a one-epoch trial in a 20-minute CPU search on 5,000 CIFAR-10 images (2026-11-28).
 TRIAL_START_S = 8.0
@@ -407,6 +415,21 @@ def trained_per_epoch(space: SearchSpace, n_train: int) -> int:
     return n_train * passes_per_epoch(n_train, int(epoch_images))
 
 
+def enough_epochs(space: SearchSpace, n_train: int | None) -> int:
+    """The epochs at which a trial of ``space`` on ``n_train`` training images has enough to be one of several:
+    :data:`ENOUGH_PASSES` over them, or the space's longest where that comes first (None: the space's longest).
+
+    Example:
+        >>> space = SearchSpace.load("cpu-small")  # 24 epochs of about 45,000 images
+        >>> enough_epochs(space, 500), enough_epochs(space, 5_000), enough_epochs(space, 40_000)
+        (2, 6, 24)
+    """
+    if not n_train:
+        return space.max_epochs
+    passes = trained_per_epoch(space, n_train) // n_train
+    return max(1, min(space.max_epochs, ENOUGH_PASSES // passes))
+
+
 def eval_share(n_train: int, n_eval: int) -> float:
     """The part of an epoch spent evaluating ``n_eval`` images after training on ``n_train`` (all its passes).
 
@@ -420,11 +443,12 @@ def eval_share(n_train: int, n_eval: int) -> float:
 
 
 def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots: int,
-         share_evaluating: float = 0.0) -> BudgetPlan:
+         share_evaluating: float = 0.0, train_images: int | None = None) -> BudgetPlan:
     """Epochs per ``model@width`` so that each slot fits :data:`TRIALS_PER_SLOT` full-length trials.
 
     Where it cannot, a trial gets up to the slot's whole budget instead of a
-    share: fewer, longer trials (the first is the space's seed recipe).
+    share: fewer, longer trials (the first is the space's seed recipe); on a small split of ``train_images``
+    images, only where the share would not train :func:`enough_epochs`.
 
     A model is left out when even its fastest width cannot finish its first
     rung in a trial's share.  When nothing fits, the fastest config alone is
@@ -439,18 +463,20 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
         {'resnet18': "an epoch takes ~400 s here; its first rung (1 epoch) does not fit a trial's share (200 s)"}
     """
     share = budget_s / TRIALS_PER_SLOT  # each slot runs its trials one after the other
+    enough = enough_epochs(space, train_images)
 
     def fitted_to(grace: int) -> tuple[dict, dict]:
         epochs, allotted = {}, {}
         for key, seconds in measured.items():
             if grace * seconds <= share:
                 fitted, allotted[key] = int(share / seconds), share
-                if fitted < space.max_epochs:
+                if fitted < enough:
                     # Not even TRIALS_PER_SLOT full-length trials fit: an under-trained model gains
                     # more from epochs than an ensemble gains from a second one (on CIFAR-10 in 20
                     # minutes on 2 cores, 7 trials ensembled: 82.2%; the seed recipe alone: 84.0%; the
                     # two seeds for 13 epochs each, ensembled: 88.8%, the first for 24: 89.5%, 2026-12-01).
-                    # So a trial may take the slot's whole budget; the seed recipe runs first.
+                    # So a trial may take the slot's whole budget; the seed recipe runs first.  On a small
+                    # split the passes past ENOUGH_PASSES gain less than a second member.
                     fitted, allotted[key] = int(budget_s / seconds), budget_s
                 epochs[key] = max(grace, min(space.max_epochs, fitted))
         return epochs, allotted

@@ -324,7 +324,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         budget_plan = None
         if measured is not None and not out_of_time:
             budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
-                               share_evaluating=evaluating)
+                               share_evaluating=evaluating, train_images=data_size[0])
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
