@@ -30,7 +30,7 @@ from _shared_data import split_cifar10  # noqa: E402
 from budget import matmul_gflops, top1, train_recipe  # noqa: E402
 
 from autocls.data import prepare_data  # noqa: E402
-from autocls.data.loader import passes_per_epoch  # noqa: E402
+from autocls.search.budget import trained_per_epoch  # noqa: E402
 from autocls.search.space import SearchSpace  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     data = split_cifar10(work, args.train_per_class)
     photos = prepare_data(str(data))  # decoded once: every member's probabilities are of these test photos
     space = SearchSpace.load(args.space)
-    passes = passes_per_epoch(len(photos.train_y), int(space.fixed.get("epoch_images", 0)))
+    passes = trained_per_epoch(space, len(photos.train_y)) // len(photos.train_y)  # as the search's plan counts them
     cores = os.cpu_count() or 1
     print(f"{cores} cores, fp32 matmul {matmul_gflops(cores):.0f} GFLOP/s; {len(photos.train_y)} training photos, "
           f"{passes} passes an epoch; the seed recipe of {args.space}", flush=True)
