@@ -550,7 +550,10 @@ def test_the_cpu_preset_trains_large_photos_at_32_pixels_on_time(cifar10_jpg_sub
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert done and all(trial_artifacts(study, t).load_config()["image_size"] == 32 for t in done)
     # each trial's worker held them at 32 px; a trial's folder, predicted from, decodes files at the folder's size
-    assert all(trial_artifacts(study, t).load_result()["image_shape"] == [3, 256, 341] for t in done)
+    # (those that ran to their end or to the budget's: one that ASHA stopped leaves no result, and on 240 photos the
+    # budget trains several trials, 2026-12-07)
+    kept = [t for t in done if t.state == TrialState.COMPLETE or t.user_attrs["reason"].startswith("time budget")]
+    assert kept and all(trial_artifacts(study, t).load_result()["image_shape"] == [3, 256, 341] for t in kept)
     data = study_data(study)
     assert data.image_shape == (3, 256, 341)
     assert study_data(study, at_trials_image_size=True).image_shape == (3, 32, 32)  # as the ensemble reads it
