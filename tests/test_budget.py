@@ -74,7 +74,8 @@ def test_a_trial_starts_only_with_time_for_its_first_rung_and_its_end():
     space = SearchSpace.from_yaml(SPACE.replace("grace_period: 3", "grace_period: 1"))
     share = eval_share(n_train=5_000, n_eval=10_000)
     assert 0.39 < share < 0.41 and eval_share(40_000, 10_000) < 0.08
-    p = plan(space, {"lenet@1": 20.0}, budget_s=100, slots=1, share_evaluating=share)
+    p = plan(space, {"lenet@1": 20.0}, budget_s=100, slots=1, train_images=5_000, eval_images=10_000)
+    assert p.eval_share == share
     assert p.epochs_for({"model": "lenet"}, seconds_left=25) == 0  # the epoch fits; its end (~19 s) does not
     assert p.epochs_for({"model": "lenet"}, seconds_left=45) == 1
     assert TRIAL_START_S + 20 + share * 20 < p.shortest_rung() < 45  # the epoch, its start-up, its val and test

@@ -443,7 +443,7 @@ def eval_share(n_train: int, n_eval: int) -> float:
 
 
 def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots: int,
-         share_evaluating: float = 0.0, train_images: int | None = None) -> BudgetPlan:
+         train_images: int | None = None, eval_images: int = 0) -> BudgetPlan:
     """Epochs per ``model@width`` so that each slot fits :data:`TRIALS_PER_SLOT` full-length trials.
 
     Where it cannot, a trial gets up to the slot's whole budget instead of a
@@ -452,9 +452,9 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
 
     A model is left out when even its fastest width cannot finish its first
     rung in a trial's share.  When nothing fits, the fastest config alone is
-    kept, for one rung: a small model rather than none.  ``share_evaluating``
-    is the part of an epoch that evaluates val and test (:func:`eval_share`),
-    which a trial repeats for the test split at its end.
+    kept, for one rung: a small model rather than none.  A trial evaluates ``eval_images`` (val and test) after
+    each epoch, and the test split again at its end; the part of an epoch's time that takes is the plan's
+    ``eval_share`` (:func:`eval_share`; 0 without ``train_images``).
 
     Example:
         >>> models = "{type: categorical, choices: [resnet9, resnet18]}"
@@ -464,6 +464,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     """
     share = budget_s / TRIALS_PER_SLOT  # each slot runs its trials one after the other
     enough = enough_epochs(space, train_images)
+    evaluating = eval_share(trained_per_epoch(space, train_images), eval_images) if train_images else 0.0
 
     def fitted_to(grace: int) -> tuple[dict, dict]:
         epochs, allotted = {}, {}
@@ -503,7 +504,7 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     epochs.update({key: grace for key in measured if _model(key) in kept and key not in epochs})
     # the widths above run their first rung only: given that rung's time (the fallback has its own above)
     allotted.update({key: grace * measured[key] for key in epochs if key not in allotted})
-    return BudgetPlan(dict(measured), epochs, skipped, grace, allotted, share_evaluating,
+    return BudgetPlan(dict(measured), epochs, skipped, grace, allotted, evaluating,
                       space_grace_period=space.grace_period if grace > space.grace_period else 0, share=share)
 
 

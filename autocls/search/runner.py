@@ -244,7 +244,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
     from autocls.data import check_splittable, class_imbalance, load_dataset
-    from autocls.search.budget import eval_share, plan, trained_per_epoch
+    from autocls.search.budget import plan
     from autocls.search.progress import SearchProgress
     from autocls.search.scheduler import SeedKeepingASHA
     from autocls.search.cores import CoreHandOver
@@ -280,8 +280,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         measured = None
         if time_budget_s and size_trials:  # measured once per study: a resumed search sizes its trials the same way
             measured = _timed_models(study, space, data, threads, address, gpus_per_trial, show_progress)
-        evaluating = eval_share(trained_per_epoch(space, len(data.train_y)), len(data.val_y) + len(data.test_y))
         data_size = len(data.train_y), min(data.source_shape[1:])
+        eval_images = len(data.val_y) + len(data.test_y)
         del data
         fitting = _fitted_to_data(space, dataset, *data_size)
         if fitting and show_progress:
@@ -324,7 +324,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         budget_plan = None
         if measured is not None and not out_of_time:
             budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
-                               share_evaluating=evaluating, train_images=data_size[0])
+                               train_images=data_size[0], eval_images=eval_images)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
