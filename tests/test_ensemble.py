@@ -16,7 +16,8 @@ from sklearn.metrics import balanced_accuracy_score
 from autocls.artifacts import trial_artifacts
 from autocls.cli import main
 from autocls.data import prepare_data
-from autocls.ensemble import build_ensemble, folder_scores, greedy_selection, load_ensemble, predict_files, soft_vote
+from autocls.ensemble import (build_ensemble, folder_scores, greedy_or_even, greedy_selection, load_ensemble,
+                              predict_files, soft_vote)
 from autocls.ensemble.build import study_data
 from autocls.errors import UserError
 from autocls.inference import TTA_MODES
@@ -43,6 +44,36 @@ def test_greedy_never_worse_than_best_single_on_val():
         best_single = max(top_k_accuracy(p, labels) for p in members)
         assert top_k_accuracy(soft_vote(members, counts), labels) >= best_single - 1e-12
         assert counts.sum() >= 1
+
+
+def _similar_members(rng, n: int, noise=(1.0, 1.0, 1.0)) -> tuple[list[np.ndarray], np.ndarray]:
+    """Members that share most of their errors (one base signal) and differ by their own noise."""
+    labels = rng.integers(0, 10, n)
+    base = rng.normal(size=(n, 10))
+    base[np.arange(n), labels] += 1.0
+    members = []
+    for scale in noise:
+        p = np.exp(base + rng.normal(scale=scale, size=(n, 10)))
+        members.append(p / p.sum(1, keepdims=True))
+    return members, labels
+
+
+def test_greedy_gives_way_to_an_even_vote_within_val_noise():
+    """Regression: on a folder of 600 photos, the closing ensemble's greedy selection on 48 val photos kept one of
+    three similar trials, and an even vote of the three scored higher on 2,000 other photos.  Here, three members of
+    one quality: on 48 val images greedy leaves a member out in most draws, and the even vote that replaces it scores
+    higher on 20,000 held-out images; on 5,000 val images a clearly weaker member still gets no vote."""
+    gains = []
+    for seed in range(12):
+        members, labels = _similar_members(np.random.default_rng(seed), 48 + 20_000)
+        val, test = [p[:48] for p in members], [p[48:] for p in members]
+        greedy, chosen = greedy_selection(val, labels[:48]), greedy_or_even(val, labels[:48])
+        assert chosen.tolist() in (greedy.tolist(), [1, 1, 1])
+        gains.append(top_k_accuracy(soft_vote(test, chosen), labels[48:])
+                     - top_k_accuracy(soft_vote(test, greedy), labels[48:]))
+    assert sum(gain > 0 for gain in gains) >= 8 and min(gains) >= 0
+    members, labels = _similar_members(np.random.default_rng(0), 5_000, noise=(1.0, 1.0, 3.0))
+    assert greedy_or_even(members, labels).tolist() == greedy_selection(members, labels).tolist() == [1, 1, 0]
 
 
 def test_greedy_selection_by_balanced_accuracy_prefers_the_member_that_sees_the_rare_class():

@@ -14,7 +14,7 @@ import torch
 from optuna.trial import TrialState
 
 from autocls.artifacts import SPLIT_FILE, sha256_file, study_store, trial_artifacts
-from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_selection, hard_vote, soft_vote
+from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_or_even, hard_vote, soft_vote
 from autocls.errors import UserError
 from autocls.files import atomic_write_text, check_folder_name
 from autocls.inference import TTA_MODES
@@ -228,7 +228,7 @@ def _vote(members: list[Member], method: str, temperature: bool, rounds: int, va
         m.temperature = fit_temperature(m.val_probs, val_y) if temperature else 1.0
     val_probs = [apply_temperature(m.val_probs, m.temperature) for m in members]
     test_probs = [apply_temperature(m.test_probs, m.temperature) for m in members]
-    weights = greedy_selection(val_probs, val_y, rounds, metric) if method == "greedy" else np.ones(len(members))
+    weights = greedy_or_even(val_probs, val_y, rounds, metric) if method == "greedy" else np.ones(len(members))
     vote = hard_vote if method == "hard" else soft_vote
     val_ens, test_ens = vote(val_probs, weights), vote(test_probs, weights)
     best = int(np.argmax([RANKING_METRICS[metric].score(p, val_y) for p in val_probs]))  # chosen on val, like all else
