@@ -119,8 +119,12 @@ def register(sub) -> None:
                        description="Combine the best trials of a study (COMPLETE, or cut by its time budget) and score them on the test split.")
     p.add_argument("--study", default="digits", help="study name (default digits)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
-    p.add_argument("--top", type=int, default=5)
-    p.add_argument("--method", default="soft", choices=METHODS)
+    p.add_argument("--top", type=int, default=5,
+                   help="how many of the best trials by val to combine (default 5; a study with fewer: all it has)")
+    p.add_argument("--method", default="soft", choices=METHODS,
+                   help="soft (default): members' probabilities averaged; hard: their votes counted; greedy: weights "
+                        "chosen on val by greedy selection, as a search's closing ensemble, or an even vote where "
+                        "that scores within val's standard error of them")
     # on by default, as in a search's closing ensemble: the CPU preset trains with label smoothing 0.2, and a
     # 2-minute CIFAR-10 search's trials soft-voted without it had ECE 0.203 (NLL 0.639), with it 0.006 (0.449),
     # top-1 84.62% and 84.69% (2026-12-06)
