@@ -164,6 +164,27 @@ def test_on_a_small_folder_a_budget_trains_several_shorter_trials_to_ensemble():
     assert short.allotted["airbench@0.5"] == 60
 
 
+def test_the_closing_reserve_keeps_time_for_its_members_test_time_augmentation():
+    """Regression: a 20-minute search on 5,000 training photos ended with three members, 10,000 val and test images
+    and 2 s left: flip-translate (~11 s a member) was not tried; the same recipe's one trial gained 0.34 from it."""
+    from autocls.search.runner import _closing_reserve, _closing_tta_seconds
+
+    space = SearchSpace.load("cpu-small")
+    measured = {"airbench@0.375": 25.0, "airbench@0.5": 37.0, "airbench@0.75": 60.0}  # that run's epochs
+    three = plan(space, measured, budget_s=1150, slots=1, train_images=5_000, eval_images=10_000)
+    assert three.epochs["airbench@0.5"] == 10  # a share each: three trials of the seed at 0.5
+    tta_s = _closing_tta_seconds(three, space, 1150, slots=1, ensemble_top=5)
+    assert tta_s == pytest.approx(3 * _closing_tta_seconds(three, space, 1150, slots=1, ensemble_top=1))
+    # each member's five added views of 10,000 images: ~13 s at a third of a training step's 37 s / 48,000 images
+    assert 3 * 12 < tta_s < 3 * 20
+    assert _closing_reserve(1200, 5, tta_s) == pytest.approx(_closing_reserve(1200, 5) + tta_s + 8 - 38)
+    assert _closing_tta_seconds(three, space, 1150, slots=1, ensemble_top=None) == 0
+    # a small folder's ~110 val and test images: the budget's own share is more than enough
+    few = plan(space, {k: s / 3 for k, s in measured.items()}, budget_s=1150, slots=1, train_images=490,
+               eval_images=110)
+    assert _closing_reserve(1200, 5, _closing_tta_seconds(few, space, 1150, 1, 5)) == _closing_reserve(1200, 5)
+
+
 def test_a_trial_is_given_time_to_refit_its_epochs_to():
     """The seconds behind the epochs: a share, or the whole budget; never past the deadline."""
     space = SearchSpace.from_yaml(SPACE)

@@ -85,6 +85,9 @@ FIRST_RUNG_PART = 1 / 8
 # them a share each, not its whole to one of the space's length (see plan).  On all 40,000 photos, one pass an
 # epoch, the space's epochs come first.
 ENOUGH_PASSES = 60
+# The views the closing ensemble's test-time augmentation adds to a member's saved plain pass, at its most (flip:
+# the mirror; flip-translate: two shifts and their mirrors; autocls.inference.TTA_MODES).
+TTA_ADDED_VIEWS = 5
 # A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built):
 # about 6 s for a one-epoch trial in a 20-minute CPU search on 5,000 CIFAR-10 images (2026-11-28).
 TRIAL_START_S = 8.0
@@ -256,6 +259,29 @@ class BudgetPlan:
         """The fewest seconds in which any kept config reaches its first rung, start and end included."""
         return min(self.seconds[key] * min(self.grace_period, self.epochs[key]) + self.overhead(key)
                    for key in self.epochs)
+
+    def closing_tta_seconds(self, values: dict, budget_s: float, slots: int, top: int) -> float:
+        """Seconds the closing ensemble's test-time augmentation takes at its most views, where its members are
+        trials of ``values`` (the seed recipe, as fitted): as many as finish in ``budget_s`` on ``slots`` slots,
+        at most ``top``.
+
+        Each member's added views are forward passes over val and test (the plan's ``eval_share`` of an epoch),
+        with the trainer's margin.  A 20-minute search on 5,000 CIFAR-10 training photos ended with three
+        members of ~11 s of flip-translate each and 2 s of its budget left: none got it (2026-12-07).
+
+        Example:
+            >>> p = BudgetPlan({"net@0.5": 37.0}, {"net@0.5": 10}, {}, eval_share=0.069)
+            >>> round(p.closing_tta_seconds({"model": "net", "width": 0.5}, budget_s=1150, slots=1, top=5))  # 3
+            51
+        """
+        key = config_key(values)
+        if key not in self.epochs:
+            return 0.0
+        trial_s = self.epochs[key] * self.seconds[key] + self.overhead(key)
+        finished, left = divmod(budget_s, trial_s)
+        cut_short = left >= self.grace_period * self.seconds[key] + self.overhead(key)  # reaches its first rung
+        members = min(top, slots * int(finished + cut_short))
+        return members * closing_reserve(TTA_ADDED_VIEWS * self.eval_share * self.seconds[key])
 
     def lines(self) -> list[str]:
         """The plan as the search prints it at the start.

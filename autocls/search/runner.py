@@ -325,6 +325,17 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         if measured is not None and not out_of_time:
             budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
                                train_images=data_size[0], eval_images=eval_images)
+            tta_s = _closing_tta_seconds(budget_plan, space, trial_deadline - time.time(), max_concurrent,
+                                         ensemble_top)
+            if _closing_reserve(time_budget_s, ensemble_top, tta_s) > closing_s:  # so the trials end earlier
+                closing_s = _closing_reserve(time_budget_s, ensemble_top, tta_s)
+                trial_deadline, deadline = started + time_budget_s - closing_s, started + time_budget_s - closing_s - 2
+                budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
+                                   train_images=data_size[0], eval_images=eval_images)
+                if show_progress:
+                    print(f"budget: the last {closing_s:.0f} s kept for stopping the trials and the ensemble, whose "
+                          f"test-time augmentation of {eval_images:,} val and test images may take ~{tta_s:.0f} s",
+                          file=sys.stderr, flush=True)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
@@ -685,8 +696,20 @@ def _narrowed_to_plan(space: SearchSpace, budget_plan, study: optuna.Study) -> S
     return space
 
 
-def _closing_reserve(budget_s: float, ensemble_top: int | None) -> float:
-    """Seconds kept at the end of a budget for stopping Ray's trials and building the ensemble.
+def _closing_tta_seconds(budget_plan, space: SearchSpace, budget_s: float, slots: int,
+                         ensemble_top: int | None) -> float:
+    """The closing ensemble's test-time augmentation at its most views, for members of the space's first seed
+    recipe as the plan fits it (:meth:`~autocls.search.budget.BudgetPlan.closing_tta_seconds`); 0 without an
+    ensemble, or a seed the plan keeps."""
+    seed = budget_plan.fitted_seed(space.seeds[0], space.fixed) if space.seeds and ensemble_top else None
+    if seed is None:
+        return 0.0
+    return budget_plan.closing_tta_seconds({**space.fixed, **seed}, budget_s, slots, ensemble_top)
+
+
+def _closing_reserve(budget_s: float, ensemble_top: int | None, tta_s: float = 0.0) -> float:
+    """Seconds kept at the end of a budget for stopping Ray's trials and building the ensemble, whose test-time
+    augmentation takes ``tta_s`` at its most views (:func:`_closing_tta_seconds`).
 
     Measured on 2 CPU cores (2026-11-30, one CIFAR-10 trial): Ray Tune returns well under a second after the
     last trial ends, the ensemble takes ~2 s and its flip TTA ~1 s per 3,000 val and test images per member,
@@ -696,15 +719,20 @@ def _closing_reserve(budget_s: float, ensemble_top: int | None) -> float:
     +0.18 on average, in eight of the 20-minute benchmark's runs of its seed recipe) was left out for want of a
     second or two: ~12 s a member with 11 s left in a 20-minute search of two members, ~10 s with 9 s left in a
     5-minute one of one.  8 s and 2.5% of the budget (at most 45 s) gives it those seconds: 38 s of 20 minutes
-    where it kept 24, 15.5 s of 5 where it kept 8.
+    where it kept 24, 15.5 s of 5 where it kept 8.  With more members, or more val and test images, than that
+    share was measured on, 8 s and ``tta_s`` (2026-12-07: three members on 10,000 images went without
+    flip-translate, worth +0.34 points to the same recipe's one trial).
 
     Example:
         >>> _closing_reserve(1200, ensemble_top=5), _closing_reserve(300, ensemble_top=5)
         (50.0, 23.5)
+        >>> _closing_reserve(1200, ensemble_top=5, tta_s=51.0)  # three members' flip-translate on 10,000 images
+        71.0
         >>> _closing_reserve(300, ensemble_top=None)  # no ensemble: Ray's end only
         8.0
     """
-    return min(30.0, max(8.0, 0.01 * budget_s)) + (min(45.0, 8.0 + 0.025 * budget_s) if ensemble_top else 0.0)
+    ensemble_s = max(min(45.0, 8.0 + 0.025 * budget_s), 8.0 + tta_s) if ensemble_top else 0.0
+    return min(30.0, max(8.0, 0.01 * budget_s)) + ensemble_s
 
 
 def _budget_too_short(budget_s: float, setup_s: float, closing_s: float) -> str:
