@@ -329,7 +329,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                                          ensemble_top)
             if _closing_reserve(time_budget_s, ensemble_top, tta_s) > closing_s:  # so the trials end earlier
                 closing_s = _closing_reserve(time_budget_s, ensemble_top, tta_s)
-                trial_deadline, deadline = started + time_budget_s - closing_s, started + time_budget_s - closing_s - 2
+                trial_deadline = started + time_budget_s - closing_s
+                deadline = trial_deadline - 2
                 budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
                                    train_images=data_size[0], eval_images=eval_images)
                 if show_progress:
@@ -700,7 +701,7 @@ def _closing_tta_seconds(budget_plan, space: SearchSpace, budget_s: float, slots
                          ensemble_top: int | None) -> float:
     """The closing ensemble's test-time augmentation at its most views, for members of the space's first seed
     recipe as the plan fits it (:meth:`~autocls.search.budget.BudgetPlan.closing_tta_seconds`); 0 without an
-    ensemble, or a seed the plan keeps."""
+    ensemble, or without a seed recipe the plan keeps."""
     seed = budget_plan.fitted_seed(space.seeds[0], space.fixed) if space.seeds and ensemble_top else None
     if seed is None:
         return 0.0
