@@ -323,16 +323,18 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         out_of_time = deadline is not None and time.time() >= deadline
         budget_plan = None
         if measured is not None and not out_of_time:
-            budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
-                               train_images=data_size[0], eval_images=eval_images)
+            def planned(until: float):
+                return plan(space, measured, until - time.time(), max_concurrent, train_images=data_size[0],
+                            eval_images=eval_images)
+
+            budget_plan = planned(trial_deadline)
             tta_s = _closing_tta_seconds(budget_plan, space, trial_deadline - time.time(), max_concurrent,
                                          ensemble_top)
-            if _closing_reserve(time_budget_s, ensemble_top, tta_s) > closing_s:  # so the trials end earlier
-                closing_s = _closing_reserve(time_budget_s, ensemble_top, tta_s)
-                trial_deadline = started + time_budget_s - closing_s
+            wider = _closing_reserve(time_budget_s, ensemble_top, tta_s)
+            if wider > closing_s:  # so the trials end earlier
+                closing_s, trial_deadline = wider, started + time_budget_s - wider
                 deadline = trial_deadline - 2
-                budget_plan = plan(space, measured, trial_deadline - time.time(), max_concurrent,
-                                   train_images=data_size[0], eval_images=eval_images)
+                budget_plan = planned(trial_deadline)
                 if show_progress:
                     print(f"budget: the last {closing_s:.0f} s kept for stopping the trials and the ensemble, whose "
                           f"test-time augmentation of {eval_images:,} val and test images may take ~{tta_s:.0f} s",
