@@ -498,8 +498,32 @@ def test_auto_tta_past_the_deadline_goes_without_and_says_why(searched_with_flip
     study, _ = searched_with_flips
     auto = build_ensemble(study, top=2, method="greedy", tta="auto", deadline=time.time(), save=False)
     assert auto.extra["tta"] == "none"
-    assert re.fullmatch(r"TTA by val top-1: none [\d.]+% \(flip not tried: trial \d+ would take ~\d+ s, "
+    assert re.fullmatch(r"TTA by val top-1: none [\d.]+% \(flip not tried: (trial \d+|the \d members) would take ~\d+ s, "
                         r"0 s of the budget are left\): none used", auto.extra["tta_choice"]), auto.extra["tta_choice"]
+
+
+def test_tta_members_are_all_priced_before_any_is_recomputed(searched_with_flips, monkeypatch):
+    """When the first member's views fit before the deadline and the second's do not, no views are computed: the
+    closing returns at once where, probed one by one, it computed the first member's and threw them away."""
+    import autocls.ensemble.build as build
+    import autocls.inference
+
+    study, _ = searched_with_flips
+    data = study_data(study, at_trials_image_size=True)
+    members = build.candidates(study, data.val_y.numpy())[0][:2]
+    assert len(members) == 2
+    before = [m.val_probs.copy() for m in members]
+    monkeypatch.setattr(build, "_views_seconds", lambda with_views, member, data_: 100.0)
+    run_over = []
+    original = autocls.inference.predict_proba
+    monkeypatch.setattr(autocls.inference, "predict_proba",
+                        lambda model, x, *a, **kw: run_over.append(len(x)) or original(model, x, *a, **kw))
+    why_not = build._recompute_with_tta(members, data, "flip", deadline=time.time() + 150)
+    assert why_not.startswith("the 2 members would take ~200 s, ") and not run_over
+    assert all(np.array_equal(m.val_probs, b) for m, b in zip(members, before))
+    assert build._recompute_with_tta(members, data, "flip", deadline=time.time() + 250) is None
+    assert sorted(set(run_over)) == sorted({len(data.val_x), len(data.test_x)})  # each member's val and test once
+    assert not np.array_equal(members[0].val_probs, before[0])
 
 
 def test_auto_tta_shows_no_mirror_images_to_members_trained_without_flips(searched, monkeypatch):

@@ -356,24 +356,22 @@ def _recompute_with_tta(members: list[Member], data, tta: str, deadline: float |
     them, running the model only on the views ``have`` lacks: flip reuses the saved plain pass (the closing
     ensemble of a 2-minute CIFAR search spent 13 of its 20 s running both), flip-translate the flipped one.
 
-    With ``deadline`` (a ``time.time()``), each member's cost is estimated
-    from one timed batch first; when the next member would end after the
-    deadline, no member is changed and the reason is returned.
+    With ``deadline`` (a ``time.time()``), every member's cost is estimated from one timed batch before any is
+    recomputed: when all of them would end after the deadline, none is changed and the reason is returned.  (Probed
+    one by one, a closing whose last member did not fit computed and threw away the views of the others.)
     """
     from autocls.data.augment import BatchAugment
     from autocls.inference import load_trained_model, predict_proba, resolve_device, trained_precision, translated_views
 
     device = resolve_device("auto")
-    images = len(data.val_x) + len(data.test_x)
     added = TTA_MODES[TTA_MODES.index(have) + 1:TTA_MODES.index(tta) + 1]
-    recomputed = []
-    for m in members:
+
+    def views_of(m: Member):
         model = load_trained_model(m.config, m.weights_file, data.num_classes, data.image_shape[0], device)
         options = trained_precision(m.config, device)  # as the trial predicted, and as predict will
         normalize = BatchAugment(data.mean, data.std, image_size=m.config.get("image_size")).normalize
 
-        def with_views(x: torch.Tensor, probs: np.ndarray, normalize=normalize, model=model,
-                       options=options) -> np.ndarray:
+        def with_views(x: torch.Tensor, probs: np.ndarray) -> np.ndarray:
             """``probs`` of ``x`` (``have``'s) with the views of each added mode."""
             for mode in added:
                 if mode == "flip":
@@ -384,21 +382,27 @@ def _recompute_with_tta(members: list[Member], data, tta: str, deadline: float |
                                              **options).numpy() for i in (0, 1)]
                     probs = probs / 2 + (shifted[0] + shifted[1]) / 4
             return probs
+        return with_views
 
-        if deadline is not None:
-            probe = data.val_x[:256]
-            # a small warm-up batch first: timed with the model's warm-up, 256 images doubled the estimate
-            with_views(probe[:16], m.val_probs[:16])
-            start = time.perf_counter()
-            with_views(probe, m.val_probs[:len(probe)])
-            needed = (time.perf_counter() - start) * images / max(1, len(probe))
-            if time.time() + needed > deadline:
-                return (f"{m.label} would take ~{needed:.0f} s, "
-                        f"{max(0.0, deadline - time.time()):.0f} s of the budget are left")
-        recomputed.append((with_views(data.val_x, m.val_probs), with_views(data.test_x, m.test_probs)))
-    for m, (val_probs, test_probs) in zip(members, recomputed):
-        m.val_probs, m.test_probs = val_probs, test_probs
+    views = [views_of(m) for m in members]
+    if deadline is not None:
+        needed = sum(_views_seconds(with_views, m, data) for with_views, m in zip(views, members))
+        if time.time() + needed > deadline:
+            who = members[0].label if len(members) == 1 else f"the {len(members)} members"
+            return f"{who} would take ~{needed:.0f} s, {max(0.0, deadline - time.time()):.0f} s of the budget are left"
+    for with_views, m in zip(views, members):
+        m.val_probs, m.test_probs = with_views(data.val_x, m.val_probs), with_views(data.test_x, m.test_probs)
     return None
+
+
+def _views_seconds(with_views, member: Member, data) -> float:
+    """Seconds ``with_views`` of ``member`` takes over val and test, timed on one batch of val."""
+    probe = data.val_x[:256]
+    # a small warm-up batch first: timed with the model's warm-up, 256 images doubled the estimate
+    with_views(probe[:16], member.val_probs[:16])
+    start = time.perf_counter()
+    with_views(probe, member.val_probs[:len(probe)])
+    return (time.perf_counter() - start) * (len(data.val_x) + len(data.test_x)) / max(1, len(probe))
 
 
 def manifest_digest(manifest: dict) -> str:
