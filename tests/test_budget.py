@@ -164,25 +164,40 @@ def test_on_a_small_folder_a_budget_trains_several_shorter_trials_to_ensemble():
     assert short.allotted["airbench@0.5"] == 60
 
 
-def test_the_closing_reserve_keeps_time_for_its_members_test_time_augmentation():
+def test_the_trials_ending_at_the_deadline_keep_time_for_the_closings_test_time_augmentation():
     """Regression: a 20-minute search on 5,000 training photos ended with three members, 10,000 val and test images
-    and 2 s left: flip-translate (~11 s a member) was not tried; the same recipe's one trial gained 0.34 from it."""
-    from autocls.search.runner import _closing_reserve, _closing_tta_seconds
+    and 2 s left: flip-translate (~11 s a member) was not tried; the same recipe's one trial gained 0.34 from it.
+    Then the closing kept an estimate of those views from the calibration's epochs: 33 s of a 5-minute search for
+    ~14 s of views, its one trial's epochs 0.7x the calibrated ones.  Now the trial keeps them, timed by its own
+    passes: as many as the closing's members add."""
+    from autocls.search.budget import TTA_ADDED_VIEWS
+    from autocls.search.runner import _closing_members, _closing_reserve
 
     space = SearchSpace.load("cpu-small")
     measured = {"airbench@0.375": 25.0, "airbench@0.5": 37.0, "airbench@0.75": 60.0}  # that run's epochs
     three = plan(space, measured, budget_s=1150, slots=1, train_images=5_000, eval_images=10_000)
     assert three.epochs["airbench@0.5"] == 10  # a share each: three trials of the seed at 0.5
-    tta_s = _closing_tta_seconds(three, space, 1150, slots=1, ensemble_top=5)
-    assert tta_s == pytest.approx(3 * _closing_tta_seconds(three, space, 1150, slots=1, ensemble_top=1))
-    # each member's five added views of 10,000 images: ~13 s at a third of a training step's 37 s / 48,000 images
-    assert 3 * 12 < tta_s < 3 * 20
-    assert _closing_reserve(1200, 5, tta_s) == pytest.approx(_closing_reserve(1200, 5) + tta_s + 8 - 38)
-    assert _closing_tta_seconds(three, space, 1150, slots=1, ensemble_top=None) == 0
-    # a small folder's ~110 val and test images: the budget's own share is more than enough
-    few = plan(space, {k: s / 3 for k, s in measured.items()}, budget_s=1150, slots=1, train_images=490,
-               eval_images=110)
-    assert _closing_reserve(1200, 5, _closing_tta_seconds(few, space, 1150, 1, 5)) == _closing_reserve(1200, 5)
+    assert _closing_members(three, space, 1150, slots=1, ensemble_top=5, dataset="/photos", data_size=(5_000, 32)) == 3
+    assert _closing_members(three, space, 1150, 1, ensemble_top=2, dataset="/photos", data_size=(5_000, 32)) == 2
+    assert _closing_members(three, space, 1150, 1, ensemble_top=None, dataset="/photos", data_size=(5_000, 32)) == 0
+    # trained without mirror flips, the closing tries no test-time augmentation: no trial keeps time for it
+    mirrorless = SearchSpace.from_yaml(space.source.replace("flip: true", "flip: false"))
+    assert _closing_members(three, mirrorless, 1150, 1, ensemble_top=5, dataset="/photos", data_size=(5_000, 32)) == 0
+
+    keeping = plan(space, measured, budget_s=1150, slots=1, train_images=5_000, eval_images=10_000,
+                   closing_views=3 * TTA_ADDED_VIEWS)
+    seed, now = {"model": "airbench", "width": 0.5}, time.time()
+    # the trial that ends at the deadline keeps its own test pass and the members' 15 views; one ending long
+    # before it, its own pass only
+    assert keeping.closing_passes(seed, fit_until=now + 1150, deadline=now + 1150) == 16
+    assert keeping.closing_passes(seed, fit_until=None, deadline=now + 1150) == 16  # not sized: may run to it
+    assert keeping.closing_passes(seed, fit_until=now + 400, deadline=now + 1150) == 1
+    assert keeping.closing_passes(seed, fit_until=now + 1145, deadline=now + 1150) == 16  # too near for them
+    assert three.closing_passes(seed, fit_until=now + 1150, deadline=now + 1150) == 1  # no views to keep time for
+    # the plan counts those passes in a trial's end: ~15 x 2.6 s (a third of a step's 37 s / 48,000 images) more
+    assert 15 * 2 < keeping.overhead("airbench@0.5") - three.overhead("airbench@0.5") < 15 * 3.5
+    # and the closing keeps Ray's end and the vote alone
+    assert _closing_reserve(1200, 5, trials_keep_tta=True) < _closing_reserve(1200, 5)
 
 
 def test_a_trial_is_given_time_to_refit_its_epochs_to():
@@ -428,6 +443,28 @@ def test_near_the_deadline_only_models_that_fit_are_proposed(tmp_path):
     assert p.fitting(seconds_left=200) == [{"model": "lenet", "width": 1.0}]
     assert {searcher.suggest(f"u{i}")["train"]["model"] for i in range(12)} == {"lenet"}
     assert not [t for t in study.trials if t.state == TrialState.PRUNED]  # none proposed only to be turned away
+
+
+def test_a_trial_that_may_end_at_the_deadline_is_told_to_keep_time_for_the_closings_views(tmp_path):
+    """The searcher hands the trainer the passes a trial keeps time for: the closing's views where the trial is
+    sized to the deadline and trains with mirror flips (the closing tries TTA then), its own pass otherwise."""
+    import optuna
+
+    from autocls.artifacts import ArtifactStore
+    from autocls.search.budget import BudgetPlan
+    from autocls.search.searcher import OptunaSearcher
+
+    space = SearchSpace.from_yaml("fixed: {model: resnet9, width: 0.5}\n"
+                                  "params: {momentum: {type: float, low: 0.8, high: 0.9}}\n")
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("uid", "u")
+    sized = {"seconds": {"resnet9@0.5": 10.0}, "epochs": {"resnet9@0.5": 8}, "skipped": {}, "eval_share": 0.1,
+             "closing_views": 10}
+    for dataset, allotted, passes in (("/some/photos", 10**4, 11), ("/some/photos", 60.0, 1), ("digits", 10**4, None)):
+        p = BudgetPlan(**sized, allotted={"resnet9@0.5": allotted})
+        searcher = OptunaSearcher(study, space, ArtifactStore(tmp_path), extra_config={}, plan=p,
+                                  runtime={"dataset": dataset}, trial_deadline=time.time() + 1000)
+        assert searcher.suggest(f"t-{dataset}-{allotted}").get("closing_passes") == passes
 
 
 def test_a_trial_takes_its_datasets_and_models_recipes_under_the_spaces(tmp_path):

@@ -125,6 +125,9 @@ class BudgetPlan:
     space_grace_period: int = 0  # the space's own first rung, when the plan moved it later (0: not moved)
     share: float = float("inf")  # a trial's share of its slot's budget; a key allotted more fills the slot alone
     observed: dict[str, float] = field(default_factory=dict)  # the latest real epoch of each key that ran
+    # the passes over val and test that the closing ensemble's test-time augmentation adds, which a trial ending at
+    # the deadline keeps time for (:meth:`closing_passes`): TTA_ADDED_VIEWS for each member it may have
+    closing_views: int = 0
     calibrated: dict[str, float] = field(init=False)  # the estimates as measured, before any trial ran
 
     def __post_init__(self) -> None:
@@ -155,11 +158,12 @@ class BudgetPlan:
         """A trial's seconds besides its epochs: its start, and the end its trainer keeps before a deadline.
 
         The trainer stops in time to predict the test split and write it, with a
-        margin (:func:`autocls.training.trainer.closing_reserve`).
+        margin (:func:`autocls.training.trainer.closing_reserve`), and, ending at the deadline, in time for the
+        closing ensemble's views (:attr:`closing_views`): counted for every trial, as any may end there.
         Not counted, a one-epoch trial started with just an epoch's time left was cut
         inside that epoch (twice in the last 170 s of a 20-minute CPU search).
         """
-        return TRIAL_START_S + closing_reserve(self.eval_share * self.seconds[key])
+        return TRIAL_START_S + closing_reserve((1 + self.closing_views) * self.eval_share * self.seconds[key])
 
     def fitting(self, seconds_left: float) -> list[dict]:
         """The kept ``model``/``width`` pairs whose first rung still ends within ``seconds_left``.
@@ -260,28 +264,45 @@ class BudgetPlan:
         return min(self.seconds[key] * min(self.grace_period, self.epochs[key]) + self.overhead(key)
                    for key in self.epochs)
 
-    def closing_tta_seconds(self, values: dict, budget_s: float, slots: int, top: int) -> float:
-        """Seconds the closing ensemble's test-time augmentation takes at its most views, where its members are
-        trials of ``values`` (the seed recipe, as fitted): as many as finish in ``budget_s`` on ``slots`` slots,
-        at most ``top``.
-
-        Each member's added views are forward passes over val and test (the plan's ``eval_share`` of an epoch),
-        with the trainer's margin.  A 20-minute search on 5,000 CIFAR-10 training photos ended with three
-        members of ~11 s of flip-translate each and 2 s of its budget left: none got it (2026-12-07).
+    def closing_members(self, values: dict, budget_s: float, slots: int, top: int) -> int:
+        """The members the closing ensemble may have, where they are trials of ``values`` (the seed recipe, as
+        fitted): as many as finish in ``budget_s`` on ``slots`` slots, or reach their first rung, at most ``top``.
 
         Example:
             >>> p = BudgetPlan({"net@0.5": 37.0}, {"net@0.5": 10}, {}, eval_share=0.069)
-            >>> round(p.closing_tta_seconds({"model": "net", "width": 0.5}, budget_s=1150, slots=1, top=5))  # 3
-            51
+            >>> p.closing_members({"model": "net", "width": 0.5}, budget_s=1150, slots=1, top=5)
+            3
         """
         key = config_key(values)
         if key not in self.epochs:
-            return 0.0
+            return 0
         trial_s = self.epochs[key] * self.seconds[key] + self.overhead(key)
         finished, left = divmod(budget_s, trial_s)
         cut_short = left >= self.grace_period * self.seconds[key] + self.overhead(key)  # reaches its first rung
-        members = min(top, slots * int(finished + cut_short))
-        return members * closing_reserve(TTA_ADDED_VIEWS * self.eval_share * self.seconds[key])
+        return min(top, slots * int(finished + cut_short))
+
+    def closing_passes(self, values: dict, fit_until: float | None, deadline: float | None) -> int:
+        """The passes over val and test a trial of ``values`` keeps time for at its end: its own test prediction,
+        and the closing ensemble's :attr:`closing_views` where it may end at the ``deadline`` (the trials'), as a
+        trial not sized to end before it (``fit_until`` None), or sized to end too near it for those views.
+
+        Its trainer times them by its own passes (:meth:`autocls.training.trainer._Timing.reserve`): the closing's
+        estimate from the calibration's epochs kept 33 s of a 5-minute search for ~14 s of views, where the one
+        trial's first epoch had run in 0.7x the calibrated time (2026-12-07).
+
+        Example:
+            >>> p = BudgetPlan({"net@0.5": 40.0}, {"net@0.5": 10}, {}, eval_share=0.1, closing_views=10)
+            >>> net = {"model": "net", "width": 0.5}
+            >>> p.closing_passes(net, fit_until=1000.0, deadline=1000.0), p.closing_passes(net, 500.0, 1000.0)
+            (11, 1)
+        """
+        if not self.closing_views or deadline is None:
+            return 1
+        if fit_until is not None and config_key(values) in self.seconds:
+            views_s = closing_reserve(self.closing_views * self.eval_share * self.seconds[config_key(values)])
+            if fit_until + views_s < deadline:  # ends early enough for the closing's views after it
+                return 1
+        return 1 + self.closing_views
 
     def lines(self) -> list[str]:
         """The plan as the search prints it at the start.
@@ -469,7 +490,7 @@ def eval_share(n_train: int, n_eval: int) -> float:
 
 
 def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots: int,
-         train_images: int | None = None, eval_images: int = 0) -> BudgetPlan:
+         train_images: int | None = None, eval_images: int = 0, closing_views: int = 0) -> BudgetPlan:
     """Epochs per ``model@width`` so that each slot fits :data:`TRIALS_PER_SLOT` full-length trials.
 
     Where it cannot, a trial gets up to the slot's whole budget instead of a
@@ -480,7 +501,9 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     rung in a trial's share.  When nothing fits, the fastest config alone is
     kept, for one rung: a small model rather than none.  A trial evaluates ``eval_images`` (val and test) after
     each epoch, and the test split again at its end; the part of an epoch's time that takes is the plan's
-    ``eval_share`` (:func:`eval_share`; 0 without ``train_images``).
+    ``eval_share`` (:func:`eval_share`; 0 without ``train_images``).  A trial ending at the deadline also keeps
+    time for ``closing_views`` more passes, the closing ensemble's test-time augmentation
+    (:meth:`BudgetPlan.closing_passes`).
 
     Example:
         >>> models = "{type: categorical, choices: [resnet9, resnet18]}"
@@ -531,7 +554,8 @@ def plan(space: SearchSpace, measured: dict[str, float], budget_s: float, slots:
     # the widths above run their first rung only: given that rung's time (the fallback has its own above)
     allotted.update({key: grace * measured[key] for key in epochs if key not in allotted})
     return BudgetPlan(dict(measured), epochs, skipped, grace, allotted, evaluating,
-                      space_grace_period=space.grace_period if grace > space.grace_period else 0, share=share)
+                      space_grace_period=space.grace_period if grace > space.grace_period else 0, share=share,
+                      closing_views=closing_views)
 
 
 def _synchronize(device: str) -> None:

@@ -244,7 +244,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
 
     from autocls.artifacts import SPLIT_FILE, ArtifactStore
     from autocls.data import check_splittable, class_imbalance, load_dataset
-    from autocls.search.budget import plan
+    from autocls.search.budget import TTA_ADDED_VIEWS, plan
     from autocls.search.progress import SearchProgress
     from autocls.search.scheduler import SeedKeepingASHA
     from autocls.search.cores import CoreHandOver
@@ -323,22 +323,25 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
         out_of_time = deadline is not None and time.time() >= deadline
         budget_plan = None
         if measured is not None and not out_of_time:
-            def planned(until: float):
+            def planned(until: float, closing_views: int = 0):
                 return plan(space, measured, until - time.time(), max_concurrent, train_images=data_size[0],
-                            eval_images=eval_images)
+                            eval_images=eval_images, closing_views=closing_views)
 
             budget_plan = planned(trial_deadline)
-            tta_s = _closing_tta_seconds(budget_plan, space, trial_deadline - time.time(), max_concurrent,
-                                         ensemble_top)
-            wider = _closing_reserve(time_budget_s, ensemble_top, tta_s)
-            if wider > closing_s:  # so the trials end earlier
-                closing_s, trial_deadline = wider, started + time_budget_s - wider
+            members = _closing_members(budget_plan, space, trial_deadline - time.time(), max_concurrent,
+                                       ensemble_top, dataset, data_size)
+            if members:
+                # the trials ending at the deadline keep the time of the closing's test-time augmentation, timed
+                # by their own passes over val and test; the closing keeps only Ray's end and the vote
+                closing_s = _closing_reserve(time_budget_s, ensemble_top, trials_keep_tta=True)
+                trial_deadline = started + time_budget_s - closing_s
                 deadline = trial_deadline - 2
-                budget_plan = planned(trial_deadline)
+                budget_plan = planned(trial_deadline, closing_views=members * TTA_ADDED_VIEWS)
                 if show_progress:
-                    print(f"budget: the last {closing_s:.0f} s kept for stopping the trials and the ensemble, whose "
-                          f"test-time augmentation of {eval_images:,} val and test images may take ~{tta_s:.0f} s",
-                          file=sys.stderr, flush=True)
+                    print(f"budget: trials that end at the budget's end keep time for the closing ensemble's test-time "
+                          f"augmentation of up to {members} member{'s' * (members > 1)} ({TTA_ADDED_VIEWS} more "
+                          f"passes over {eval_images:,} val and test images each), the last {closing_s:.0f} s for "
+                          f"stopping them and the vote", file=sys.stderr, flush=True)
             if show_progress:
                 print("\n".join(budget_plan.lines()), file=sys.stderr, flush=True)
             space = _narrowed_to_plan(space, budget_plan, study)
@@ -699,20 +702,22 @@ def _narrowed_to_plan(space: SearchSpace, budget_plan, study: optuna.Study) -> S
     return space
 
 
-def _closing_tta_seconds(budget_plan, space: SearchSpace, budget_s: float, slots: int,
-                         ensemble_top: int | None) -> float:
-    """The closing ensemble's test-time augmentation at its most views, for members of the space's first seed
-    recipe as the plan fits it (:meth:`~autocls.search.budget.BudgetPlan.closing_tta_seconds`); 0 without an
-    ensemble, or without a seed recipe the plan keeps."""
+def _closing_members(budget_plan, space: SearchSpace, budget_s: float, slots: int, ensemble_top: int | None,
+                     dataset: str | None, data_size: tuple) -> int:
+    """The members whose test-time augmentation the closing ensemble may compute, where they are trials of the
+    space's first seed recipe as the plan fits it (:meth:`~autocls.search.budget.BudgetPlan.closing_members`); 0
+    without an ensemble, without a seed recipe the plan keeps, or where its trials train without mirror flips
+    (the closing tries no TTA then)."""
     seed = budget_plan.fitted_seed(space.seeds[0], space.fixed) if space.seeds and ensemble_top else None
-    if seed is None:
-        return 0.0
-    return budget_plan.closing_tta_seconds({**space.fixed, **seed}, budget_s, slots, ensemble_top)
+    if seed is None or not space.trial_config({**space.fixed, **seed}, dataset, *data_size).flip:
+        return 0
+    return budget_plan.closing_members({**space.fixed, **seed}, budget_s, slots, ensemble_top)
 
 
-def _closing_reserve(budget_s: float, ensemble_top: int | None, tta_s: float = 0.0) -> float:
-    """Seconds kept at the end of a budget for stopping Ray's trials and building the ensemble, whose test-time
-    augmentation takes ``tta_s`` at its most views (:func:`_closing_tta_seconds`).
+def _closing_reserve(budget_s: float, ensemble_top: int | None, trials_keep_tta: bool = False) -> float:
+    """Seconds kept at the end of a budget for stopping Ray's trials and building the ensemble; where the trials
+    ending at the deadline keep the time of its test-time augmentation (``trials_keep_tta``:
+    :meth:`~autocls.search.budget.BudgetPlan.closing_passes`), for the vote alone.
 
     Measured on 2 CPU cores (2026-11-30, one CIFAR-10 trial): Ray Tune returns well under a second after the
     last trial ends, the ensemble takes ~2 s and its flip TTA ~1 s per 3,000 val and test images per member,
@@ -722,19 +727,18 @@ def _closing_reserve(budget_s: float, ensemble_top: int | None, tta_s: float = 0
     +0.18 on average, in eight of the 20-minute benchmark's runs of its seed recipe) was left out for want of a
     second or two: ~12 s a member with 11 s left in a 20-minute search of two members, ~10 s with 9 s left in a
     5-minute one of one.  8 s and 2.5% of the budget (at most 45 s) gives it those seconds: 38 s of 20 minutes
-    where it kept 24, 15.5 s of 5 where it kept 8.  With more members, or more val and test images, than that
-    share was measured on, 8 s and ``tta_s`` (2026-12-07: three members on 10,000 images went without
-    flip-translate, worth +0.34 points to the same recipe's one trial).
+    where it kept 24, 15.5 s of 5 where it kept 8.  The vote alone took ~6 s of a 2-minute search's 20-second
+    closing (2026-12-07): 8 s.
 
     Example:
         >>> _closing_reserve(1200, ensemble_top=5), _closing_reserve(300, ensemble_top=5)
         (50.0, 23.5)
-        >>> _closing_reserve(1200, ensemble_top=5, tta_s=51.0)  # three members' flip-translate on 10,000 images
-        71.0
+        >>> _closing_reserve(1200, ensemble_top=5, trials_keep_tta=True)
+        20.0
         >>> _closing_reserve(300, ensemble_top=None)  # no ensemble: Ray's end only
         8.0
     """
-    ensemble_s = max(min(45.0, 8.0 + 0.025 * budget_s), 8.0 + tta_s) if ensemble_top else 0.0
+    ensemble_s = (8.0 if trials_keep_tta else min(45.0, 8.0 + 0.025 * budget_s)) if ensemble_top else 0.0
     return min(30.0, max(8.0, 0.01 * budget_s)) + ensemble_s
 
 

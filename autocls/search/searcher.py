@@ -118,6 +118,8 @@ class OptunaSearcher(Searcher):
         # the model's and the dataset's recipes (digits: no flips) under what the space sets; the rest fitted to
         # the data
         train = self.space.trial_config(values, runtime.get("dataset"), *self.data_size).to_dict()
+        if self.plan is not None and train.get("flip"):  # the closing tries test-time augmentation: trained flips
+            sizing["closing_passes"] = self.plan.closing_passes(values, sizing.get("fit_until"), self.trial_deadline)
         config = {"train": train, "runtime": runtime, "trial_key": key, "number": trial.number,
                   "identity": {"study": self.study_uid, "trial": trial.number}, "deadline": self.trial_deadline,
                   SEED_RECIPE: bool(trial.user_attrs.get(SEED_RECIPE)), "metric": self.space.ranking_metric,

@@ -66,7 +66,8 @@ def run_trial(config: dict) -> None:
 
         train(cfg, data, reporter=report, out_dir=config["trial_key"], store=store, resume=True,
               identity=config["identity"], deadline=deadline, runtime=runtime, fit_until=config.get("fit_until"),
-              max_epochs=config.get("max_epochs"), metric=config.get("metric", "accuracy"))
+              max_epochs=config.get("max_epochs"), metric=config.get("metric", "accuracy"),
+              closing_passes=config.get("closing_passes", 1))
     except Exception as exc:
         store.trial(config["trial_key"]).save_error(f"{type(exc).__name__}: {exc}"[:500] + "\n\n" + traceback.format_exc())
         raise
