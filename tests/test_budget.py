@@ -167,8 +167,8 @@ def test_on_a_small_folder_a_budget_trains_several_shorter_trials_to_ensemble():
 def test_the_trials_ending_at_the_deadline_keep_time_for_the_closings_test_time_augmentation():
     """Regression: a 20-minute search on 5,000 training photos ended with three members, 10,000 val and test images
     and 2 s left: flip-translate (~11 s a member) was not tried; the same recipe's one trial gained 0.34 from it.
-    Then the closing kept an estimate of those views from the calibration's epochs: 33 s of a 5-minute search for
-    ~14 s of views, its one trial's epochs 0.7x the calibrated ones.  Now the trial keeps them, timed by its own
+    Then the closing kept an estimate of those views from the calibration's epochs: 33 s of a 5-minute search's end,
+    its one trial's epochs ~0.7x the calibrated ones.  Now the trial keeps them, timed by its own
     passes: as many as the closing's members add."""
     from autocls.search.budget import TTA_ADDED_VIEWS
     from autocls.search.runner import _closing_members, _closing_reserve

@@ -286,9 +286,9 @@ class BudgetPlan:
         and the closing ensemble's :attr:`closing_views` where it may end at the ``deadline`` (the trials'), as a
         trial not sized to end before it (``fit_until`` None), or sized to end too near it for those views.
 
-        Its trainer times them by its own passes (:meth:`autocls.training.trainer._Timing.reserve`): the closing's
-        estimate from the calibration's epochs kept 33 s of a 5-minute search for ~14 s of views, where the one
-        trial's first epoch had run in 0.7x the calibrated time (2026-12-07).
+        Its trainer times them by its own passes (:meth:`autocls.training.trainer._Timing.reserve`): priced by the
+        closing from the calibration's epochs, the views kept 33 s of a 5-minute search's end, where the one trial's
+        epochs ran in ~0.7x the calibrated time (2026-12-07).
 
         Example:
             >>> p = BudgetPlan({"net@0.5": 40.0}, {"net@0.5": 10}, {}, eval_share=0.1, closing_views=10)
