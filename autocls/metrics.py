@@ -47,6 +47,18 @@ def accuracy_standard_error(accuracy: float, n: int) -> float:
     return math.sqrt(accuracy * (1 - accuracy) / max(n, 1))
 
 
+def within_standard_error(score: float, highest: float, n: int) -> bool:
+    """Whether ``score`` is within one standard error (:func:`accuracy_standard_error`) of ``highest``, both on the
+    same ``n`` images: the band inside which a choice made on val follows its prior (the epoch trained longer,
+    the mode with more views, the even vote) rather than the higher score.
+
+    Example:
+        >>> within_standard_error(0.45, 0.475, n=80), within_standard_error(0.85, 0.90, n=5000)
+        (True, False)
+    """
+    return score >= highest - accuracy_standard_error(highest, n)
+
+
 class RankingMetric(NamedTuple):
     """A metric a search ranks trials by, and everywhere it goes by a name of its own."""
 

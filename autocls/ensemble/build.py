@@ -18,7 +18,8 @@ from autocls.ensemble.voting import apply_temperature, fit_temperature, greedy_o
 from autocls.errors import UserError
 from autocls.files import atomic_write_text, check_folder_name
 from autocls.inference import TTA_MODES
-from autocls.metrics import RANKING_METRICS, accuracy_standard_error, ranking_metric_named, summary, weakest_classes
+from autocls.metrics import (RANKING_METRICS, accuracy_standard_error, ranking_metric_named, summary, weakest_classes,
+                             within_standard_error)
 from autocls.search.space import SearchSpace
 
 METHODS = ("soft", "hard", "greedy")
@@ -258,7 +259,8 @@ def tta_by_val(scores: dict[str, float], n_val: int) -> tuple[str, float]:
     """
     best = max(scores.values())
     error = accuracy_standard_error(best, n_val)
-    return max((m for m, score in scores.items() if score >= best - error), key=list(scores).index), error
+    within = [mode for mode, score in scores.items() if within_standard_error(score, best, n_val)]
+    return max(within, key=list(scores).index), error
 
 
 def run_with_best_tta(run_folder: str | Path, data, deadline: float | None = None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autocls.metrics import RANKING_METRICS, accuracy_standard_error, nll
+from autocls.metrics import RANKING_METRICS, nll, within_standard_error
 
 
 def soft_vote(member_probs: list[np.ndarray], weights=None) -> np.ndarray:
@@ -62,7 +62,7 @@ def greedy_selection(member_probs: list[np.ndarray], labels: np.ndarray, rounds:
 def greedy_or_even(member_probs: list[np.ndarray], labels: np.ndarray, rounds: int = 25,
                    metric: str = "accuracy") -> np.ndarray:
     """Greedy selection's weights (:func:`greedy_selection`), or an even vote of every member where that scores
-    within one standard error (:func:`~autocls.metrics.accuracy_standard_error`) of them on val.
+    within one standard error of them on val (:func:`~autocls.metrics.within_standard_error`).
 
     Greedy selection keeps a member only where val shows it helping, and a small val split moves in steps of
     whole images: on a folder of 600 photos (48 val photos), a search's closing ensemble kept one of its three
@@ -90,7 +90,7 @@ def greedy_or_even(member_probs: list[np.ndarray], labels: np.ndarray, rounds: i
     score = RANKING_METRICS[metric].score
     even = np.ones(len(member_probs))
     best = score(soft_vote(member_probs, greedy), labels)
-    if score(soft_vote(member_probs, even), labels) >= best - accuracy_standard_error(best, len(labels)):
+    if within_standard_error(score(soft_vote(member_probs, even), labels), best, len(labels)):
         return even
     return greedy
 

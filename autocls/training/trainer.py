@@ -26,7 +26,7 @@ from autocls.data.augment import BatchAugment, shrunk
 from autocls.data.loader import DeviceLoader, passes_per_epoch
 from autocls.data.splits import DataSplits, prepare_data
 from autocls.inference import fast_bf16, predict_proba, resolve_device
-from autocls.metrics import accuracy_standard_error, balanced_accuracy, ranking_metric_named, top_k_accuracy
+from autocls.metrics import balanced_accuracy, ranking_metric_named, top_k_accuracy, within_standard_error
 from autocls.models.registry import model_from_config
 from autocls.training.config import Runtime, TrainConfig
 from autocls.training.losses import build_loss
@@ -567,7 +567,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
     timed steps fills the time it was given and still anneals; the second epoch's time re-fits it again, and
     later epochs shorten it, or lengthen it by an epoch at most.  The metrics carry the length as ``epochs``.
     The best epoch, the one kept, is the latest within one standard error
-    (:func:`~autocls.metrics.accuracy_standard_error`) of the highest val ``metric`` (of
+    (:func:`~autocls.metrics.within_standard_error`) of the highest val ``metric`` (of
     :data:`~autocls.metrics.RANKING_METRICS`: ``"balanced_accuracy"`` for a search ranking by it); the
     metrics carry both, each epoch's (``val_acc``, ``val_balanced_acc``) and the best epoch's (``best_val_...``).
     ``closing_passes``: the forward passes over val and test that a deadline keeps time for at the end, the
@@ -664,7 +664,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         # in steps of two points): in 15 runs of benchmarks/best_epoch.py at 50 to 200 val photos the latest of
         # the highest lost 0.43 test points on average to this rule (and won by 0.22 at most).  At 5,000: 0.5.
         peak = max([score] + [h[ranked_by] for h in progress.history if ranked_by in h])
-        if score >= peak - accuracy_standard_error(peak, len(data.val_y)) or progress.best_acc < 0:
+        if within_standard_error(score, peak, len(data.val_y)) or progress.best_acc < 0:
             progress.best_acc, progress.best_epoch = score, epoch
             if artifacts:
                 artifacts.save_best(run.model, val_probs, epoch)
