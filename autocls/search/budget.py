@@ -163,7 +163,8 @@ class BudgetPlan:
         Not counted, a one-epoch trial started with just an epoch's time left was cut
         inside that epoch (twice in the last 170 s of a 20-minute CPU search).
         """
-        return TRIAL_START_S + closing_reserve((1 + self.closing_views) * self.eval_share * self.seconds[key])
+        one_pass = self.eval_share * self.seconds[key]
+        return TRIAL_START_S + closing_reserve(one_pass, self.closing_views * one_pass)
 
     def fitting(self, seconds_left: float) -> list[dict]:
         """The kept ``model``/``width`` pairs whose first rung still ends within ``seconds_left``.
@@ -299,7 +300,7 @@ class BudgetPlan:
         if not self.closing_views or deadline is None:
             return 1
         if fit_until is not None and config_key(values) in self.seconds:
-            views_s = closing_reserve(self.closing_views * self.eval_share * self.seconds[config_key(values)])
+            views_s = self.closing_views * self.eval_share * self.seconds[config_key(values)]
             if fit_until + views_s < deadline:  # ends early enough for the closing's views after it
                 return 1
         return 1 + self.closing_views

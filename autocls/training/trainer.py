@@ -310,15 +310,19 @@ REFIT_MARGIN_STEPS = 8
 CLOSING_SHARE = 0.05
 
 
-def closing_reserve(evaluation_seconds: float) -> float:
-    """Seconds a run keeps before its deadline to evaluate val, predict test and write it all.
+def closing_reserve(evaluation_seconds: float, views_seconds: float = 0.0) -> float:
+    """Seconds a run keeps before its deadline to evaluate val, predict test and write it all, and for its caller's
+    views of val and test after it.
 
-    ``evaluation_seconds``: a forward pass over val and test; the rest is margin.
+    ``evaluation_seconds``: a forward pass over val and test; the rest is margin.  ``views_seconds``: the caller's
+    passes (test-time augmentation), kept without a margin: the caller times them again and leaves out what no
+    longer fits, where the run must end by its deadline.  With the 1.25x margin on them too, a 2-minute search's
+    trial kept 35 s for its end where its own pass and the closing's five views took ~21 s (2026-12-07).
     The budget plan counts the same reserve when it decides whether a trial can start.
     The margin was 1.5x when the pass was guessed from a training step's time; with the pass timed, 1.25x
     ended `autocls train ./train --time-budget 3m` (ResNet-18, 2 CPU cores) at 173 s of 180 (2026-12-04).
     """
-    return 1.0 + 1.25 * evaluation_seconds
+    return 1.0 + 1.25 * evaluation_seconds + views_seconds
 
 
 def _refit_schedule(run: _Run, cfg: TrainConfig, length: _Length) -> None:
@@ -380,6 +384,7 @@ class _Timing:
         self.free_refits = FREE_REFITS if fit_until is not None and not self.resumed_from else 0
         self.val_images, self.eval_images = len(data.val_y), len(data.val_y) + len(data.test_y)
         self.eval_seconds = 0.0  # the last evaluation of val (and its best-epoch files)
+        self.pass_seconds = 0.0  # the last evaluation's forward pass over val alone
         self.image_seconds = 0.0  # a forward pass per image (:meth:`time_forward`), until an evaluation is timed
 
     def forward_seconds(self, images: int) -> float:
@@ -416,14 +421,15 @@ class _Timing:
         and the passes over val and test of the caller's end (``closing_passes``: the fewest, or the most whose
         passes past the fewest cost at most :data:`CLOSING_SHARE` of the time the run fills).
 
-        Timed by the last evaluation, or before one from a batch of val.
+        Timed by the last evaluation, or before one from a batch of val: the run's own end by the evaluation with
+        its files, the caller's passes past it by the evaluation's pass alone.
         """
-        measured = self.eval_seconds * self.eval_images / max(1, self.val_images)
-        one_pass = measured or self.forward_seconds(self.eval_images)
+        scale = self.eval_images / max(1, self.val_images)
+        own = self.eval_seconds * scale or self.forward_seconds(self.eval_images)
+        one_pass = self.pass_seconds * scale or self.forward_seconds(self.eval_images)
         fewest, *more = self.closing_passes
-        # the passes' own time against the share: the reserve's margin for the deadline is not the passes' cost
         affordable = [n for n in more if (n - fewest) * one_pass <= CLOSING_SHARE * self.span]
-        return closing_reserve(max(affordable, default=fewest) * one_pass)
+        return closing_reserve(own, (max(affordable, default=fewest) - 1) * one_pass)
 
     def refit_first_epoch(self, step_seconds: float, done: int) -> int:
         """The run re-fitted from ``done`` timed steps of its first epoch; returns that epoch's steps.
@@ -656,6 +662,7 @@ def train(cfg: TrainConfig, data: DataSplits | None = None, reporter: Callable[[
         # --- evaluate, keep the best, checkpoint ------------------------------------------------
         eval_start = time.perf_counter()
         val_probs, val_acc, val_balanced_acc, val_loss = _evaluate(run, data)
+        timing.pass_seconds = time.perf_counter() - eval_start
         score = {"val_acc": val_acc, "val_balanced_acc": val_balanced_acc}[ranked_by]
         if not run.per_batch_schedule:
             run.scheduler.step(score)
