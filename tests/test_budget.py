@@ -570,6 +570,35 @@ def test_only_whole_epochs_replace_the_plans_estimate(tmp_path):
     assert p.seconds[key] == 8.0
 
 
+def test_a_trials_start_as_its_first_report_times_it_replaces_the_plans_guess(tmp_path):
+    """Regression: a 1-minute search of 180 photos stopped starting trials 25 s before the end, each kept 8 s for its
+    start where one in a warm worker took ~0.4 s (2026-12-07).  The driver times each trial's start, from its proposal
+    to its first report less the epoch reported, and the plan counts the latest."""
+    import optuna
+
+    from autocls.artifacts import ArtifactStore
+    from autocls.search.budget import TRIAL_START_S, BudgetPlan
+    from autocls.search.searcher import OptunaSearcher
+
+    space = SearchSpace.from_yaml("fixed: {model: lenet, epochs: 8}\nparams: {lr: {type: float, low: 0.01, high: 0.1}}")
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("uid", "u")
+    p = BudgetPlan({"lenet@1": 2.0}, {"lenet@1": 8}, {})
+    searcher = OptunaSearcher(study, space, ArtifactStore(tmp_path), extra_config={"threads": 2}, plan=p)
+    assert p.epochs_for({"model": "lenet"}, seconds_left=15) == 3  # 8 s of start, 1 s of end
+    searcher.suggest("t0")
+    searcher.live["t0"].proposed_at -= 3.0  # proposed 3 s ago: 1 s to start, the epoch's 2 s
+    report = {"epoch": 1, "val_acc": 0.5, "best_val_acc": 0.5, "threads": 2, "full_epoch": True}
+    searcher.on_trial_result("t0", {**report, "epoch_time": 1.5, "eval_time": 0.5})
+    assert p.start_seconds == pytest.approx(1.0, abs=0.5)
+    assert p.epochs_for({"model": "lenet"}, seconds_left=15) == 6
+    # a trial continued from a checkpoint reports its restored epochs again at once: no start to time
+    searcher.suggest("t1")
+    searcher.on_trial_result("t1", {**report, "epoch_time": 1.5, "eval_time": 0.5, "resumed_from_epoch": 3})
+    assert p.start_seconds == pytest.approx(1.0, abs=0.5)
+    assert BudgetPlan({}, {}, {}).start_seconds == TRIAL_START_S  # before any trial: the guess
+
+
 def test_a_budget_too_short_for_any_trial_says_so_and_what_would_do(autocls_cli, tmp_path):
     """Regression: a 30-second CIFAR-10 search on 2 cores started no trial, printed an empty leaderboard, said
     the same command would run its queued seeds (it would not, in 30 s), and exited 0."""

@@ -88,8 +88,10 @@ ENOUGH_PASSES = 60
 # The views the closing ensemble's test-time augmentation adds to a member's saved plain pass, at its most (flip:
 # the mirror; flip-translate: two shifts and their mirrors; autocls.inference.TTA_MODES).
 TTA_ADDED_VIEWS = 5
-# A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built):
-# about 6 s for a one-epoch trial in a 20-minute CPU search on 5,000 CIFAR-10 images (2026-11-28).
+# A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built), until a
+# trial's start is seen (:meth:`BudgetPlan.observe_start`): about 6 s for a one-epoch trial in a 20-minute CPU search
+# on 5,000 CIFAR-10 images (2026-11-28).  A later trial in the same worker reads no data and imports nothing: ~0.4 s
+# on 180 photos, where the 8 s stopped a 1-minute search's trials 25 s before the end (2026-12-07).
 TRIAL_START_S = 8.0
 
 
@@ -128,6 +130,7 @@ class BudgetPlan:
     # the passes over val and test that the closing ensemble's test-time augmentation adds, which a trial ending at
     # the deadline keeps time for (:meth:`closing_passes`): TTA_ADDED_VIEWS for each member it may have
     closing_views: int = 0
+    start_seconds: float = TRIAL_START_S  # a trial's start (:meth:`observe_start`)
     calibrated: dict[str, float] = field(init=False)  # the estimates as measured, before any trial ran
 
     def __post_init__(self) -> None:
@@ -164,7 +167,7 @@ class BudgetPlan:
         inside that epoch (twice in the last 170 s of a 20-minute CPU search).
         """
         one_pass = self.eval_share * self.seconds[key]
-        return TRIAL_START_S + closing_reserve(one_pass, self.closing_views * one_pass)
+        return self.start_seconds + closing_reserve(one_pass, self.closing_views * one_pass)
 
     def fitting(self, seconds_left: float) -> list[dict]:
         """The kept ``model``/``width`` pairs whose first rung still ends within ``seconds_left``.
@@ -259,6 +262,22 @@ class BudgetPlan:
         self.observed[key] = seconds
         speed = statistics.median(real / self.calibrated[k] for k, real in self.observed.items())
         self.seconds = {k: self.observed.get(k, calibrated * speed) for k, calibrated in self.calibrated.items()}
+
+    def observe_start(self, seconds: float) -> None:
+        """A trial's seconds from its proposal to its first step become the start of those after it.
+
+        The latest, not the most seen: the first trial of a search starts a worker, which imports torch and reads
+        the split, and Ray gives the later ones that worker (``reuse_actors``).
+
+        Example:
+            >>> p = BudgetPlan({"net@1": 10.0}, {"net@1": 3}, {})
+            >>> p.epochs_for({"model": "net", "width": 1}, seconds_left=28)  # 8 s to start, 1 s to end
+            1
+            >>> p.observe_start(0.5)
+            >>> p.epochs_for({"model": "net", "width": 1}, seconds_left=28)
+            2
+        """
+        self.start_seconds = max(0.0, seconds)
 
     def shortest_rung(self) -> float:
         """The fewest seconds in which any kept config reaches its first rung, start and end included."""

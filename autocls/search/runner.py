@@ -253,7 +253,9 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
 
     dataset = _absolute_dataset(dataset)
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
+    reading = time.time()
     raw = load_dataset(dataset, data_dir)
+    data_seconds = time.time() - reading  # the closing ensemble reads it again
     check_splittable(raw)  # before the study is written
     uneven = class_imbalance(raw) if show_progress else None
     if uneven and space.ranking_metric == "accuracy":
@@ -315,7 +317,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                                   metric=space.ranking_metric)
         # The budget bounds the whole command: trials end by `trial_deadline`, which
         # leaves `closing_s` to stop Ray and build the ensemble; none starts later than `deadline`.
-        closing_s = _closing_reserve(time_budget_s, ensemble_top) if time_budget_s else 0.0
+        closing_s = _closing_reserve(time_budget_s, ensemble_top, data_seconds=data_seconds,
+                                     cluster=address is not None) if time_budget_s else 0.0
         trial_deadline = started + time_budget_s - closing_s if time_budget_s else None
         deadline = trial_deadline - 2 if trial_deadline else None
         # No trial can start: said without a plan of negative shares, and without Ray Tune, which, stopped as it
@@ -333,7 +336,8 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
             if members:
                 # the trials ending at the deadline keep the time of the closing's test-time augmentation, timed
                 # by their own passes over val and test; the closing keeps only Ray's end and the vote
-                closing_s = _closing_reserve(time_budget_s, ensemble_top, trials_keep_tta=True)
+                closing_s = _closing_reserve(time_budget_s, ensemble_top, trials_keep_tta=True,
+                                             data_seconds=data_seconds, cluster=address is not None)
                 trial_deadline = started + time_budget_s - closing_s
                 deadline = trial_deadline - 2
                 budget_plan = planned(trial_deadline, closing_views=members * TTA_ADDED_VIEWS)
@@ -714,32 +718,40 @@ def _closing_members(budget_plan, space: SearchSpace, budget_s: float, slots: in
     return budget_plan.closing_members({**space.fixed, **seed}, budget_s, slots, ensemble_top)
 
 
-def _closing_reserve(budget_s: float, ensemble_top: int | None, trials_keep_tta: bool = False) -> float:
+def _closing_reserve(budget_s: float, ensemble_top: int | None, trials_keep_tta: bool = False,
+                     data_seconds: float = 4.0, cluster: bool = False) -> float:
     """Seconds kept at the end of a budget for stopping Ray's trials and building the ensemble; where the trials
     ending at the deadline keep the time of its test-time augmentation (``trials_keep_tta``:
     :meth:`~autocls.search.budget.BudgetPlan.closing_passes`), for the vote alone.
 
-    Measured on 2 CPU cores (2026-11-30, one CIFAR-10 trial): Ray Tune returns well under a second after the
-    last trial ends, the ensemble takes ~2 s and its flip TTA ~1 s per 3,000 val and test images per member,
-    Ray's exit ~4 s.  A 20-minute search kept 72 s for ~25 s of closing; a 2-minute one kept 8 s, and its
-    ensemble went without flip TTA (worth 1.4 points on that run's val).  The ensemble's share was 2% (8-30 s)
-    until 2026-12-06, when flip-translate TTA (four more views a member; over flip on test, -0.1 to +0.4 points,
-    +0.18 on average, in eight of the 20-minute benchmark's runs of its seed recipe) was left out for want of a
-    second or two: ~12 s a member with 11 s left in a 20-minute search of two members, ~10 s with 9 s left in a
-    5-minute one of one.  8 s and 2.5% of the budget (at most 45 s) gives it those seconds: 38 s of 20 minutes
-    where it kept 24, 15.5 s of 5 where it kept 8.  The vote alone took ~6 s of a 2-minute search's 20-second
-    closing (2026-12-07): 8 s.
+    The vote reads the study's images again (``data_seconds``: what reading them took as the search started) and
+    weighs its members' saved probabilities (~1 s).  Ray Tune returns well under a second after the last trial
+    ends (0.1-0.2 s in 2-minute CPU searches, 2026-12-07); on a cluster its trials' last results and ends cross the
+    network.  Ray's exit (~4 s) falls in the seconds the search keeps for exiting, past this reserve.
+    Measured on 2 CPU cores (2026-11-30, one CIFAR-10 trial): the ensemble's flip TTA takes ~1 s per 3,000 val and
+    test images per member.  A 20-minute search kept 72 s for ~25 s of closing; a 2-minute one kept 8 s, and its
+    ensemble went without flip TTA (worth 1.4 points on that run's val).  The ensemble's share was 2% (8-30 s) until
+    2026-12-06, when flip-translate TTA (four more views a member; over flip on test, -0.1 to +0.4 points, +0.18 on
+    average, in eight of the 20-minute benchmark's runs of its seed recipe) was left out for want of a second or
+    two: ~12 s a member with 11 s left in a 20-minute search of two members, ~10 s with 9 s left in a 5-minute one
+    of one; 2.5% of the budget (at most 45 s) gives it those seconds.  Until the data's time counted, 8 s for Ray
+    and 8 s for the vote were kept whatever the data: a 1-minute search of 180 photos, its vote under a second,
+    stopped its trials 22 s before the end, and a 2-minute search of the shared CIFAR-10 photos used ~7 s of the
+    16 (2026-12-07).
 
     Example:
         >>> _closing_reserve(1200, ensemble_top=5), _closing_reserve(300, ensemble_top=5)
-        (50.0, 23.5)
-        >>> _closing_reserve(1200, ensemble_top=5, trials_keep_tta=True)
-        20.0
-        >>> _closing_reserve(300, ensemble_top=None)  # no ensemble: Ray's end only
-        8.0
+        (48.0, 16.5)
+        >>> _closing_reserve(1200, ensemble_top=5, trials_keep_tta=True), _closing_reserve(120, 5, True, data_seconds=0.5)
+        (18.0, 5.5)
+        >>> _closing_reserve(300, ensemble_top=None), _closing_reserve(300, None, cluster=True)  # Ray's end only
+        (3.0, 8.0)
     """
-    ensemble_s = (8.0 if trials_keep_tta else min(45.0, 8.0 + 0.025 * budget_s)) if ensemble_top else 0.0
-    return min(30.0, max(8.0, 0.01 * budget_s)) + ensemble_s
+    ray_s = min(30.0, max(8.0 if cluster else 3.0, 0.01 * budget_s))
+    if not ensemble_top:
+        return ray_s
+    vote_s = data_seconds + 2.0
+    return ray_s + (vote_s if trials_keep_tta else min(45.0, vote_s + 0.025 * budget_s))
 
 
 def _budget_too_short(budget_s: float, setup_s: float, closing_s: float) -> str:

@@ -113,6 +113,7 @@ class OptunaSearcher(Searcher):
         trial.set_user_attr("ray_trial_id", trial_id)
         trial.set_user_attr("trial_key", key)
         live.epochs, live.values = int(values.get("epochs", self.space.max_epochs)), values
+        live.proposed_at = time.time()
         self.live[trial_id] = live
         self.started += 1
         # the model's and the dataset's recipes (digits: no flips) under what the space sets; the rest fitted to
@@ -185,6 +186,10 @@ class OptunaSearcher(Searcher):
             measured = result.get("threads") == self.extra_config.get("threads") and result.get("full_epoch")
             if self.plan is not None and measured and epoch_s is not None:  # on the calibration's threads
                 self.plan.observe(live.values, epoch_s)
+            if self.plan is not None and epoch_s is not None and result.get("epoch") == 1 \
+                    and not result.get("resumed_from_epoch"):  # (a checkpoint's epochs are reported again at once)
+                # its start: the driver's clock from the proposal to this report, less the epoch it reports
+                self.plan.observe_start(time.time() - live.proposed_at - epoch_s)
             if "epoch" in result:
                 self.on_epoch(live.trial.number, int(result["epoch"]), live.epochs,
                               float(result.get(OBJECTIVE_KEYS[self.space.objectives[0]], 0.0)), epoch_s)
@@ -266,6 +271,7 @@ class _LiveTrial:
     trial: optuna.Trial
     epochs: int = 0
     values: dict = field(default_factory=dict)  # the TrainConfig values it runs
+    proposed_at: float = 0.0  # when the searcher proposed it
     reported: set[int] = field(default_factory=set)
     curve: dict[int, float] = field(default_factory=dict)  # multi-objective studies: Optuna keeps no curve
     stats: dict = field(default_factory=lambda: {"train_seconds": 0.0, "train_core_seconds": 0.0, "eval_seconds": 0.0})
