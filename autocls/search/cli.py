@@ -100,7 +100,8 @@ def register(sub) -> None:
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker died")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and the trials (default 0)")
     p.add_argument("--ensemble-top", type=int, default=5,
-                   help="at the end, vote the best K trials (greedy selection on val) and score them on test (default 5)")
+                   help="at the end, vote the best K trials (greedy selection on val) and score them on test (default 5; "
+                        "0: none, as --no-ensemble)")
     p.add_argument("--no-ensemble", action="store_true", help="skip the closing ensemble")
     p.add_argument("--keep-epochs", action="store_true",
                    help="with --time-budget: run the space's epochs as they are instead of fitting them to the "
