@@ -571,9 +571,10 @@ def test_only_whole_epochs_replace_the_plans_estimate(tmp_path):
 
 
 def test_a_trials_start_as_its_first_report_times_it_replaces_the_plans_guess(tmp_path):
-    """Regression: a 1-minute search of 180 photos stopped starting trials 25 s before the end, each kept 8 s for its
-    start where one in a warm worker took ~0.4 s (2026-12-07).  The driver times each trial's start, from its proposal
-    to its first report less the epoch reported, and the plan counts the latest."""
+    """Regression: a 1-minute search of 180 photos stopped starting trials 20-27 s before the end
+    (benchmarks/short_budget.py), each kept 8 s for its start where one in a warm worker took ~0.4 s (2026-12-07).
+    The driver times each trial's start, from its proposal to its first report less the epoch reported, and the plan
+    counts the latest."""
     import optuna
 
     from autocls.artifacts import ArtifactStore

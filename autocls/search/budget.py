@@ -91,7 +91,8 @@ TTA_ADDED_VIEWS = 5
 # A trial's seconds besides its epochs' (a Ray actor, the split read from the store, the model built), until a
 # trial's start is seen (:meth:`BudgetPlan.observe_start`): about 6 s for a one-epoch trial in a 20-minute CPU search
 # on 5,000 CIFAR-10 images (2026-11-28).  A later trial in the same worker reads no data and imports nothing: ~0.4 s
-# on 180 photos, where the 8 s stopped a 1-minute search's trials 25 s before the end (2026-12-07).
+# on 180 photos, where the 8 s (and the end's 16 s) stopped a 1-minute search's trials 20-27 s before the end
+# (benchmarks/short_budget.py, 2026-12-07).
 TRIAL_START_S = 8.0
 
 

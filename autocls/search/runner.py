@@ -736,8 +736,8 @@ def _closing_reserve(budget_s: float, ensemble_top: int | None, trials_keep_tta:
     two: ~12 s a member with 11 s left in a 20-minute search of two members, ~10 s with 9 s left in a 5-minute one
     of one; 2.5% of the budget (at most 45 s) gives it those seconds.  Until the data's time counted, 8 s for Ray
     and 8 s for the vote were kept whatever the data: a 1-minute search of 180 photos, its vote under a second,
-    stopped its trials 22 s before the end, and a 2-minute search of the shared CIFAR-10 photos used ~7 s of the
-    16 (2026-12-07).
+    stopped its trials 20-27 s before the end (``benchmarks/short_budget.py``), and a 2-minute search of the shared
+    CIFAR-10 photos used ~7 s of the 16 (2026-12-07).
 
     Example:
         >>> _closing_reserve(1200, ensemble_top=5), _closing_reserve(300, ensemble_top=5)
