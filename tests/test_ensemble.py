@@ -644,6 +644,28 @@ def test_an_ensemble_of_one_trial_is_titled_as_the_trial_alone(capsys, tmp_path)
     assert title == "the best trial alone, on the held-out test split", title
 
 
+def test_the_title_counts_the_members_greedy_selection_picked(capsys, tmp_path):
+    """Regression: a 1-minute search whose greedy selection picked its best trial alone of three titled its
+    closing scores 'greedy voting of the top 3 trials', above an ensemble row equal to that trial's."""
+    from types import SimpleNamespace
+
+    from autocls.ensemble.cli import print_scores
+
+    scores = {"top1": 0.67, "top5": None, "nll": 0.73, "ece": 0.09}
+
+    def title(weights, best_member=0):
+        result = SimpleNamespace(method="greedy", members=[SimpleNamespace(number=n) for n in (0, 1, 3)],
+                                 weights=np.array(weights), best_member=best_member, best_member_test=scores,
+                                 test=scores, extra={}, folder=tmp_path)
+        print_scores(result)
+        return capsys.readouterr().out.splitlines()[0].strip()
+
+    assert title([1.0, 0.0, 0.0]) == "the best trial alone, on the held-out test split"
+    assert title([2.0, 1.0, 0.0]) == "greedy voting of 2 of the top 3 trials, on the held-out test split"
+    assert title([1.0, 1.0, 1.0]) == "greedy voting of the top 3 trials, on the held-out test split"
+    assert title([0.0, 0.0, 1.0], best_member=0) == "trial #3 alone, on the held-out test split"
+
+
 def test_tta_on_a_small_val_split_keeps_the_most_views_unless_val_shows_them_hurting():
     """Regression: a 3-minute search on 100 CIFAR-10 photos a class chose no TTA because on its 80 val images
     none scored 47.50%, flip 43.75%, flip-translate 45.00%: three images, where flip-translate beat none on the

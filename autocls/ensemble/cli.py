@@ -37,10 +37,20 @@ def predict_hint(folder) -> str:
 
 def print_scores(result) -> None:
     """The best single trial beside the ensemble, on the held-out test split."""
-    # a short search's closing ensemble of one trial: not "greedy voting of the top 1 trials"
-    voted = (f"{result.method} voting of the top {len(result.members)} trials" if len(result.members) > 1
-             else "the best trial alone")
-    table = Table(title=f"{voted}, on the held-out test split")
+    # The title and the shares name the members that vote: greedy selection's weights are how often each member
+    # was picked, and one it never picked is not in the saved ensemble (a '#11: 0%' read as a member that barely
+    # counts).  A search's closing ensemble that greedy selection left to its best trial was titled "greedy voting
+    # of the top 3 trials" above scores equal to that trial's; one of a single trial "... of the top 1 trials".
+    picked = [(m, w) for m, w in zip(result.members, result.weights) if w > 0]
+    if len(picked) == 1:
+        alone = picked[0][0].number
+        voted = "the best trial alone" if alone == result.best_member else f"trial #{alone} alone"
+    elif len(picked) < len(result.members):
+        voted = f"{result.method} voting of {len(picked)} of the top {len(result.members)} trials"
+    else:
+        voted = f"{result.method} voting of the top {len(result.members)} trials"
+    title = f"{voted}, on the held-out test split"
+    table = Table(title=title, min_width=len(title))  # the title on one line: scripts read it
     for col in ("", "top-1", "top-5", "NLL", "ECE"):
         table.add_column(col, justify="right")
 
@@ -51,9 +61,6 @@ def print_scores(result) -> None:
         table.add_row(label, cell(s["top1"], ".2%"), cell(s["top5"], ".2%"), cell(s["nll"], ".4f"), cell(s["ece"], ".4f"))
     console = Console()
     console.print(table)
-    # shares of the vote: greedy selection's weights are how often each member was picked; a member it never
-    # picked is not in the saved ensemble, so it gets no share (a '#11: 0%' read as a member that barely counts)
-    picked = [(m, w) for m, w in zip(result.members, result.weights) if w > 0]
     shares = ", ".join(f"#{m.number}: {w / sum(result.weights):.0%}" for m, w in picked)
     left_out = [f"#{m.number}" for m, w in zip(result.members, result.weights) if w <= 0]
     if left_out:
