@@ -42,15 +42,16 @@ def print_scores(result) -> None:
     # counts).  A search's closing ensemble that greedy selection left to its best trial was titled "greedy voting
     # of the top 3 trials" above scores equal to that trial's; one of a single trial "... of the top 1 trials".
     picked = [(m, w) for m, w in zip(result.members, result.weights) if w > 0]
+    left_out = [f"#{m.number}" for m, w in zip(result.members, result.weights) if w <= 0]
     if len(picked) == 1:
         alone = picked[0][0].number
         voted = "the best trial alone" if alone == result.best_member else f"trial #{alone} alone"
-    elif len(picked) < len(result.members):
+    elif left_out:
         voted = f"{result.method} voting of {len(picked)} of the top {len(result.members)} trials"
     else:
         voted = f"{result.method} voting of the top {len(result.members)} trials"
     title = f"{voted}, on the held-out test split"
-    table = Table(title=title, min_width=len(title))  # the title on one line: scripts read it
+    table = Table(title=title, min_width=len(title))  # a title wider than the table wrapped mid-phrase
     for col in ("", "top-1", "top-5", "NLL", "ECE"):
         table.add_column(col, justify="right")
 
@@ -62,7 +63,6 @@ def print_scores(result) -> None:
     console = Console()
     console.print(table)
     shares = ", ".join(f"#{m.number}: {w / sum(result.weights):.0%}" for m, w in picked)
-    left_out = [f"#{m.number}" for m, w in zip(result.members, result.weights) if w <= 0]
     if left_out:
         shares += f" ({', '.join(left_out)} not picked by greedy selection on val)"
     # one line each, however long, in a pipe's 80 columns too: callers and scripts read them by their start and end
