@@ -678,3 +678,46 @@ def test_tta_on_a_small_val_split_keeps_the_most_views_unless_val_shows_them_hur
     assert tta_by_val({"none": 0.90, "flip": 0.85, "flip-translate": 0.86}, n_val=5000)[0] == "none"
     assert tta_by_val({"none": 0.90, "flip": 0.93, "flip-translate": 0.80}, n_val=5000)[0] == "flip"
     assert tta_by_val({"none": 1.0, "flip": 1.0, "flip-translate": 0.999}, n_val=5000)[0] == "flip"  # no noise at 100%
+
+
+def test_an_even_vote_below_its_best_member_on_val_says_so_and_greedy_selection_is_not_told(capsys, tmp_path):
+    """Regression: after a 5-minute CIFAR-10 search `build-ensemble --top 5` soft-voted its 86.92% trial with a
+    1-epoch one (62.55% on val) to 84.94% on test, below the trial alone, and said nothing of it."""
+    from autocls.ensemble.build import Member, _vote, below_its_best
+    from autocls.ensemble.cli import print_scores
+
+    rng = np.random.default_rng(0)
+    n, classes = 2000, 10
+    val_y, test_y = rng.integers(0, classes, n), rng.integers(0, classes, n)
+
+    def probs(labels, right: float, sure: float) -> np.ndarray:
+        """Sure of the label on a `right` share of the images, of the next class on the others (errors in common)."""
+        guess = np.where(rng.random(len(labels)) < right, labels, (labels + 1) % classes)
+        logits = rng.normal(size=(len(labels), classes))
+        logits[np.arange(len(labels)), guess] += sure
+        p = np.exp(logits)
+        return p / p.sum(1, keepdims=True)
+
+    members = [Member(number, Path("unused"), {}, probs(val_y, right, 4.0), probs(test_y, right, 4.0), right)
+               for number, right in ((0, 0.9), (1, 0.5), (2, 0.5))]
+    for method in ("soft", "hard", "greedy"):
+        result = _vote(members, method, temperature=method != "hard", rounds=25, val_y=val_y, test_y=test_y,
+                       metric="accuracy")
+        result.extra.update(metric="accuracy", tta_choice=None)
+        result.extra["below_its_best"] = below_its_best(result, n)
+        result.folder = tmp_path
+        assert result.best_member == 0
+        if method == "greedy":  # it gives way to the best member alone
+            assert result.extra["below_its_best"] is None and result.val["top1"] >= result.best_member_val["top1"]
+            continue
+        assert result.val["top1"] < result.best_member_val["top1"] - 0.02  # the weaker two pull it down
+        print_scores(result)
+        notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+        assert len(notes) == 1 and f"this {method} vote scores {result.val['top1']:.2%}, below trial #0 alone " \
+            f"({result.best_member_val['top1']:.2%})" in notes[0] and "--method greedy" in notes[0], notes
+    # members alike: no note
+    alike = [Member(number, Path("unused"), {}, probs(val_y, 0.9, 4.0), probs(test_y, 0.9, 4.0), 0.9)
+             for number in (0, 1, 2)]
+    result = _vote(alike, "soft", temperature=True, rounds=25, val_y=val_y, test_y=test_y, metric="accuracy")
+    result.extra.update(metric="accuracy")
+    assert below_its_best(result, n) is None

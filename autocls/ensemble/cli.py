@@ -71,7 +71,9 @@ def print_scores(result) -> None:
         balanced, weakest = result.extra["per_class_test"]
         per_class = (f"ensemble per class on test: balanced accuracy {balanced:.2%}, lowest "
                      + ", ".join(f"{name} {accuracy:.2%} of {count}" for name, accuracy, count in weakest))
-    lines = [f"vote shares {shares}", result.extra.get("tta_choice"), per_class, f"saved to {result.folder}",
+    below = result.extra.get("below_its_best")
+    lines = [f"vote shares {shares}", result.extra.get("tta_choice"), below and f"note: {below}", per_class,
+             f"saved to {result.folder}",
              predict_hint(result.folder)]
     for line in filter(None, lines):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
