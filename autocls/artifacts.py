@@ -7,6 +7,8 @@ A run's folder holds::
     best.safetensors    the best epoch's weights (safetensors metadata: that epoch)
     val_probs.npz       that epoch's val class probabilities (and the epoch)
     test_probs.npz      test class probabilities of the same weights (and the epoch)
+    tta_<mode>.npz      val and test probabilities of the same weights with test-time augmentation (``flip``,
+                        ``flip-translate``), as the first ensemble that needed them computed them (and the epoch)
     result.json         the run's summary: status, best epoch, classes, normalisation
     history.json        every evaluated epoch's metrics
     last.pt             for resuming: model, optimizer, schedule, RNG (torch.save of tensors and plain data)
@@ -66,8 +68,11 @@ HISTORY_FILE = "history.json"
 CHECKPOINT_FILE = "last.pt"
 ERROR_FILE = "error.txt"
 PROBS_FILES = {"val": "val_probs.npz", "test": "test_probs.npz"}
+# the views autocls.inference.TTA_MODES adds to the plain pass, one file each
+TTA_FILES = {"flip": "tta_flip.npz", "flip-translate": "tta_flip-translate.npz"}
 SPLIT_FILE = "split.npz"  # the study's train/val/test split, at the store's root
-RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, RESULT_FILE, HISTORY_FILE, CHECKPOINT_FILE, ERROR_FILE, *PROBS_FILES.values())
+RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, RESULT_FILE, HISTORY_FILE, CHECKPOINT_FILE, ERROR_FILE, *PROBS_FILES.values(),
+             *TTA_FILES.values())
 
 
 def config_hash(config: dict) -> str:
@@ -353,8 +358,9 @@ class TrialArtifacts:
         self._write(CONFIG_FILE, yaml.safe_dump(config, sort_keys=False).encode())
 
     def save_best(self, model: torch.nn.Module, val_probs: np.ndarray, epoch: int) -> None:
-        """A new best epoch: its val probabilities, then its weights; older test probabilities go."""
+        """A new best epoch: its val probabilities, then its weights; older test and TTA probabilities go."""
         self.store.delete(self._name(PROBS_FILES["test"]))
+        self.delete_tta_probs()
         self.save_probs("val", val_probs, epoch)
         self._write(WEIGHTS_FILE, weights_bytes(model, metadata={"epoch": str(epoch)}))
         self._fetched.pop(WEIGHTS_FILE, None)
@@ -363,6 +369,17 @@ class TrialArtifacts:
         buffer = io.BytesIO()
         np.savez(buffer, probs=np.asarray(probs, dtype=np.float32), epoch=np.int64(epoch))
         self._write(PROBS_FILES[split], buffer.getvalue())
+
+    def save_tta_probs(self, mode: str, val_probs: np.ndarray, test_probs: np.ndarray, epoch: int) -> None:
+        """The val and test probabilities of the ``epoch``'s weights with test-time augmentation ``mode``."""
+        buffer = io.BytesIO()
+        np.savez(buffer, val=np.asarray(val_probs, dtype=np.float32), test=np.asarray(test_probs, dtype=np.float32),
+                 epoch=np.int64(epoch))
+        self._write(TTA_FILES[mode], buffer.getvalue())
+
+    def delete_tta_probs(self) -> None:
+        for name in TTA_FILES.values():
+            self.store.delete(self._name(name))
 
     def save_checkpoint(self, **state) -> None:
         """``torch.save`` of tensors and plain data only (``weights_only=True`` reads it), with the run's identity."""
@@ -403,6 +420,23 @@ class TrialArtifacts:
             return None
         with np.load(io.BytesIO(data)) as z:
             return z["probs"], int(z["epoch"])
+
+    def load_tta_probs(self, mode: str, epoch: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The val and test probabilities with test-time augmentation ``mode`` of the ``epoch``'s weights, or None
+        (never computed, or of another epoch's).
+
+        Example:
+            >>> import tempfile
+            >>> art = TrialArtifacts(tempfile.mkdtemp())
+            >>> art.save_tta_probs("flip", np.full((2, 3), 1 / 3), np.full((4, 3), 1 / 3), epoch=7)
+            >>> [p.shape for p in art.load_tta_probs("flip", epoch=7)], art.load_tta_probs("flip", epoch=8)
+            ([(2, 3), (4, 3)], None)
+        """
+        data = self._read(TTA_FILES[mode])
+        if data is None:
+            return None
+        with np.load(io.BytesIO(data)) as z:
+            return (z["val"], z["test"]) if int(z["epoch"]) == epoch else None
 
     def load_config(self) -> dict | None:
         data = self._read(CONFIG_FILE)
