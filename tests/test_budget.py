@@ -447,6 +447,39 @@ def test_near_the_deadline_only_models_that_fit_are_proposed(tmp_path):
     assert not [t for t in study.trials if t.state == TrialState.PRUNED]  # none proposed only to be turned away
 
 
+def test_a_stop_would_idle_the_slot_only_where_no_trial_can_start_in_the_budgets_time_left(tmp_path):
+    """The searcher tells ASHA when a trial it stops would leave its slot idle (SeedKeepingASHA then lets it run
+    on): with a time budget whose time left fits no first rung, and no other running trial to take its cores."""
+    import optuna
+
+    from autocls.artifacts import ArtifactStore
+    from autocls.search.budget import BudgetPlan
+    from autocls.search.cores import CoreHandOver
+    from autocls.search.searcher import OptunaSearcher
+
+    space = SearchSpace.from_yaml("fixed: {model: resnet9, width: 0.5}\n"
+                                  "params: {momentum: {type: float, low: 0.8, high: 0.9}}\n")
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("uid", "u")
+    p = BudgetPlan({"resnet9@0.5": 30.0}, {"resnet9@0.5": 8}, {}, grace_period=1)
+
+    def searcher(seconds_left: float | None, **kwargs) -> OptunaSearcher:
+        made = OptunaSearcher(study, space, ArtifactStore(tmp_path), extra_config={}, plan=p, trial_deadline=None
+                              if seconds_left is None else time.time() + seconds_left, **kwargs)
+        made.suggest("running")  # the trial ASHA would stop
+        return made
+
+    alone = searcher(10**4)
+    assert not alone.stop_would_idle()  # another trial could start in its place
+    alone.trial_deadline = time.time() + 20
+    assert p.shortest_rung() > 20 and alone.stop_would_idle()  # a trial's first rung takes longer than the time left
+    assert not searcher(None).stop_would_idle()  # no time budget: stopping it ends the search sooner
+    shared = searcher(10**4, cores=CoreHandOver(tmp_path / "cores", 2, 1))
+    shared.suggest("another")
+    shared.trial_deadline = time.time() + 20
+    assert len(shared.live) == 2 and not shared.stop_would_idle()  # its cores would go to the other running trial
+
+
 def test_a_trial_that_may_end_at_the_deadline_is_told_to_keep_time_for_the_closings_views(tmp_path):
     """The searcher hands the trainer the passes a trial keeps time for: the closing's views where the trial is
     sized to the deadline and trains with mirror flips (the closing tries TTA then), its own pass otherwise."""
@@ -638,7 +671,8 @@ def test_the_cpu_preset_trains_large_photos_at_32_pixels_on_time(cifar10_jpg_sub
     study = run_search(str(folder), n_trials=None, time_budget_s=budget, gpus_per_trial=0, studies_dir=tmp_path / "s")
     assert time.time() - started < budget + 30
     assert "space: images of 341x256 train at 32x32, its image_size" in capsys.readouterr().err
-    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    # that ran: a proposal near the deadline whose first rung could not end in time is PRUNED without a folder
+    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and "trial_key" in t.user_attrs]
     assert done and all(trial_artifacts(study, t).load_config()["image_size"] == 32 for t in done)
     # each trial's worker held them at 32 px; a trial's folder, predicted from, decodes files at the folder's size
     # (those that ran to their end or to the budget's: one that ASHA stopped leaves no result, and on 240 photos the

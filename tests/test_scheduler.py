@@ -25,6 +25,21 @@ def test_a_seed_below_the_cutoff_continues_and_sets_the_cutoff_for_others():
     assert scheduler.on_trial_result(None, late, {"epoch": 1, "val_acc": 0.30}) == TrialScheduler.STOP
 
 
+def test_a_trial_below_the_cutoff_runs_on_where_its_slot_would_stay_idle():
+    """Regression: a 2-minute continuation of a CIFAR-10 search stopped a 2-epoch trial after its first epoch with
+    48 s left, in which no trial could start: its second epoch was lost to nothing."""
+    idle = [False]
+    scheduler = SeedKeepingASHA(time_attr="epoch", metric="val_acc", mode="max", max_t=24, grace_period=1,
+                                reduction_factor=3, stop_would_idle=lambda: idle[0])
+    first, early, late = (SimpleNamespace(trial_id=name, config={}) for name in ("first", "early", "late"))
+    for trial in (first, early, late):
+        scheduler.on_trial_add(None, trial)
+    assert scheduler.on_trial_result(None, first, {"epoch": 1, "val_acc": 0.6255}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, early, {"epoch": 1, "val_acc": 0.597}) == TrialScheduler.STOP
+    idle[0] = True  # no further trial can start in the time left
+    assert scheduler.on_trial_result(None, late, {"epoch": 1, "val_acc": 0.597}) == TrialScheduler.CONTINUE
+
+
 def test_a_search_runs_its_seed_recipes_to_the_end_though_one_starts_slower(tmp_path):
     """Regression: ASHA stopped a space's second seed recipe at epoch 1, against the first seed's value there."""
     from autocls.search import run_search

@@ -363,7 +363,7 @@ def run_search(dataset: str | None = None, space: str | Path | SearchSpace | Non
                                   data_size=data_size)
         scheduler = SeedKeepingASHA(time_attr="epoch", max_t=space.max_epochs,
                                   grace_period=budget_plan.grace_period if budget_plan else space.grace_period,
-                                  reduction_factor=space.reduction_factor)
+                                  reduction_factor=space.reduction_factor, stop_would_idle=searcher.stop_would_idle)
         trainable = tune.with_resources(run_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         tuner = None if out_of_time else tune.Tuner(
             trainable,

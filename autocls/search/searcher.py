@@ -227,6 +227,19 @@ class OptunaSearcher(Searcher):
         return (self.budget is not None and self.started >= self.budget) or self.out_of_time or (
             self.deadline is not None and time.time() >= self.deadline)
 
+    def stop_would_idle(self) -> bool:
+        """Whether a running trial stopped now would leave its slot idle to the budget's end: a time budget, in whose
+        time left no further trial can start (nor reach a first rung), and no other running trial to take its cores.
+
+        Without a time budget a trial stopped at the end of the search ends the search sooner; with one, the time
+        is the user's to fill (:class:`~autocls.search.scheduler.SeedKeepingASHA` lets such a trial run on).
+        """
+        if self.trial_deadline is None:
+            return False
+        no_more = self.starts_no_more or (self.plan is not None and self._seconds_left() < self.plan.shortest_rung())
+        takes_its_cores = self.cores is not None and len(self.live) > 1
+        return no_more and not takes_its_cores
+
     def _share_idle_cores(self) -> None:
         if self.cores is not None and self.live and self.starts_no_more:
             self.cores.share([live.trial.number for live in self.live.values()])
