@@ -538,8 +538,8 @@ def test_tta_members_are_all_priced_before_any_is_recomputed(searched_with_flips
 def test_the_views_an_ensemble_computed_are_kept_with_the_trials_and_read_by_the_next(searched_with_flips,
                                                                                      monkeypatch):
     """Regression: each `build-ensemble` after a 5-minute CPU search of CIFAR-10 photos ran its members' flip and
-    flip-translate views again, which the search's closing ensemble (or the build before) had run: 57 s, and 4.6 s
-    with them kept."""
+    flip-translate views again, which the search's closing ensemble (or the build before) had run: 26.6 s, and 4.5 s
+    with them kept (benchmarks/ensemble_views.py)."""
     import autocls.ensemble.build as build
     from autocls.inference import load_trained_model
 

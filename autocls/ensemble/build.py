@@ -396,8 +396,8 @@ def _recompute_with_tta(members: list[Member], data, tta: str, deadline: float |
     one by one, a closing whose last member did not fit computed and threw away the views of the others.)
 
     A trial's views are kept with its files once computed (:meth:`~autocls.artifacts.TrialArtifacts.save_tta_probs`)
-    and read from there after: ``build-ensemble --top 5`` after a 5-minute CPU search of CIFAR-10 photos took 57 s,
-    most of it running views its members had run before, and 4.6 s with them kept (2026-12-07).
+    and read from there after: after a 5-minute CPU search of CIFAR-10 photos, ``build-ensemble --tta
+    flip-translate`` took 26.6 s, and 4.5 s with the views kept (``benchmarks/ensemble_views.py``, 2026-12-07).
     """
     from autocls.data.augment import BatchAugment
     from autocls.inference import load_trained_model, predict_proba, resolve_device, trained_precision, translated_views
