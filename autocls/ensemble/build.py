@@ -423,17 +423,17 @@ def _recompute_with_tta(members: list[Member], data, tta: str, deadline: float |
             return probs
         return with_views
 
-    kept = {id(m): m.artifacts.load_tta_probs(tta, m.epoch) if m.artifacts else None for m in members}
-    unkept = [m for m in members if kept[id(m)] is None]
+    kept = [m.artifacts.load_tta_probs(tta, m.epoch) if m.artifacts else None for m in members]
+    unkept = [m for m, probs in zip(members, kept) if probs is None]
     views = [views_of(m) for m in unkept]
     if deadline is not None and unkept:
         needed = sum(_views_seconds(with_views, m, data) for with_views, m in zip(views, unkept))
         if time.time() + needed > deadline:
             who = unkept[0].label if len(unkept) == 1 else f"the {len(unkept)} members"
             return f"{who} would take ~{needed:.0f} s, {max(0.0, deadline - time.time()):.0f} s of the budget are left"
-    for m in members:
-        if kept[id(m)] is not None:
-            m.val_probs, m.test_probs = kept[id(m)]
+    for m, probs in zip(members, kept):
+        if probs is not None:
+            m.val_probs, m.test_probs = probs
     for with_views, m in zip(views, unkept):
         m.val_probs, m.test_probs = with_views(data.val_x, m.val_probs), with_views(data.test_x, m.test_probs)
         if m.artifacts is not None:

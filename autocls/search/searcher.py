@@ -81,9 +81,8 @@ class OptunaSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict | None:
         if self.deadline is not None and time.time() >= self.deadline:
             return Searcher.FINISHED
-        if self.plan is not None and self.started and self._seconds_left() < self.plan.shortest_rung():
-            # not even the fastest config would reach its first rung: nothing more starts, so
-            # the cores of idle slots can go to the running trials now, not at the deadline
+        if self.started and self._no_first_rung_fits():
+            # nothing more starts: the cores of idle slots can go to the running trials now, not at the deadline
             self.out_of_time = True
             self._share_idle_cores()
             return Searcher.FINISHED
@@ -134,6 +133,10 @@ class OptunaSearcher(Searcher):
 
     def _seconds_left(self) -> float:
         return self.trial_deadline - time.time() if self.trial_deadline is not None else float("inf")
+
+    def _no_first_rung_fits(self) -> bool:
+        """Not even the plan's fastest config would reach its first rung in the time left."""
+        return self.plan is not None and self._seconds_left() < self.plan.shortest_rung()
 
     def _ask(self, tries: int = 20) -> tuple[optuna.Trial, dict] | None:
         """A new trial that can finish an epoch before the deadline, or None.
@@ -236,7 +239,7 @@ class OptunaSearcher(Searcher):
         """
         if self.trial_deadline is None:
             return False
-        no_more = self.starts_no_more or (self.plan is not None and self._seconds_left() < self.plan.shortest_rung())
+        no_more = self.starts_no_more or self._no_first_rung_fits()
         takes_its_cores = self.cores is not None and len(self.live) > 1
         return no_more and not takes_its_cores
 
